@@ -1,0 +1,131 @@
+//! The guest agent: PID 1 of the VM. It sets the guest up, runs the plan the host left in
+//! the results folder, reports every step as an event on its own serial port, and powers off.
+
+use crate::event::Event;
+use crate::executor::{self, ExecConfig};
+use crate::guest_setup::{self as setup, paths};
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// What the host asks the guest to run; written to `<run_dir>/plan.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GuestPlan {
+    pub scenarios: Vec<Scenario>,
+}
+
+pub const PLAN_FILE: &str = "plan.json";
+
+/// The agent's event port: raw mode, so lines arrive as written.
+struct EventPort {
+    out: Box<dyn Write>,
+}
+
+impl EventPort {
+    fn open() -> EventPort {
+        let out: Box<dyn Write> = match std::fs::OpenOptions::new()
+            .write(true)
+            .open(paths::EVENTS_TTY)
+        {
+            Ok(f) => {
+                if let Ok(mut t) = nix::sys::termios::tcgetattr(&f) {
+                    nix::sys::termios::cfmakeraw(&mut t);
+                    let _ = nix::sys::termios::tcsetattr(
+                        &f,
+                        nix::sys::termios::SetArg::TCSANOW,
+                        &t,
+                    );
+                }
+                Box::new(f)
+            }
+            Err(e) => {
+                eprintln!("crtest-agent: cannot open {}: {e}", paths::EVENTS_TTY);
+                Box::new(std::io::stderr())
+            }
+        };
+        EventPort { out }
+    }
+
+    fn send(&mut self, ev: &Event) {
+        let _ = self.out.write_all(ev.to_line().as_bytes());
+        let _ = self.out.flush();
+    }
+}
+
+/// Runs the agent; never returns (powers the VM off).
+pub fn main() -> ! {
+    std::env::set_var(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    if nix::unistd::getpid().as_raw() != 1 {
+        eprintln!("crtest-agent: must run as PID 1 inside the cr-tests guest");
+        std::process::exit(2);
+    }
+    let mut port = None;
+    if let Err(message) = run(&mut port) {
+        eprintln!("crtest-agent: {message}");
+        port.get_or_insert_with(EventPort::open)
+            .send(&Event::AgentError { message });
+    }
+    power_off()
+}
+
+fn run(port: &mut Option<EventPort>) -> Result<(), String> {
+    setup::early_mounts().map_err(|e| e.to_string())?;
+    let port = port.insert(EventPort::open());
+    let mut notes = setup::load_boot_modules();
+    setup::wait_for(paths::ROOT_DEVICE, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+    setup::switch_root().map_err(|e| e.to_string())?;
+    setup::root_mounts().map_err(|e| e.to_string())?;
+    let _ = nix::unistd::sethostname("crtest-guest");
+    notes.extend(setup::load_modules(setup::CRIU_MODULES));
+    if let Err(e) = setup::loopback_up() {
+        notes.push(format!("lo up: {e}"));
+    }
+    let criu_version = crate::command::run("criu", &["--version".into()], Duration::from_secs(30))
+        .ok()
+        .and_then(|r| crate::criu::parse_version(&r.output));
+    port.send(&Event::AgentReady {
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        criu_version,
+        uptime_ms: setup::uptime_ms(),
+        notes,
+    });
+
+    let results = Path::new(paths::RESULTS);
+    let plan_path = results.join(PLAN_FILE);
+    let text = std::fs::read_to_string(&plan_path)
+        .map_err(|e| format!("cannot read {}: {e}", plan_path.display()))?;
+    let plan: GuestPlan = serde_json::from_str(&text)
+        .map_err(|e| format!("bad plan {}: {e}", plan_path.display()))?;
+    let cfg = ExecConfig {
+        work_root: paths::WORK.into(),
+        run_dir: results.to_path_buf(),
+        bin_dir: paths::BIN.into(),
+        criu: "criu".into(),
+    };
+    for sc in &plan.scenarios {
+        port.send(&Event::ScenarioStarted {
+            name: sc.name.clone(),
+        });
+        let result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
+        executor::reap_orphans();
+        port.send(&Event::ScenarioFinished { result });
+    }
+    port.send(&Event::Done);
+    Ok(())
+}
+
+fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::mount::umount(paths::RESULTS);
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,526 @@
+//! Runs one scenario's steps against a workload with criu: the same code in the guest agent
+//! and in `crtest run --host`.
+//!
+//! The workload protocol (see `workloads/src/protocol.rs`): in its working directory a
+//! workload writes `ready` once set up, keeps `progress` (a growing number) up to date, and
+//! on SIGTERM checks its own state and writes its verdict to `result`.
+
+use crate::command::{self, Ran};
+use crate::criu;
+use crate::errno;
+use crate::event::Event;
+use crate::kmsg::KmsgWindow;
+use crate::outcome::{Failure, Outcome, Phases, ScenarioResult, StepRecord};
+use crate::scenario::{Scenario, StepKind};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where the executor works and what it runs.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// Each scenario gets a fresh directory under this one.
+    pub work_root: PathBuf,
+    /// The run directory: kept files go to `<run_dir>/scenarios/<name>/`.
+    pub run_dir: PathBuf,
+    /// Where the workload binaries are.
+    pub bin_dir: PathBuf,
+    /// The criu binary.
+    pub criu: String,
+}
+
+/// The verdict a workload writes to `result`.
+#[derive(Debug, Deserialize)]
+struct Verdict {
+    ok: bool,
+    detail: String,
+    progress: u64,
+}
+
+/// How long to wait, after a restore, for the workload to show it works again.
+const CONTINUITY_WAIT: Duration = Duration::from_secs(20);
+
+struct Run<'a> {
+    cfg: &'a ExecConfig,
+    sc: &'a Scenario,
+    work: PathBuf,
+    deadline: Instant,
+    pid: Option<Pid>,
+    /// The workload's progress read right before the last checkpoint.
+    progress_at_checkpoint: u64,
+    detail: Option<String>,
+}
+
+/// Runs `sc` to its end and returns its result; `emit` receives step events as they happen.
+pub fn run_scenario(
+    cfg: &ExecConfig,
+    sc: &Scenario,
+    emit: &mut dyn FnMut(Event),
+) -> ScenarioResult {
+    let started = Instant::now();
+    let work = cfg.work_root.join(&sc.name);
+    let mut run = Run {
+        cfg,
+        sc,
+        work: work.clone(),
+        deadline: started + Duration::from_secs(sc.timeout_s),
+        pid: None,
+        progress_at_checkpoint: 0,
+        detail: None,
+    };
+    let mut phases = Phases::default();
+    let mut steps = Vec::new();
+    let mut failure = None;
+    let mut outcome = Outcome::Pass;
+
+    if let Err(f) = prepare_dir(&work) {
+        failure = Some(f);
+        outcome = Outcome::Error;
+    }
+    for planned in &sc.steps {
+        if failure.is_some() {
+            break;
+        }
+        let step = planned.kind.as_str().to_string();
+        emit(Event::StepStarted {
+            scenario: sc.name.clone(),
+            step: step.clone(),
+            iteration: planned.iteration,
+        });
+        let mut kmsg = KmsgWindow::open();
+        let t = Instant::now();
+        let res = run.step(planned.kind, planned.iteration);
+        let ms = t.elapsed().as_millis() as u64;
+        phases.add(planned.kind, ms);
+        steps.push(StepRecord {
+            step: step.clone(),
+            iteration: planned.iteration,
+            ms,
+            ok: res.is_ok(),
+        });
+        emit(Event::StepFinished {
+            scenario: sc.name.clone(),
+            step,
+            iteration: planned.iteration,
+            ms,
+            ok: res.is_ok(),
+        });
+        if let Err(StepError { outcome: o, failure: mut f }) = res {
+            f.dmesg = kmsg.drain();
+            outcome = o;
+            failure = Some(f);
+        }
+    }
+    run.cleanup();
+    let artifacts = keep_artifacts(cfg, sc, &work, failure.is_some());
+    let _ = std::fs::remove_dir_all(&work);
+    ScenarioResult {
+        name: sc.name.clone(),
+        outcome,
+        duration_ms: started.elapsed().as_millis() as u64,
+        phases,
+        steps,
+        detail: run.detail,
+        failure,
+        artifacts,
+    }
+}
+
+struct StepError {
+    outcome: Outcome,
+    failure: Failure,
+}
+
+impl StepError {
+    fn fail(step: StepKind, message: impl Into<String>) -> StepError {
+        StepError {
+            outcome: Outcome::Fail,
+            failure: Failure {
+                step: step.as_str().into(),
+                message: message.into(),
+                ..Failure::default()
+            },
+        }
+    }
+    fn with_outcome(mut self, outcome: Outcome) -> StepError {
+        self.outcome = outcome;
+        self
+    }
+}
+
+fn prepare_dir(work: &Path) -> Result<(), Failure> {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).map_err(|e| Failure {
+        step: "start".into(),
+        message: format!("cannot create working directory {}: {e}", work.display()),
+        errno: e.raw_os_error().and_then(errno::name),
+        ..Failure::default()
+    })
+}
+
+impl Run<'_> {
+    fn step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+        if Instant::now() >= self.deadline {
+            return Err(StepError::fail(
+                kind,
+                format!("scenario time limit of {} s reached", self.sc.timeout_s),
+            )
+            .with_outcome(Outcome::Timeout));
+        }
+        match kind {
+            StepKind::Start => self.start(),
+            StepKind::WaitReady => self.wait_ready(),
+            StepKind::Checkpoint => self.checkpoint(iteration),
+            StepKind::Restore => self.restore(iteration),
+            StepKind::Verify => self.verify(),
+        }
+    }
+
+    /// The time this step may take: the step limit, cut by what is left of the scenario's.
+    fn step_budget(&self) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        left.min(Duration::from_secs(self.sc.step_timeout_s))
+    }
+
+    fn start(&mut self) -> Result<(), StepError> {
+        let program = self.cfg.bin_dir.join(&self.sc.workload);
+        let log = std::fs::File::create(self.work.join("workload.log")).map_err(|e| {
+            StepError::fail(StepKind::Start, format!("cannot create workload.log: {e}"))
+                .with_outcome(Outcome::Error)
+        })?;
+        let log2 = log.try_clone().expect("dup of a fresh file");
+        let mut cmd = std::process::Command::new(&program);
+        cmd.args(&self.sc.args)
+            .current_dir(&self.work)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // SAFETY: setsid is async-signal-safe; the workload becomes a session and process
+        // group leader, so criu can dump its tree without a shell job and we can kill it whole.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
+        }
+        let child = cmd.spawn().map_err(|e| {
+            let mut err = StepError::fail(
+                StepKind::Start,
+                format!("cannot start workload {}: {e}", program.display()),
+            )
+            .with_outcome(Outcome::Error);
+            err.failure.command = Some(command::command_line(
+                &program.display().to_string(),
+                &self.sc.args,
+            ));
+            err.failure.errno = e.raw_os_error().and_then(errno::name);
+            err
+        })?;
+        // The child is waited for with waitpid (it may be restored later under the same pid).
+        self.pid = Some(Pid::from_raw(child.id() as i32));
+        Ok(())
+    }
+
+    fn wait_ready(&mut self) -> Result<(), StepError> {
+        let limit = Instant::now() + self.step_budget();
+        let ready = self.work.join("ready");
+        while !ready.exists() {
+            if let Some(gone) = self.exited() {
+                return Err(self.workload_died(StepKind::WaitReady, gone));
+            }
+            if Instant::now() >= limit {
+                return Err(StepError::fail(
+                    StepKind::WaitReady,
+                    "the workload did not become ready in time",
+                )
+                .with_outcome(Outcome::Timeout));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, iteration: u32) -> Result<(), StepError> {
+        let pid = self.pid.expect("started before checkpoint");
+        self.progress_at_checkpoint = self.progress().unwrap_or(0);
+        let images = self.work.join(format!("images-{iteration}"));
+        std::fs::create_dir_all(&images).map_err(|e| {
+            StepError::fail(StepKind::Checkpoint, format!("cannot create {}: {e}", images.display()))
+                .with_outcome(Outcome::Error)
+        })?;
+        let log = self.work.join(format!("dump-{iteration}.log"));
+        let args = criu::dump_args(pid.as_raw(), &images, &log);
+        let ran = self.criu(StepKind::Checkpoint, &args, &log)?;
+        // The dump killed the tree: collect the root so its pid is free for the restore.
+        if !reap(pid, Duration::from_secs(10)) {
+            let mut e = StepError::fail(
+                StepKind::Checkpoint,
+                format!("criu dump succeeded but process {pid} is still there"),
+            );
+            e.failure.command = Some(ran.command);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, iteration: u32) -> Result<(), StepError> {
+        let images = self.work.join(format!("images-{iteration}"));
+        let log = self.work.join(format!("restore-{iteration}.log"));
+        let pidfile = self.work.join(format!("restore-{iteration}.pid"));
+        let args = criu::restore_args(&images, &log, &pidfile);
+        let ran = self.criu(StepKind::Restore, &args, &log)?;
+        let restored = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        let old = self.pid.expect("started before restore");
+        match restored {
+            Some(p) if p == old.as_raw() => {}
+            other => {
+                let mut e = StepError::fail(
+                    StepKind::Restore,
+                    format!("criu restored pid {other:?}, but the workload's pid was {old}"),
+                );
+                e.failure.command = Some(ran.command);
+                return Err(e);
+            }
+        }
+        self.continuity()
+    }
+
+    /// After a restore the workload must go on from where it was: its progress never goes
+    /// back below the value read before the checkpoint, and it grows again.
+    fn continuity(&mut self) -> Result<(), StepError> {
+        let before = self.progress_at_checkpoint;
+        let limit = Instant::now() + self.step_budget().min(CONTINUITY_WAIT);
+        loop {
+            let now = self.progress();
+            match now {
+                Some(p) if p < before => {
+                    return Err(StepError::fail(
+                        StepKind::Restore,
+                        format!("progress went back from {before} to {p}: the workload lost its state"),
+                    ))
+                }
+                Some(p) if p > before => return Ok(()),
+                _ => {}
+            }
+            if let Some(gone) = self.exited() {
+                return Err(self.workload_died(StepKind::Restore, gone));
+            }
+            if Instant::now() >= limit {
+                return Err(StepError::fail(
+                    StepKind::Restore,
+                    format!(
+                        "the restored workload made no progress (stuck at {}, was {before} at the checkpoint)",
+                        now.map_or("nothing".to_string(), |p| p.to_string())
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn verify(&mut self) -> Result<(), StepError> {
+        let pid = self.pid.expect("started before verify");
+        let _ = kill(pid, Signal::SIGTERM);
+        let limit = Instant::now() + self.step_budget();
+        let status = loop {
+            if let Some(s) = self.exited() {
+                break s;
+            }
+            if Instant::now() >= limit {
+                return Err(StepError::fail(
+                    StepKind::Verify,
+                    "the workload did not finish its check in time",
+                )
+                .with_outcome(Outcome::Timeout));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let verdict = self.verdict().ok_or_else(|| self.workload_died(StepKind::Verify, status))?;
+        self.detail = Some(verdict.detail.clone());
+        if !verdict.ok || status != 0 {
+            let mut e = StepError::fail(
+                StepKind::Verify,
+                format!("the workload's check failed: {}", verdict.detail),
+            );
+            e.failure.exit_status = Some(status);
+            e.failure.first_error_line = Some(verdict.detail);
+            return Err(e);
+        }
+        if verdict.progress < self.progress_at_checkpoint {
+            return Err(StepError::fail(
+                StepKind::Verify,
+                format!(
+                    "final progress {} is below {} seen at the last checkpoint",
+                    verdict.progress, self.progress_at_checkpoint
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs criu; a failure carries the command, status, first error line and errno.
+    fn criu(&self, step: StepKind, args: &[String], log: &Path) -> Result<Ran, StepError> {
+        let ran = command::run(&self.cfg.criu, args, self.step_budget()).map_err(|e| {
+            let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
+            err.failure.command = Some(e.command.clone());
+            err.failure.errno = e.source.raw_os_error().and_then(errno::name);
+            err
+        })?;
+        if ran.ok() {
+            return Ok(ran);
+        }
+        let log_text = std::fs::read_to_string(log).unwrap_or_default();
+        let first = criu::first_error_line(&log_text).or_else(|| ran.tail(1).pop());
+        let errno = first
+            .as_deref()
+            .and_then(errno::find)
+            .or_else(|| errno::find_in(log_text.lines().filter(|l| l.contains("Error"))));
+        let mut e = StepError::fail(
+            step,
+            if ran.timed_out {
+                format!("criu {} did not finish in time", args[0])
+            } else {
+                format!("criu {} exited with status {}", args[0], ran.status)
+            },
+        );
+        if ran.timed_out {
+            e.outcome = Outcome::Timeout;
+        }
+        e.failure.command = Some(ran.command.clone());
+        e.failure.exit_status = Some(ran.status);
+        e.failure.first_error_line = first;
+        e.failure.errno = errno;
+        Err(e)
+    }
+
+    fn progress(&self) -> Option<u64> {
+        std::fs::read_to_string(self.work.join("progress"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn verdict(&self) -> Option<Verdict> {
+        let text = std::fs::read_to_string(self.work.join("result")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The workload's exit status when it has exited (and was collected), else None.
+    fn exited(&mut self) -> Option<i32> {
+        let pid = self.pid?;
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                self.pid = None;
+                Some(code)
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                self.pid = None;
+                Some(128 + sig as i32)
+            }
+            Ok(_) => None,
+            // Not our child (any more): it is gone if kill(0) says so.
+            Err(_) => kill(pid, None).is_err().then(|| {
+                self.pid = None;
+                -1
+            }),
+        }
+    }
+
+    fn workload_died(&self, step: StepKind, status: i32) -> StepError {
+        let (detail, from) = match self.verdict() {
+            Some(v) => (v.detail, "its verdict"),
+            None => {
+                let log = std::fs::read_to_string(self.work.join("workload.log")).unwrap_or_default();
+                (
+                    command::tail_lines(&log, 1).pop().unwrap_or_default(),
+                    "its log",
+                )
+            }
+        };
+        let mut e = StepError::fail(
+            step,
+            format!("the workload exited with status {status}; {from}: {detail}"),
+        );
+        e.failure.exit_status = Some(status);
+        e.failure.errno = errno::find(&detail);
+        e.failure.first_error_line = (!detail.is_empty()).then_some(detail);
+        e
+    }
+
+    /// Kills whatever is left of the workload's process group and collects it.
+    fn cleanup(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+            let _ = kill(pid, Signal::SIGKILL);
+            reap(pid, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Waits for `pid` to exit and collects it; true when it is gone.
+fn reap(pid: Pid, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return true,
+            Err(_) => return kill(pid, None).is_err(),
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Collects every exited child (orphans re-parented to us). Call between scenarios only,
+/// when no command of ours is running.
+pub fn reap_orphans() {
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Copies the scenario's logs (and, when it failed, its images) into the run directory.
+fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, failed: bool) -> Vec<String> {
+    let rel = Path::new("scenarios").join(&sc.name);
+    let dest = cfg.run_dir.join(&rel);
+    if std::fs::create_dir_all(&dest).is_err() {
+        return Vec::new();
+    }
+    let mut kept = Vec::new();
+    let Ok(entries) = std::fs::read_dir(work) else {
+        return kept;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let n = name.to_string_lossy();
+        let src = work.join(&name);
+        let wanted = n.ends_with(".log") || n == "result" || n == "ready";
+        let images = n.starts_with("images-") && failed;
+        if wanted && std::fs::copy(&src, dest.join(&name)).is_ok() {
+            kept.push(rel.join(&name).display().to_string());
+        } else if images && copy_dir(&src, &dest.join(&name)).is_ok() {
+            kept.push(rel.join(&name).display().to_string());
+        }
+    }
+    kept
+}
+
+fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `crtest run --host`: the same executor on the host's own kernel with the host's criu.
+//! Root only; it touches no process it did not start.
+
+use crate::executor::{self, ExecConfig};
+use crate::progress::{Progress, Reporter};
+use crate::results::{CellReport, KernelInfo, QemuInfo, ResultsError, RunDir, UserlandInfo};
+use crate::scenario::Scenario;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("--host runs criu on this machine's kernel and needs root; run it as root (sudo) or drop --host to use a VM")]
+    NotRoot,
+    #[error("criu is not installed on this host: {0} (install it with: apt-get install -y criu)")]
+    NoCriu(String),
+    #[error("guest binaries: {0}")]
+    GuestBuild(#[from] crate::guest_build::GuestBuildError),
+    #[error("cannot create a working directory: {0}")]
+    WorkDir(std::io::Error),
+    #[error("cannot become a child subreaper: {0}")]
+    Subreaper(nix::errno::Errno),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+}
+
+impl HostError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            HostError::NotRoot => 2,
+            _ => 3,
+        }
+    }
+}
+
+pub fn run_host(
+    scenarios: &[Scenario],
+    run: &mut RunDir,
+    reporter: &mut dyn Reporter,
+) -> Result<(), HostError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(HostError::NotRoot);
+    }
+    let criu = crate::command::run("criu", &["--version".into()], Duration::from_secs(30))
+        .map_err(|e| HostError::NoCriu(e.to_string()))?;
+    let criu_version = crate::criu::parse_version(&criu.output);
+    let t = Instant::now();
+    let bins = crate::guest_build::build()?;
+    reporter.on(&Progress::Prepared {
+        what: "workload binaries".into(),
+        ms: t.elapsed().as_millis() as u64,
+    });
+    // Restored trees are re-parented to us, so we can wait for them as for our own children.
+    nix::sys::prctl::set_child_subreaper(true).map_err(HostError::Subreaper)?;
+    let work = tempfile::Builder::new()
+        .prefix("crtest-host-")
+        .tempdir()
+        .map_err(HostError::WorkDir)?;
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let config = std::path::PathBuf::from(format!("/boot/config-{release}"));
+    run.report.cells.push(CellReport {
+        id: format!("host-{release}"),
+        kernel: KernelInfo {
+            release,
+            source: "host".into(),
+            missing_options: crate::kernel_config::check_file(&config),
+        },
+        userland: UserlandInfo {
+            suite: "host".into(),
+            criu: criu_version,
+            lxc: None,
+        },
+        qemu: QemuInfo {
+            accel: "none".into(),
+            ..QemuInfo::default()
+        },
+        ..CellReport::default()
+    });
+    let index = run.report.cells.len() - 1;
+    run.save()?;
+    let cfg = ExecConfig {
+        work_root: work.path().to_path_buf(),
+        run_dir: run.dir.clone(),
+        bin_dir: bins.dir.clone(),
+        criu: "criu".into(),
+    };
+    for sc in scenarios {
+        reporter.on(&Progress::ScenarioStarted {
+            name: sc.name.clone(),
+        });
+        let result = executor::run_scenario(&cfg, sc, &mut |ev| {
+            if let crate::event::Event::StepFinished {
+                scenario,
+                step,
+                iteration,
+                ms,
+                ok,
+            } = ev
+            {
+                reporter.on(&Progress::Step {
+                    scenario,
+                    step,
+                    iteration,
+                    ms,
+                    ok,
+                });
+            }
+        });
+        executor::reap_orphans();
+        reporter.on(&Progress::ScenarioFinished {
+            result: result.clone(),
+        });
+        run.report.cells[index].scenarios.push(result);
+        run.save()?;
+    }
+    Ok(())
+}

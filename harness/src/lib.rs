@@ -1,0 +1,24 @@
+//! cr-tests: a checkpoint/restart test and compatibility harness.
+//!
+//! Data flows one way: scenario files -> plan -> images -> VM -> guest agent runs the steps ->
+//! events + artifacts -> results. See DESIGN.md in the team's shared folder.
+
+pub mod agent;
+pub mod cli;
+pub mod command;
+pub mod criu;
+pub mod errno;
+pub mod event;
+pub mod executor;
+pub mod guest_build;
+pub mod guest_setup;
+pub mod host_run;
+pub mod junit;
+pub mod kernel_config;
+pub mod kmsg;
+pub mod outcome;
+pub mod progress;
+pub mod report;
+pub mod results;
+pub mod scenario;
+pub mod vm_run;

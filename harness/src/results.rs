@@ -1,0 +1,226 @@
+//! The run directory: `run.json` (rewritten atomically after every scenario), `junit.xml`,
+//! and the `latest` link. The format is documented in `results/README.md`.
+
+use crate::outcome::{Outcome, ScenarioResult};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Bumped when run.json changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot write results to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn write_err<'a>(path: &'a Path) -> impl FnOnce(std::io::Error) -> ResultsError + 'a {
+    move |source| ResultsError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub format_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    /// False while the run goes on (or when it was interrupted).
+    pub finished: bool,
+    pub crtest_version: String,
+    pub cells: Vec<CellReport>,
+}
+
+/// One kernel x userland pairing and what ran on it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CellReport {
+    pub id: String,
+    pub kernel: KernelInfo,
+    pub userland: UserlandInfo,
+    pub qemu: QemuInfo,
+    /// From QEMU start to the agent's ready event, first boot (ms).
+    pub boot_ms: Option<u64>,
+    /// Time spent preparing images (fetch, build, cache lookups), ms.
+    pub prepare_ms: u64,
+    /// Setup notes from the guest (modules that did not load, ...).
+    pub notes: Vec<String>,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KernelInfo {
+    pub release: String,
+    /// Where it came from: `debian:<package>=<version>` or the bzImage path; `host` with --host.
+    pub source: String,
+    /// Required options (kernel-config/) that this kernel's config lacks.
+    pub missing_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserlandInfo {
+    /// Debian suite, or `host`.
+    pub suite: String,
+    pub criu: Option<String>,
+    pub lxc: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QemuInfo {
+    /// `kvm`, `tcg`, or `none` with --host.
+    pub accel: String,
+    pub version: Option<String>,
+    /// Why not KVM, when TCG.
+    pub accel_note: Option<String>,
+    /// Number of guest boots (more than one when a guest died and the run went on).
+    pub boots: u32,
+}
+
+/// A run directory being written.
+pub struct RunDir {
+    pub dir: PathBuf,
+    pub report: RunReport,
+}
+
+impl RunDir {
+    /// Creates `<root>/<run_id>/` and points `<root>/latest` at it.
+    pub fn create(root: &Path) -> Result<RunDir, ResultsError> {
+        std::fs::create_dir_all(root).map_err(write_err(root))?;
+        let run_id = new_run_id();
+        let dir = root.join(&run_id);
+        std::fs::create_dir(&dir).map_err(write_err(&dir))?;
+        let latest = root.join("latest");
+        let _ = std::fs::remove_file(&latest);
+        let _ = std::os::unix::fs::symlink(&run_id, &latest);
+        let report = RunReport {
+            format_version: FORMAT_VERSION,
+            run_id,
+            started_at: rfc3339_now(),
+            finished: false,
+            crtest_version: env!("CARGO_PKG_VERSION").into(),
+            cells: Vec::new(),
+        };
+        let run = RunDir { dir, report };
+        run.save()?;
+        Ok(run)
+    }
+
+    /// Writes run.json atomically (a reader never sees half a file).
+    pub fn save(&self) -> Result<(), ResultsError> {
+        let path = self.dir.join("run.json");
+        let tmp = self.dir.join(".run.json.tmp");
+        let text = serde_json::to_string_pretty(&self.report).expect("report serialises");
+        std::fs::write(&tmp, text + "\n").map_err(write_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(write_err(&path))
+    }
+
+    /// Marks the run finished and writes run.json and junit.xml.
+    pub fn finish(&mut self) -> Result<(), ResultsError> {
+        self.report.finished = true;
+        self.save()?;
+        let path = self.dir.join("junit.xml");
+        std::fs::write(&path, crate::junit::render(&self.report)).map_err(write_err(&path))
+    }
+
+    /// True when any scenario's outcome makes the run fail.
+    pub fn any_bad(&self) -> bool {
+        self.report
+            .cells
+            .iter()
+            .flat_map(|c| &c.scenarios)
+            .any(|s| s.outcome.is_bad())
+    }
+}
+
+/// Counts of outcomes, in the vocabulary's order.
+pub fn counts(scenarios: &[ScenarioResult]) -> Vec<(Outcome, usize)> {
+    use Outcome::*;
+    [Pass, Fail, Skip, Xfail, Xpass, Error, Timeout, Panic]
+        .into_iter()
+        .map(|o| (o, scenarios.iter().filter(|s| s.outcome == o).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (date, time) = civil(now.as_secs());
+    format!(
+        "{}-{}-{:04x}",
+        date.replace('-', ""),
+        time.replace(':', ""),
+        (std::process::id() ^ now.subsec_nanos()) & 0xffff
+    )
+}
+
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (date, time) = civil(secs);
+    format!("{date}T{time}Z")
+}
+
+/// `("YYYY-MM-DD", "HH:MM:SS")` in UTC for seconds since the epoch.
+fn civil(secs: u64) -> (String, String) {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), ("1970-01-01".into(), "00:00:00".into()));
+        assert_eq!(
+            civil(1_795_719_867),
+            ("2026-11-26".into(), "19:04:27".into())
+        );
+    }
+
+    #[test]
+    fn run_dir_is_written_atomically_with_latest_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = RunDir::create(tmp.path()).unwrap();
+        assert!(run.dir.join("run.json").is_file());
+        let latest = std::fs::read_link(tmp.path().join("latest")).unwrap();
+        assert_eq!(latest, Path::new(&run.report.run_id));
+        run.finish().unwrap();
+        let back: RunReport =
+            serde_json::from_str(&std::fs::read_to_string(run.dir.join("run.json")).unwrap())
+                .unwrap();
+        assert!(back.finished);
+        assert!(run.dir.join("junit.xml").is_file());
+    }
+
+    #[test]
+    fn unwritable_root_names_the_path() {
+        let err = RunDir::create(Path::new("/proc/crtest-results"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("/proc/crtest-results"), "{err}");
+    }
+}

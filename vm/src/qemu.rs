@@ -1,0 +1,279 @@
+//! QEMU: choosing the accelerator, building the command line (pure functions), and a
+//! process guard that never leaves a QEMU behind.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// The accelerator to use, and why not KVM when it is TCG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelChoice {
+    pub accel: Accel,
+    pub why_not_kvm: Option<String>,
+}
+
+/// KVM when `/dev/kvm` opens read-write and the CPU shows `vmx` or `svm`; TCG otherwise.
+/// `CRTEST_ACCEL=tcg|kvm` forces one.
+pub fn detect_accel() -> AccelChoice {
+    match std::env::var("CRTEST_ACCEL").as_deref() {
+        Ok("tcg") => {
+            return AccelChoice {
+                accel: Accel::Tcg,
+                why_not_kvm: Some("CRTEST_ACCEL=tcg".into()),
+            }
+        }
+        Ok("kvm") => {
+            return AccelChoice {
+                accel: Accel::Kvm,
+                why_not_kvm: None,
+            }
+        }
+        _ => {}
+    }
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .err()
+        .map(|e| format!("/dev/kvm: {e}"));
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    choose_accel(dev, &cpuinfo)
+}
+
+/// Pure part of [`detect_accel`]: `dev_error` is the failure to open /dev/kvm, if any.
+pub fn choose_accel(dev_error: Option<String>, cpuinfo: &str) -> AccelChoice {
+    let has_virt = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    let why = match (dev_error, has_virt) {
+        (Some(e), _) => Some(e),
+        (None, false) => Some(
+            "/dev/kvm exists but the CPU shows no vmx/svm flag, so a KVM guest would hang".into(),
+        ),
+        (None, true) => None,
+    };
+    AccelChoice {
+        accel: if why.is_none() { Accel::Kvm } else { Accel::Tcg },
+        why_not_kvm: why,
+    }
+}
+
+/// Everything a guest boot needs.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// ext4 image of the userland; opened with `snapshot=on`, so guest writes never reach it.
+    pub rootfs: PathBuf,
+    /// The kernel's `lib/modules/<release>` parent (`lib/modules`), shared read-only.
+    pub modules_dir: PathBuf,
+    /// The run's results folder: the only host folder the guest can write.
+    pub results_dir: PathBuf,
+    pub results_tag: String,
+    pub modules_tag: String,
+    pub console_log: PathBuf,
+    pub events_log: PathBuf,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+}
+
+/// The kernel command line: console on the first serial port, reboot (so QEMU exits, with
+/// `-no-reboot`) at once on panic.
+pub fn kernel_cmdline() -> String {
+    [
+        "console=ttyS0,115200",
+        "panic=-1",
+        "loglevel=4",
+        "mitigations=off",
+        "8250.nr_uarts=2",
+        "i8042.noaux",
+        "i8042.nopnp",
+        "noresume",
+        "rootwait",
+    ]
+    .join(" ")
+}
+
+/// The full QEMU argv (without the program name).
+pub fn argv(spec: &VmSpec) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"]);
+    match spec.accel {
+        Accel::Kvm => push(&["-machine", "pc,accel=kvm", "-cpu", "host"]),
+        Accel::Tcg => push(&["-machine", "pc,accel=tcg", "-accel", "tcg,thread=multi", "-cpu", "max"]),
+    }
+    let (mem, cpus) = (spec.memory_mib.to_string(), spec.cpus.to_string());
+    push(&["-m", &mem, "-smp", &cpus]);
+    push(&["-kernel", &p(&spec.kernel), "-initrd", &p(&spec.initrd)]);
+    push(&["-append", &kernel_cmdline()]);
+    let console = format!("file,id=console,path={},append=on", p(&spec.console_log));
+    let events = format!("file,id=events,path={}", p(&spec.events_log));
+    push(&["-chardev", &console, "-serial", "chardev:console"]);
+    push(&["-chardev", &events, "-serial", "chardev:events"]);
+    let root = format!(
+        "file={},format=raw,if=virtio,snapshot=on,cache=unsafe",
+        p(&spec.rootfs)
+    );
+    push(&["-drive", &root]);
+    let modules = format!(
+        "local,path={},mount_tag={},security_model=none,readonly=on,id=modules",
+        p(&spec.modules_dir),
+        spec.modules_tag
+    );
+    let results = format!(
+        "local,path={},mount_tag={},security_model=none,id=results",
+        p(&spec.results_dir),
+        spec.results_tag
+    );
+    push(&["-virtfs", &modules, "-virtfs", &results]);
+    // No network device: -nodefaults adds none and we add none.
+    a
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("cannot start `{command}`: {source} (install the qemu-system-x86 package)")]
+    Start {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A running QEMU in its own process group. It gets SIGKILL when this process dies (parent
+/// death signal) and when the guard is dropped.
+pub struct QemuProcess {
+    child: Child,
+}
+
+impl QemuProcess {
+    /// Starts `program argv` with stdin from /dev/null and stdout/stderr to `log`.
+    pub fn spawn(program: &str, argv: &[String], log: &Path) -> Result<QemuProcess, QemuError> {
+        let out = std::fs::File::create(log).map_err(|source| QemuError::Log {
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let err = out.try_clone().map_err(|source| QemuError::Log {
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = Command::new(program);
+        cmd.args(argv)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| QemuError::Start {
+            command: format!("{program} {}", argv.join(" ")),
+            source,
+        })?;
+        Ok(QemuProcess { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit code once QEMU has exited (`None` while it runs).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills QEMU (and anything in its process group) and collects it.
+    pub fn kill(&mut self) {
+        if self.try_wait().is_none() {
+            let pgid = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+            let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::no_flags(None, "flags : fpu sse2", Accel::Tcg)]
+    #[case::vmx(None, "flags : fpu vmx sse2", Accel::Kvm)]
+    #[case::svm(None, "flags\t: svm", Accel::Kvm)]
+    #[case::no_device(Some("/dev/kvm: No such file".to_string()), "flags : vmx", Accel::Tcg)]
+    fn accel_choice(#[case] dev: Option<String>, #[case] cpuinfo: &str, #[case] want: Accel) {
+        let c = choose_accel(dev, cpuinfo);
+        assert_eq!(c.accel, want);
+        assert_eq!(c.why_not_kvm.is_some(), want == Accel::Tcg);
+    }
+
+    fn spec(accel: Accel) -> VmSpec {
+        VmSpec {
+            kernel: "/c/vmlinuz".into(),
+            initrd: "/c/initrd".into(),
+            rootfs: "/c/rootfs.ext4".into(),
+            modules_dir: "/c/lib/modules".into(),
+            results_dir: "/r".into(),
+            results_tag: "crtest-results".into(),
+            modules_tag: "crtest-modules".into(),
+            console_log: "/r/console.log".into(),
+            events_log: "/r/events.jsonl".into(),
+            memory_mib: 2048,
+            cpus: 2,
+            accel,
+        }
+    }
+
+    #[rstest]
+    #[case::tcg(Accel::Tcg)]
+    #[case::kvm(Accel::Kvm)]
+    fn argv_snapshot(#[case] accel: Accel) {
+        let a = argv(&spec(accel));
+        assert!(a.contains(&"-nodefaults".to_string()));
+        assert!(a.contains(&"-no-reboot".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("-net") || x.contains("netdev")));
+        insta::assert_snapshot!(format!("argv_{}", accel.as_str()), a.join("\n"));
+    }
+
+    #[test]
+    fn cmdline_panics_reboot() {
+        assert!(kernel_cmdline().contains("panic=-1"));
+        assert!(kernel_cmdline().contains("console=ttyS0"));
+    }
+}
