@@ -10,12 +10,13 @@ use crate::criu;
 use crate::errno;
 use crate::event::Event;
 use crate::kmsg::KmsgWindow;
+use crate::proctree;
 use crate::outcome::{Failure, Outcome, Phases, ScenarioResult, StepRecord};
 use crate::scenario::{Scenario, StepKind};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use serde::Deserialize;
+use crtest_workloads::protocol::{Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,14 +32,6 @@ pub struct ExecConfig {
     pub bin_dir: PathBuf,
     /// The criu binary.
     pub criu: String,
-}
-
-/// The verdict a workload writes to `result`.
-#[derive(Debug, Deserialize)]
-struct Verdict {
-    ok: bool,
-    detail: String,
-    progress: u64,
 }
 
 /// How long to wait, after a restore, for the workload to show it works again.
@@ -224,7 +217,7 @@ impl Run<'_> {
 
     fn wait_ready(&mut self) -> Result<(), StepError> {
         let limit = Instant::now() + self.step_budget();
-        let ready = self.work.join("ready");
+        let ready = self.work.join(READY_FILE);
         while !ready.exists() {
             if let Some(gone) = self.exited() {
                 return Err(self.workload_died(StepKind::WaitReady, gone));
@@ -250,16 +243,24 @@ impl Run<'_> {
                 .with_outcome(Outcome::Error)
         })?;
         let log = self.work.join(format!("dump-{iteration}.log"));
+        let tree = proctree::tree(pid);
         let args = criu::dump_args(pid.as_raw(), &images, &log);
         let ran = self.criu(StepKind::Checkpoint, &args, &log)?;
-        // The dump killed the tree: collect the root so its pid is free for the restore.
-        if !reap(pid, Duration::from_secs(10)) {
-            let mut e = StepError::fail(
-                StepKind::Checkpoint,
-                format!("criu dump succeeded but process {pid} is still there"),
-            );
-            e.failure.command = Some(ran.command);
-            return Err(e);
+        // The dump killed the tree. Collect the root, and the children re-parented to us,
+        // so that every pid is free again for the restore.
+        let _ = reap(pid, Duration::from_secs(10));
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = tree.iter().find(|p| proctree::exists(**p)) {
+            if Instant::now() >= end {
+                let mut e = StepError::fail(
+                    StepKind::Checkpoint,
+                    format!("criu dump succeeded but process {left} of the tree is still there"),
+                );
+                e.failure.command = Some(ran.command);
+                return Err(e);
+            }
+            reap_orphans();
+            std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
     }
@@ -397,7 +398,7 @@ impl Run<'_> {
     }
 
     fn progress(&self) -> Option<u64> {
-        std::fs::read_to_string(self.work.join("progress"))
+        std::fs::read_to_string(self.work.join(PROGRESS_FILE))
             .ok()?
             .trim()
             .parse()
@@ -405,7 +406,7 @@ impl Run<'_> {
     }
 
     fn verdict(&self) -> Option<Verdict> {
-        let text = std::fs::read_to_string(self.work.join("result")).ok()?;
+        let text = std::fs::read_to_string(self.work.join(RESULT_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -503,7 +504,7 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, failed: bool) ->
     for name in names {
         let n = name.to_string_lossy();
         let src = work.join(&name);
-        let wanted = n.ends_with(".log") || n == "result" || n == "ready";
+        let wanted = n.ends_with(".log") || n == RESULT_FILE || n == READY_FILE;
         let images = n.starts_with("images-") && failed;
         if wanted && std::fs::copy(&src, dest.join(&name)).is_ok() {
             kept.push(rel.join(&name).display().to_string());

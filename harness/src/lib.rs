@@ -17,6 +17,7 @@ pub mod junit;
 pub mod kernel_config;
 pub mod kmsg;
 pub mod outcome;
+pub mod proctree;
 pub mod progress;
 pub mod report;
 pub mod results;

@@ -89,6 +89,7 @@ impl RunDir {
     /// Creates `<root>/<run_id>/` and points `<root>/latest` at it.
     pub fn create(root: &Path) -> Result<RunDir, ResultsError> {
         std::fs::create_dir_all(root).map_err(write_err(root))?;
+        let root = &std::fs::canonicalize(root).map_err(write_err(root))?;
         let run_id = new_run_id();
         let dir = root.join(&run_id);
         std::fs::create_dir(&dir).map_err(write_err(&dir))?;

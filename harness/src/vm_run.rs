@@ -37,7 +37,7 @@ pub const USERLAND_PACKAGES: &[&str] = &[
 pub const BOOT_MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
-    "crc32c_generic",
+    "crc32c",
     "ext4",
     "9pnet_virtio",
     "9p",
@@ -75,6 +75,8 @@ pub struct CellOptions {
 pub enum PrepareError {
     #[error(transparent)]
     HostDeps(#[from] crtest_vm::hostdeps::HostDepsError),
+    #[error("host apt configuration: {0}")]
+    Apt(#[from] crtest_vm::apt::AptError),
     #[error("kernel: {0}")]
     Kernel(#[from] crtest_vm::kernel::KernelError),
     #[error("userland: {0}")]
@@ -98,6 +100,7 @@ impl PrepareError {
 }
 
 /// Everything needed to boot one kernel x userland pairing.
+#[derive(Debug, Clone)]
 pub struct Cell {
     pub id: String,
     pub kernel: Kernel,
@@ -111,6 +114,8 @@ pub struct Cell {
     pub missing_options: Vec<String>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// Time for a guest to become ready (default [`BOOT_TIMEOUT`]).
+    pub boot_timeout: Duration,
 }
 
 /// Fetches or finds every image the cell needs (each cached under a key of its inputs).
@@ -206,6 +211,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         missing_options,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
+        boot_timeout: BOOT_TIMEOUT,
     })
 }
 
@@ -345,7 +351,6 @@ struct Boot<'a> {
     cell: &'a Cell,
     accel: Accel,
     console_path: PathBuf,
-    events_path: PathBuf,
 }
 
 impl<'a> Boot<'a> {
@@ -354,7 +359,6 @@ impl<'a> Boot<'a> {
             cell,
             accel,
             console_path: run_dir.join("console.log"),
-            events_path: run_dir.join("events.jsonl"),
         }
     }
 
@@ -396,11 +400,8 @@ impl<'a> Boot<'a> {
         });
         let mut console = ConsoleWatch::new(&self.console_path);
         let started = Instant::now();
-        let mut qemu = match QemuProcess::spawn(
-            "qemu-system-x86_64",
-            &argv,
-            &run.dir.join(format!("qemu-{boot_no}.log")),
-        ) {
+        let qemu_log = run.dir.join(format!("qemu-{boot_no}.log"));
+        let mut qemu = match QemuProcess::spawn("qemu-system-x86_64", &argv, &qemu_log) {
             Ok(q) => q,
             Err(e) => {
                 self.fail_all(remaining, run, index, Outcome::Error, "boot", &e.to_string(), &[], reporter)?;
@@ -410,7 +411,7 @@ impl<'a> Boot<'a> {
         let mut events = EventFollower::default();
         let mut ready = false;
         let mut current: Option<(String, Instant)> = None;
-        let end = loop {
+        let end = 'watch: loop {
             std::thread::sleep(Duration::from_millis(20));
             console.poll(&self.console_path);
             for ev in events.poll(&events_path) {
@@ -472,9 +473,9 @@ impl<'a> Boot<'a> {
                     Event::AgentError { message } => {
                         let cell = &mut run.report.cells[index];
                         cell.notes.push(format!("agent error: {message}"));
-                        break BootEnd::AgentError(message);
+                        break 'watch BootEnd::AgentError(message);
                     }
-                    Event::Done => break BootEnd::Done,
+                    Event::Done => break 'watch BootEnd::Done,
                 }
             }
             if let Some(status) = qemu.try_wait() {
@@ -489,13 +490,19 @@ impl<'a> Boot<'a> {
                 if remaining.is_empty() {
                     break BootEnd::Done;
                 }
-                break BootEnd::Exited(format!("QEMU exited ({status}) before the agent was done"));
+                let log = std::fs::read_to_string(&qemu_log).unwrap_or_default();
+                let said = crate::command::tail_lines(&log, 3).join(" / ");
+                break BootEnd::Exited(if said.is_empty() {
+                    format!("QEMU exited ({status}) before the agent was done")
+                } else {
+                    format!("QEMU exited ({status}) before the agent was done: {said}")
+                });
             }
             if !ready {
                 if self.accel == Accel::Kvm && console.bytes == 0 && started.elapsed() > KVM_SILENCE {
                     break BootEnd::KvmSilent;
                 }
-                if started.elapsed() > BOOT_TIMEOUT {
+                if started.elapsed() > self.cell.boot_timeout {
                     break BootEnd::BootTimeout;
                 }
             }
@@ -567,7 +574,10 @@ impl<'a> Boot<'a> {
             BootEnd::AgentError(m) => (Outcome::Error, format!("the guest agent failed: {m}")),
             BootEnd::BootTimeout => (
                 Outcome::Timeout,
-                format!("the guest did not become ready within {} s", BOOT_TIMEOUT.as_secs()),
+                format!(
+                    "the guest did not become ready within {} s",
+                    self.cell.boot_timeout.as_secs()
+                ),
             ),
             BootEnd::ScenarioTimeout => (
                 Outcome::Timeout,

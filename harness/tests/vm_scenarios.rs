@@ -6,13 +6,14 @@
 //! reported ignored and the reason is printed, never passed. With `CRTEST_REQUIRE_VM=1` (CI)
 //! that becomes a failure instead.
 
-use crtest::outcome::ScenarioResult;
+use crtest::outcome::{Outcome, ScenarioResult};
 use crtest::progress::TerminalReporter;
 use crtest::results::RunDir;
 use crtest::scenario::Scenario;
 use crtest::vm_run::{self, CellOptions, KernelChoice};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 type Shared = Arc<OnceLock<Result<Vec<ScenarioResult>, String>>>;
 
@@ -50,7 +51,7 @@ fn main() {
     let shared: Shared = Arc::new(OnceLock::new());
     let selected = Arc::new(selected);
 
-    let trials = scenarios
+    let mut trials: Vec<Trial> = scenarios
         .iter()
         .map(|s| {
             let (cell, shared, selected) = (cell.clone(), shared.clone(), selected.clone());
@@ -79,7 +80,106 @@ fn main() {
             trial.with_ignored_flag(unavailable.is_some() && !require)
         })
         .collect();
+    for (name, fault) in FAULTS {
+        let cell = cell.clone();
+        let why = unavailable.clone();
+        let trial = Trial::test(format!("vm_faults::{name}"), move || {
+            if let Some(why) = why {
+                return Err(Failed::from(format!("no guest: {why}")));
+            }
+            let cell = cell.lock().map_err(|_| "cell lock poisoned")?.clone();
+            fault(cell.ok_or("no cell")?).map_err(Failed::from)
+        });
+        trials.push(trial.with_ignored_flag(unavailable.is_some() && !require));
+    }
     libtest_mimic::run(&args, trials).exit();
+}
+
+type Fault = fn(vm_run::Cell) -> Result<(), String>;
+
+/// Faults injected into a real boot, and what the harness must make of them.
+const FAULTS: &[(&str, Fault)] = &[
+    ("panic_at_boot", panic_at_boot),
+    ("hang_at_boot", hang_at_boot),
+];
+
+/// An initramfs whose /init does not exist: the kernel panics ("No working init found").
+/// Every scenario gets `panic` with the panic lines, QEMU is gone, run.json is complete.
+fn panic_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut entries = crtest_vm::initramfs::Entries::default();
+    entries.symlink("/init", "/nonexistent");
+    cell.initrd = dir.path().join("initrd.cpio");
+    crtest_vm::initramfs::build_initramfs(&cell.initrd, &entries).map_err(|e| e.to_string())?;
+    let results = run_fault(&cell, "panic")?;
+    for r in &results {
+        let f = r.failure.as_ref().ok_or("a panic without a failure report")?;
+        if r.outcome != Outcome::Panic
+            || !f.console_tail.iter().any(|l| l.contains("Kernel panic"))
+        {
+            return Err(format!("{}: want panic with the panic line, got {r:?}", r.name));
+        }
+    }
+    Ok(())
+}
+
+/// An initramfs whose /init runs but never answers (a workload binary as init): the boot
+/// time limit fires, QEMU is killed, every scenario gets `timeout` with the console tail.
+fn hang_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bins = crtest::guest_build::build().map_err(|e| e.to_string())?;
+    let counter = std::fs::read(bins.dir.join("counterloop")).map_err(|e| e.to_string())?;
+    let mut entries = crtest_vm::initramfs::Entries::default();
+    entries.file("/init", 0o755, counter);
+    cell.initrd = dir.path().join("initrd.cpio");
+    crtest_vm::initramfs::build_initramfs(&cell.initrd, &entries).map_err(|e| e.to_string())?;
+    cell.boot_timeout = Duration::from_secs(25);
+    let results = run_fault(&cell, "hang")?;
+    for r in &results {
+        let f = r.failure.as_ref().ok_or("a timeout without a failure report")?;
+        if r.outcome != Outcome::Timeout || f.console_tail.is_empty() {
+            return Err(format!("{}: want timeout with a console tail, got {r:?}", r.name));
+        }
+    }
+    Ok(())
+}
+
+/// Runs two scenarios on a broken cell; checks QEMU is gone and run.json holds both.
+fn run_fault(cell: &vm_run::Cell, what: &str) -> Result<Vec<ScenarioResult>, String> {
+    let root = crtest::guest_build::workspace_root().join(format!("target/vm-fault-{what}"));
+    let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
+    let all = crtest::cli::catalog(&[]).map_err(|e| e.to_string())?;
+    let two: Vec<Scenario> = all.into_iter().take(2).collect();
+    vm_run::run_cell(cell, &two, &mut run, &mut TerminalReporter::new(false))
+        .map_err(|e| e.to_string())?;
+    run.finish().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(run.dir.join("run.json")).map_err(|e| e.to_string())?;
+    let back: crtest::results::RunReport = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let results = back.cells.into_iter().next().ok_or("no cell in run.json")?.scenarios;
+    if results.len() != two.len() {
+        return Err(format!("want {} results in run.json, got {results:?}", two.len()));
+    }
+    let leftover = qemu_processes_under(&run.dir);
+    if !leftover.is_empty() {
+        return Err(format!("QEMU left running: pids {leftover:?}"));
+    }
+    Ok(results)
+}
+
+/// Pids of QEMU processes whose command line names `dir`.
+fn qemu_processes_under(dir: &std::path::Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn matches_filter(args: &Arguments, name: &str) -> bool {

@@ -89,14 +89,17 @@ pub fn host_codename() -> Result<String, AptError> {
     os_release_codename(&text).ok_or_else(|| AptError::NoCodename { path: path.into() })
 }
 
+/// The host's suite: its release codename (`bookworm`), the default suite
+/// of the guest userland.
+pub fn host_suite() -> Result<String, AptError> {
+    host_codename()
+}
+
 /// Parses deb822 `.sources` text. Stanzas with `Enabled: no` are dropped.
 pub fn parse_deb822(text: &str) -> Vec<SourceEntry> {
     control::parse(text)
         .iter()
-        .filter(|st| {
-            st.get("Enabled")
-                .map_or(true, |v| !v.trim().eq_ignore_ascii_case("no"))
-        })
+        .filter(|st| !matches!(st.get("Enabled"), Some(v) if v.trim().eq_ignore_ascii_case("no")))
         .map(|st| {
             let words = |k: &str| -> Vec<String> {
                 st.get(k)
@@ -210,11 +213,10 @@ fn is_unstable(suite: &str) -> bool {
 const SYMBOLIC: &[&str] = &["stable", "oldstable", "testing", "unstable", "sid"];
 
 fn stock_key(e: &SourceEntry) -> bool {
-    e.signed_by
-        .as_deref()
-        .map_or(true, |s| {
-            s.contains("debian-archive-keyring") || s.contains("debian-keyring")
-        })
+    match e.signed_by.as_deref() {
+        None => true,
+        Some(s) => s.contains("debian-archive-keyring") || s.contains("debian-keyring"),
+    }
 }
 
 /// Picks the host's Debian entries: those for `base` (with component `main`),
@@ -463,10 +465,13 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
     #[test]
     fn no_debian_entry_names_codename_and_files() {
         let e = parse_one_line("deb https://vendor.example/apt nodistro main\n");
-        let err = sources_for_suite(&e, "bookworm", "trixie", &[PathBuf::from("/x/a.list")])
-            .unwrap_err();
+        let err =
+            sources_for_suite(&e, "bookworm", "trixie", &[PathBuf::from("/x/a.list")]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("`bookworm`") && msg.contains("/x/a.list"), "{msg}");
+        assert!(
+            msg.contains("`bookworm`") && msg.contains("/x/a.list"),
+            "{msg}"
+        );
     }
 
     #[rstest]
@@ -501,7 +506,10 @@ signed-by:
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].uris, ["http://on.example/debian"]);
         let key = e[0].signed_by.as_deref().unwrap();
-        assert!(key.starts_with("-----BEGIN") && key.contains("\n .\n abc\n"), "{key:?}");
+        assert!(
+            key.starts_with("-----BEGIN") && key.contains("\n .\n abc\n"),
+            "{key:?}"
+        );
         let out = sources_for_suite(&e, "bookworm", "sid", &[]).unwrap();
         assert!(out.ends_with("Signed-By: -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\n -----END PGP PUBLIC KEY BLOCK-----\n"), "{out}");
     }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use nix::unistd::geteuid;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::apt::{self, AptError};
 use crate::cache::{key_of, Cache};
@@ -66,7 +68,7 @@ pub struct Apt {
 }
 
 /// The candidate version of a package, as `apt-cache show` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
     /// Package name.
     pub package: String,
@@ -179,6 +181,108 @@ impl Apt {
         c
     }
 
+    /// The lists directory this state reads.
+    pub fn lists_dir(&self) -> PathBuf {
+        match &self.private {
+            Some(d) => d.join("lists"),
+            None => PathBuf::from("/var/lib/apt/lists"),
+        }
+    }
+
+    /// A fingerprint of everything that decides apt's answers: the names,
+    /// sizes and mtimes of the package lists, dpkg's status and the pin
+    /// preferences. It changes whenever an update or install could have
+    /// changed a candidate.
+    pub fn fingerprint(&self) -> String {
+        let mut parts: Vec<String> = self.options.clone();
+        let mut stat = |p: &Path| {
+            if let Ok(m) = fs::metadata(p) {
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                parts.push(format!("{} {} {mtime}", p.display(), m.len()));
+            }
+        };
+        let mut dirs = vec![self.lists_dir()];
+        match &self.private {
+            Some(d) => {
+                stat(&d.join("status"));
+                dirs.push(d.join("etc/sources.list.d"));
+            }
+            None => {
+                stat(Path::new("/var/lib/dpkg/status"));
+                stat(Path::new("/etc/apt/preferences"));
+                dirs.push(PathBuf::from("/etc/apt/preferences.d"));
+                dirs.push(PathBuf::from("/etc/apt/sources.list.d"));
+            }
+        }
+        for dir in dirs {
+            stat(&dir);
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.sort();
+            for f in files {
+                stat(&f);
+            }
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        key_of(&refs)
+    }
+
+    /// Memoizes a look-up (`what` names it, e.g. the package) in `cache`
+    /// while [`Apt::fingerprint`] stays the same: `apt-cache` rebuilds its
+    /// package cache on every run (over half a second each), which a warm
+    /// start must not pay.
+    pub fn memoized<T, E, F>(&self, cache: &Cache, what: &str, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Result<T, E>,
+    {
+        #[derive(Serialize, Deserialize)]
+        struct Memo<T> {
+            fingerprint: String,
+            value: T,
+        }
+        let id = self
+            .private
+            .as_deref()
+            .map(Path::as_os_str)
+            .unwrap_or_default();
+        let file = cache
+            .root()
+            .join("apt-memo")
+            .join(key_of(&[id.as_encoded_bytes(), what.as_bytes()]) + ".json");
+        let fingerprint = self.fingerprint();
+        if let Some(m) = fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Memo<T>>(&t).ok())
+        {
+            if m.fingerprint == fingerprint {
+                return Ok(m.value);
+            }
+        }
+        let value = compute()?;
+        // The state may have changed while computing (an update ran):
+        // record the fingerprint as it is now.
+        let memo = Memo {
+            fingerprint: self.fingerprint(),
+            value,
+        };
+        if let Some(dir) = file.parent() {
+            let _ = fs::create_dir_all(dir);
+            let tmp = dir.join(format!(".{}.{}", std::process::id(), what.len()));
+            if let Ok(json) = serde_json::to_string(&memo) {
+                if fs::write(&tmp, json).is_ok() {
+                    let _ = fs::rename(&tmp, &file);
+                }
+            }
+        }
+        Ok(memo.value)
+    }
+
     /// `apt-get [options]`.
     pub fn apt_get(&self) -> Cmd {
         self.with_options("apt-get")
@@ -196,7 +300,8 @@ impl Apt {
 
     /// `apt-cache show --no-all-versions PKG` command.
     pub fn show_cmd(&self, package: &str) -> Cmd {
-        self.apt_cache().args(["show", "--no-all-versions", package])
+        self.apt_cache()
+            .args(["show", "--no-all-versions", package])
     }
 
     /// `apt-get download NAME=VERSION...` command, run in `dir`.
@@ -320,15 +425,34 @@ Description-en: Linux for 64-bit PCs (meta-package)
         assert!(t.path().join("etc/sources.list.d/crtest.sources").is_file());
         assert!(t.path().join("lists/partial").is_dir());
         let line = apt
-            .download_cmd(
-                Path::new("/d"),
-                &[("linux-binary-x".into(), "1-1".into())],
-            )
+            .download_cmd(Path::new("/d"), &[("linux-binary-x".into(), "1-1".into())])
             .to_string();
-        assert!(line.contains(&format!("-o Dir::State::Lists={}/lists", t.path().display())));
+        assert!(line.contains(&format!(
+            "-o Dir::State::Lists={}/lists",
+            t.path().display()
+        )));
         assert!(line.ends_with("-q download linux-binary-x=1-1)"), "{line}");
         let show = Apt::host().show_cmd("criu").to_string();
         assert!(show.starts_with("apt-cache ") || show.contains("APT::Sandbox::User=root"));
         assert!(show.ends_with("show --no-all-versions criu"));
+    }
+
+    #[test]
+    fn memo_follows_the_fingerprint() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let apt = Apt::private(&t.path().join("state"), "Types: deb\n").unwrap();
+        let calls = std::cell::Cell::new(0);
+        let get = || {
+            apt.memoized::<String, (), _>(&cache, "pkg", || {
+                calls.set(calls.get() + 1);
+                Ok(format!("v{}", calls.get()))
+            })
+        };
+        assert_eq!(get(), Ok("v1".to_string()));
+        assert_eq!(get(), Ok("v1".to_string()));
+        fs::write(t.path().join("state/lists/new_Packages"), "x").unwrap();
+        assert_eq!(get(), Ok("v2".to_string()));
+        assert_eq!(calls.get(), 2);
     }
 }

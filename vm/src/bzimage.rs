@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn reads_release() {
-        let img = synthetic("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP", 0x3900);
+        let img = synthetic(
+            "6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP",
+            0x3900,
+        );
         assert_eq!(release(&img).unwrap(), "6.1.0-56-amd64");
         assert!(version_string(&img).unwrap().ends_with("#1 SMP"));
     }

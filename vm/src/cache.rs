@@ -36,6 +36,16 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// A directory to remove has filesystems mounted below it (left by a
+    /// killed build, e.g. mmdebstrap's /proc and /dev): removing it could
+    /// reach into them, so it is left alone.
+    #[error("cache: {} has mounts below it ({}); unmount them first", path.display(), mounts.join(", "))]
+    Mounted {
+        /// The directory.
+        path: PathBuf,
+        /// The mount points below it.
+        mounts: Vec<String>,
+    },
     /// Taking the entry's lock failed.
     #[error("cache: flock {}: {source}", path.display())]
     Lock {
@@ -162,9 +172,8 @@ impl Cache {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        let sealed = write_marker(&tmp).and_then(|()| {
-            fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))
-        });
+        let sealed = write_marker(&tmp)
+            .and_then(|()| fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp)));
         if let Err(e) = sealed {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e.into());
@@ -194,7 +203,49 @@ fn lock(path: &Path) -> Result<Flock<File>, CacheError> {
     }
 }
 
+/// Mount points at or below `path`, from a mountinfo text.
+fn mounts_below(mountinfo: &str, path: &Path) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| Path::new(m).starts_with(path))
+        .collect()
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn remove_all(path: &Path) -> Result<(), CacheError> {
+    if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let mounts = mounts_below(&info, &abs);
+        if !mounts.is_empty() {
+            return Err(CacheError::Mounted {
+                path: path.to_path_buf(),
+                mounts,
+            });
+        }
+    }
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
         _ => Ok(()),
@@ -312,6 +363,21 @@ mod tests {
         assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(k, key_of(&[b"a", b"bc"]));
         assert_eq!(k, key_of(&[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn mounts_below_a_dir() {
+        let info = "\
+22 1 8:1 / / rw - ext4 /dev/sda1 rw
+40 22 0:5 / /c/k/.tmp-a-1/rootfs/proc rw - proc proc rw
+41 22 0:6 / /c/k/.tmp-a-1/root\\040fs/dev rw - devtmpfs udev rw
+42 22 0:7 / /c/k/.tmp-a-10/dev rw - devtmpfs udev rw
+";
+        assert_eq!(
+            mounts_below(info, Path::new("/c/k/.tmp-a-1")),
+            ["/c/k/.tmp-a-1/rootfs/proc", "/c/k/.tmp-a-1/root fs/dev"]
+        );
+        assert!(mounts_below(info, Path::new("/c/k/abc")).is_empty());
     }
 
     #[test]

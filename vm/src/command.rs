@@ -233,7 +233,7 @@ pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         word.to_string()
     } else {
@@ -295,7 +295,9 @@ mod tests {
 
     #[test]
     fn spawn_failure_is_not_a_run_failure() {
-        let err = Cmd::new("/nonexistent/crtest-no-such-tool").run().unwrap_err();
+        let err = Cmd::new("/nonexistent/crtest-no-such-tool")
+            .run()
+            .unwrap_err();
         assert!(matches!(err, CommandError::Spawn { .. }), "{err:?}");
         assert!(err.to_string().contains("could not start"));
     }
@@ -303,7 +305,10 @@ mod tests {
     #[test]
     fn run_failure_keeps_status_and_stderr_tail() {
         let err = Cmd::new("sh")
-            .args(["-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 3"])
+            .args([
+                "-c",
+                "for i in $(seq 1 30); do echo line$i >&2; done; exit 3",
+            ])
             .run()
             .unwrap_err();
         match &err {

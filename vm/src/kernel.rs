@@ -88,6 +88,27 @@ pub enum KernelError {
         #[source]
         source: io::Error,
     },
+    /// A path given for a local kernel (bzImage, modules, config) cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Local {
+        /// The path as given.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A local modules path holds no modules for the kernel's release.
+    #[error(
+        "{}: no modules for release {release} (looked for modules.dep or kernel/ in it, \
+         {release}/, lib/modules/{release}/, usr/lib/modules/{release}/)",
+        path.display()
+    )]
+    NoLocalModules {
+        /// The modules path as given.
+        path: PathBuf,
+        /// The bzImage's release.
+        release: String,
+    },
     /// A file given as a kernel is not a bzImage.
     #[error("{} is not a bzImage: {source}", path.display())]
     NotBzImage {
@@ -131,6 +152,19 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> KernelError + '_ {
     }
 }
 
+impl KernelError {
+    /// Whether the error is the user's input (a local kernel that is not
+    /// one, a path that does not exist) rather than the infrastructure.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            KernelError::Local { .. }
+                | KernelError::NotBzImage { .. }
+                | KernelError::NoLocalModules { .. }
+        )
+    }
+}
+
 impl Kernel {
     /// Parses the kernel's config, `None` when there is none.
     pub fn config_map(&self) -> Result<Option<KernelConfig>, KernelError> {
@@ -164,7 +198,9 @@ pub fn debian_default(cache: &Cache) -> Result<Kernel, KernelError> {
 /// concrete `linux-image-R`) at its candidate version in `apt`'s view,
 /// fetched and unpacked into the cache unless already there.
 pub fn debian(cache: &Cache, apt: &Apt, package: &str) -> Result<Kernel, KernelError> {
-    let image = resolve_image(apt, package)?;
+    let image = apt.memoized(cache, &format!("{FORMAT} image {package}"), || {
+        resolve_image(apt, package)
+    })?;
     let key = key_of(&[
         FORMAT.as_bytes(),
         image.package.as_bytes(),
@@ -272,7 +308,11 @@ fn build_debian(
         }
         depmod_cmd(&root, &found.release).run()?;
     }
-    let rel = |p: &Path| p.strip_prefix(tmp).map(Path::to_path_buf).unwrap_or_default();
+    let rel = |p: &Path| {
+        p.strip_prefix(tmp)
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
     let kernel = Kernel {
         release: found.release.clone(),
         source: KernelSource::Debian {
@@ -332,7 +372,10 @@ fn find_layout(root: &Path) -> Result<Layout, KernelError> {
             })
         }
     };
-    let release = bzimage_release(&bzimage)?;
+    let release = bzimage_release(&bzimage).map_err(|e| KernelError::Layout {
+        path: bzimage.clone(),
+        what: e.to_string(),
+    })?;
     let modules_dir = ["usr/lib/modules", "lib/modules"]
         .iter()
         .map(|b| root.join(b).join(&release))
@@ -373,24 +416,34 @@ fn load_manifest(dir: &Path) -> Result<Kernel, KernelError> {
 /// the bzImage or `config` in the modules directory is used if present.
 pub fn local(
     bzimage: &Path,
-    modules: Option<&Path>,
-    config: Option<&Path>,
+    modules: Option<PathBuf>,
+    config: Option<PathBuf>,
 ) -> Result<Kernel, KernelError> {
-    let bz = std::path::absolute(bzimage).map_err(io_err(bzimage))?;
-    let release = bzimage_release(&bz)?;
-    let modules_dir = match modules {
+    let local_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KernelError::Local { path, source }
+    };
+    let bz = std::path::absolute(bzimage).map_err(local_err(bzimage))?;
+    let release = match bzimage_release(&bz) {
+        Err(KernelError::Io { source, .. }) => return Err(local_err(bzimage)(source)),
+        other => other?,
+    };
+    let modules_dir = match &modules {
         None => None,
         Some(m) => Some(find_local_modules(m, &release)?),
     };
     let config = match config {
         Some(c) => {
-            if !c.is_file() {
-                return Err(KernelError::Io {
-                    path: c.to_path_buf(),
-                    source: io::Error::from(io::ErrorKind::NotFound),
-                });
-            }
-            Some(std::path::absolute(c).map_err(io_err(c))?)
+            fs::metadata(&c)
+                .and_then(|m| {
+                    if m.is_file() {
+                        Ok(())
+                    } else {
+                        Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file"))
+                    }
+                })
+                .map_err(local_err(&c))?;
+            Some(std::path::absolute(&c).map_err(local_err(&c))?)
         }
         None => [
             bz.parent().map(|d| d.join(format!("config-{release}"))),
@@ -411,8 +464,11 @@ pub fn local(
     })
 }
 
-fn find_local_modules(m: &Path, release: &str) -> Result<PathBuf, KernelError> {
-    let m = std::path::absolute(m).map_err(io_err(m))?;
+fn find_local_modules(given: &Path, release: &str) -> Result<PathBuf, KernelError> {
+    let m = std::path::absolute(given).map_err(|source| KernelError::Local {
+        path: given.to_path_buf(),
+        source,
+    })?;
     let candidates = [
         m.clone(),
         m.join(release),
@@ -422,12 +478,9 @@ fn find_local_modules(m: &Path, release: &str) -> Result<PathBuf, KernelError> {
     candidates
         .into_iter()
         .find(|d| d.join("modules.dep").is_file() || d.join("kernel").is_dir())
-        .ok_or_else(|| KernelError::Layout {
-            path: m.clone(),
-            what: format!(
-                "no modules for release {release} (looked for modules.dep or kernel/ in it, \
-                 {release}/, lib/modules/{release}/, usr/lib/modules/{release}/)"
-            ),
+        .ok_or_else(|| KernelError::NoLocalModules {
+            path: given.to_path_buf(),
+            release: release.to_string(),
         })
 }
 
@@ -455,10 +508,13 @@ mod tests {
         fs::write(t.path().join("config-6.9.0-test"), "CONFIG_TUN=m\n").unwrap();
         let mods = t.path().join("root/lib/modules/6.9.0-test");
         fs::create_dir_all(mods.join("kernel")).unwrap();
-        let k = local(&bz, Some(&t.path().join("root")), None).unwrap();
+        let k = local(&bz, Some(t.path().join("root")), None).unwrap();
         assert_eq!(k.release, "6.9.0-test");
         assert_eq!(k.modules_dir.as_deref(), Some(mods.as_path()));
-        assert_eq!(k.config.as_deref(), Some(t.path().join("config-6.9.0-test").as_path()));
+        assert_eq!(
+            k.config.as_deref(),
+            Some(t.path().join("config-6.9.0-test").as_path())
+        );
         let cfg = k.config_map().unwrap().unwrap();
         assert_eq!(cfg["CONFIG_TUN"], kconfig::ConfigValue::Module);
         assert_eq!(k.source, KernelSource::Local { path: bz.clone() });
@@ -469,15 +525,25 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let not = t.path().join("not-a-kernel");
         fs::write(&not, vec![1u8; 5000]).unwrap();
-        let e = local(&not, None, None).unwrap_err().to_string();
+        let e = local(&not, None, None).unwrap_err();
+        assert!(e.is_bad_input());
+        let e = e.to_string();
         assert!(e.contains("not-a-kernel is not a bzImage"), "{e}");
 
         let bz = t.path().join("bz");
         fake_bzimage(&bz, "6.9.0");
-        let e = local(&bz, Some(t.path()), None).unwrap_err().to_string();
+        let e = local(&bz, Some(t.path().to_path_buf()), None).unwrap_err();
+        assert!(e.is_bad_input());
+        let e = e.to_string();
         assert!(e.contains("no modules for release 6.9.0"), "{e}");
-        let e = local(&t.path().join("missing"), None, None).unwrap_err().to_string();
-        assert!(e.contains("missing"), "{e}");
+        let e = local(&t.path().join("missing"), None, None).unwrap_err();
+        assert!(e.is_bad_input(), "{e:?}");
+        assert!(e.to_string().contains("missing"), "{e}");
+        let e = local(&bz, None, Some(t.path().join("no-config"))).unwrap_err();
+        assert!(
+            e.is_bad_input() && e.to_string().contains("no-config"),
+            "{e}"
+        );
     }
 
     #[test]

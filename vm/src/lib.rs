@@ -1,10 +1,32 @@
 //! Kernels, guest images and QEMU for cr-tests.
+//!
+//! * [`cache`]: directories keyed by their inputs, built once, verified on use;
+//! * [`apt`], [`apt_get`]: the host's mirror, for another suite; apt look-ups
+//!   and downloads;
+//! * [`kernel`] (with [`bzimage`], [`kconfig`]): Debian or local kernels;
+//! * [`modules`]: module names to the files to load, in order;
+//! * [`initramfs`]: the newc archive with the agent, workloads and modules;
+//! * [`userland`]: the Debian guest root as an ext4 image;
+//! * [`qemu`], [`console`]: QEMU's command line and process guard; following the console;
+//! * [`hostdeps`]: the host tools, installed when missing;
+//! * [`command`], [`control`]: running tools; Debian control-file syntax.
 
 pub mod apt;
 pub mod apt_get;
 pub mod bzimage;
 pub mod cache;
 pub mod command;
+pub mod console;
 pub mod control;
+pub mod hostdeps;
+pub mod initramfs;
 pub mod kconfig;
 pub mod kernel;
+pub mod modules;
+pub mod qemu;
+pub mod userland;
+
+pub use cache::Cache;
+pub use command::{Cmd, CommandError};
+pub use kernel::{Kernel, KernelSource};
+pub use userland::Userland;

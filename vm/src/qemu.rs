@@ -119,8 +119,8 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"]);
     match spec.accel {
-        Accel::Kvm => push(&["-machine", "pc,accel=kvm", "-cpu", "host"]),
-        Accel::Tcg => push(&["-machine", "pc,accel=tcg", "-accel", "tcg,thread=multi", "-cpu", "max"]),
+        Accel::Kvm => push(&["-machine", "pc", "-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => push(&["-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max"]),
     }
     let (mem, cpus) = (spec.memory_mib.to_string(), spec.cpus.to_string());
     push(&["-m", &mem, "-smp", &cpus]);

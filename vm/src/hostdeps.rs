@@ -1,0 +1,212 @@
+//! The host tools the harness runs, and installing the missing ones.
+//!
+//! [`ensure`] looks each command up on `PATH` and in the sbin directories.
+//! When some are missing, root gets them with `apt-get install`; anyone else
+//! gets an error that is the exact command to run.
+
+use nix::unistd::geteuid;
+
+use crate::command::{locate, shell_quote, Cmd, CommandError};
+
+/// A command and the Debian package that provides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTool {
+    /// The command looked up (`mke2fs`).
+    pub command: &'static str,
+    /// The package that installs it (`e2fsprogs`).
+    pub package: &'static str,
+}
+
+/// What the harness needs on the host to fetch kernels, build images and
+/// boot them.
+pub const DEFAULT_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    HostTool {
+        command: "mmdebstrap",
+        package: "mmdebstrap",
+    },
+    HostTool {
+        command: "mke2fs",
+        package: "e2fsprogs",
+    },
+    HostTool {
+        command: "depmod",
+        package: "kmod",
+    },
+    HostTool {
+        command: "dpkg-deb",
+        package: "dpkg",
+    },
+    HostTool {
+        command: "apt-get",
+        package: "apt",
+    },
+    HostTool {
+        command: "xz",
+        package: "xz-utils",
+    },
+    HostTool {
+        command: "zstd",
+        package: "zstd",
+    },
+];
+
+/// Errors making sure the host tools exist.
+#[derive(Debug, thiserror::Error)]
+pub enum HostDepsError {
+    /// Tools are missing and this process is not root: `command` installs them.
+    #[error("{command}")]
+    NeedInstall {
+        /// The missing commands.
+        missing: Vec<&'static str>,
+        /// The exact command to run, `sudo apt-get install -y ...`.
+        command: String,
+    },
+    /// `apt-get` could not start or failed while installing.
+    #[error("installing missing host tools: {0}")]
+    Install(#[from] CommandError),
+    /// Installing the packages did not provide these commands.
+    #[error("still missing after installing their packages: {}", .0.join(", "))]
+    StillMissing(Vec<&'static str>),
+}
+
+/// The tools of `tools` for which `present` says no.
+pub fn missing(tools: &[HostTool], present: impl Fn(&str) -> bool) -> Vec<HostTool> {
+    tools
+        .iter()
+        .filter(|t| !present(t.command))
+        .copied()
+        .collect()
+}
+
+/// The packages providing `tools`, each once, in order.
+pub fn packages(tools: &[HostTool]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for t in tools {
+        if !out.contains(&t.package) {
+            out.push(t.package);
+        }
+    }
+    out
+}
+
+/// The install command line for `packages`, with `sudo ` in front when
+/// `sudo` is set.
+pub fn install_command_text(packages: &[&str], sudo: bool) -> String {
+    let mut s = String::from(if sudo { "sudo " } else { "" });
+    s.push_str("apt-get install -y --no-install-recommends");
+    for p in packages {
+        s.push(' ');
+        s.push_str(&shell_quote(p));
+    }
+    s
+}
+
+/// `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends PKGS`.
+pub fn install_cmd(packages: &[&str]) -> Cmd {
+    Cmd::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages.iter().copied())
+}
+
+/// `apt-get update`.
+pub fn update_cmd() -> Cmd {
+    Cmd::new("apt-get").args(["-q", "update"])
+}
+
+/// Makes sure every tool in `tools` can be run: as root installs the missing
+/// ones (after `apt-get update`), otherwise fails with the command to run.
+pub fn ensure(tools: &[HostTool]) -> Result<(), HostDepsError> {
+    let present = |c: &str| locate(c).is_some();
+    let miss = missing(tools, present);
+    if miss.is_empty() {
+        return Ok(());
+    }
+    let pkgs = packages(&miss);
+    if !geteuid().is_root() {
+        return Err(HostDepsError::NeedInstall {
+            missing: miss.iter().map(|t| t.command).collect(),
+            command: install_command_text(&pkgs, true),
+        });
+    }
+    update_cmd().run()?;
+    install_cmd(&pkgs).run()?;
+    let still: Vec<&'static str> = missing(&miss, present).iter().map(|t| t.command).collect();
+    if still.is_empty() {
+        Ok(())
+    } else {
+        Err(HostDepsError::StillMissing(still))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_map_to_packages_once() {
+        let tools = [
+            HostTool {
+                command: "mke2fs",
+                package: "e2fsprogs",
+            },
+            HostTool {
+                command: "debugfs",
+                package: "e2fsprogs",
+            },
+            HostTool {
+                command: "xz",
+                package: "xz-utils",
+            },
+            HostTool {
+                command: "zstd",
+                package: "zstd",
+            },
+        ];
+        let miss = missing(&tools, |c| c == "xz");
+        assert_eq!(
+            miss.iter().map(|t| t.command).collect::<Vec<_>>(),
+            ["mke2fs", "debugfs", "zstd"]
+        );
+        assert_eq!(packages(&miss), ["e2fsprogs", "zstd"]);
+        assert!(missing(&tools, |_| true).is_empty());
+    }
+
+    #[test]
+    fn install_command_texts() {
+        assert_eq!(
+            install_command_text(&["qemu-system-x86", "zstd"], true),
+            "sudo apt-get install -y --no-install-recommends qemu-system-x86 zstd"
+        );
+        assert_eq!(
+            install_cmd(&["zstd"]).to_string(),
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zstd"
+        );
+    }
+
+    #[test]
+    fn need_install_displays_the_command() {
+        let e = HostDepsError::NeedInstall {
+            missing: vec!["zstd"],
+            command: install_command_text(&["zstd"], true),
+        };
+        assert_eq!(
+            e.to_string(),
+            "sudo apt-get install -y --no-install-recommends zstd"
+        );
+    }
+
+    #[test]
+    fn default_tools_present_here_or_reported() {
+        // Either every default tool is found, or ensure() reports them:
+        // never a panic or a silent pass with tools missing.
+        let miss = missing(DEFAULT_TOOLS, |c| locate(c).is_some());
+        if miss.is_empty() {
+            ensure(DEFAULT_TOOLS).unwrap();
+        }
+    }
+}
