@@ -14,6 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GuestPlan {
     pub scenarios: Vec<Scenario>,
+    /// Keep criu images of passing scenarios too.
+    #[serde(default)]
+    pub keep_images: bool,
 }
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -108,6 +111,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         run_dir: results.to_path_buf(),
         bin_dir: paths::BIN.into(),
         criu: "criu".into(),
+        keep_images: plan.keep_images,
     };
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {

@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Run on this machine's kernel with its criu instead of a VM (root only).
     #[arg(long, conflicts_with_all = ["kernel", "suite"])]
     pub host: bool,
+    /// Keep the criu images of passing scenarios too (always kept on failure).
+    #[arg(long)]
+    pub keep_images: bool,
     /// Show every step and the QEMU command line.
     #[arg(short, long)]
     pub verbose: bool,
@@ -150,7 +153,10 @@ fn run(args: &RunArgs) -> i32 {
             cpus: args.cpus,
         };
         match vm_run::prepare(&opts, &mut reporter) {
-            Ok(c) => Some(c),
+            Ok(c) => Some(vm_run::Cell {
+                keep_images: args.keep_images,
+                ..c
+            }),
             Err(e) => return fail(e.exit_code(), &e),
         }
     };
@@ -160,7 +166,7 @@ fn run(args: &RunArgs) -> i32 {
     };
     eprintln!("results: {}", run.dir.display());
     let res = match &cell {
-        None => crate::host_run::run_host(&chosen, &mut run, &mut reporter)
+        None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
         Some(cell) => vm_run::run_cell(cell, &chosen, &mut run, &mut reporter)
             .map_err(|e| (3, e.to_string())),

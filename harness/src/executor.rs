@@ -16,7 +16,7 @@ use crate::scenario::{Scenario, StepKind};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use crtest_workloads::protocol::{Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
+use crtest_workloads::protocol::{Ready, Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ pub struct ExecConfig {
     pub bin_dir: PathBuf,
     /// The criu binary.
     pub criu: String,
+    /// Keep the criu images of passing scenarios too (they are always kept on failure).
+    pub keep_images: bool,
 }
 
 /// How long to wait, after a restore, for the workload to show it works again.
@@ -109,7 +111,7 @@ pub fn run_scenario(
         }
     }
     run.cleanup();
-    let artifacts = keep_artifacts(cfg, sc, &work, failure.is_some());
+    let artifacts = keep_artifacts(cfg, sc, &work, failure.is_some() || cfg.keep_images);
     let _ = std::fs::remove_dir_all(&work);
     ScenarioResult {
         name: sc.name.clone(),
@@ -230,6 +232,17 @@ impl Run<'_> {
                 .with_outcome(Outcome::Timeout));
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // The process to checkpoint is the one `ready` names: a workload may start its real
+        // tree elsewhere (in a new pid namespace, say) and let the starter exit.
+        let named = std::fs::read_to_string(&ready)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
+            .map(|r| Pid::from_raw(r.pid as i32));
+        if let Some(named) = named.filter(|n| Some(*n) != self.pid) {
+            if let Some(starter) = self.pid.replace(named) {
+                reap(starter, Duration::from_secs(10));
+            }
         }
         Ok(())
     }
@@ -489,7 +502,7 @@ pub fn reap_orphans() {
 }
 
 /// Copies the scenario's logs (and, when it failed, its images) into the run directory.
-fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, failed: bool) -> Vec<String> {
+fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) -> Vec<String> {
     let rel = Path::new("scenarios").join(&sc.name);
     let dest = cfg.run_dir.join(&rel);
     if std::fs::create_dir_all(&dest).is_err() {
@@ -505,7 +518,7 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, failed: bool) ->
         let n = name.to_string_lossy();
         let src = work.join(&name);
         let wanted = n.ends_with(".log") || n == RESULT_FILE || n == READY_FILE;
-        let images = n.starts_with("images-") && failed;
+        let images = n.starts_with("images-") && images;
         if wanted && std::fs::copy(&src, dest.join(&name)).is_ok() {
             kept.push(rel.join(&name).display().to_string());
         } else if images && copy_dir(&src, &dest.join(&name)).is_ok() {

@@ -209,7 +209,6 @@ pub const CRIU_MODULES: &[&str] = &[
     "udp_diag",
     "raw_diag",
     "netlink_diag",
-    "packet_diag",
     "af_packet_diag",
     "nf_tables",
     "nft_compat",

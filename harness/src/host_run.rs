@@ -34,6 +34,7 @@ impl HostError {
 
 pub fn run_host(
     scenarios: &[Scenario],
+    keep_images: bool,
     run: &mut RunDir,
     reporter: &mut dyn Reporter,
 ) -> Result<(), HostError> {
@@ -84,6 +85,7 @@ pub fn run_host(
         run_dir: run.dir.clone(),
         bin_dir: bins.dir.clone(),
         criu: "criu".into(),
+        keep_images,
     };
     for sc in scenarios {
         reporter.on(&Progress::ScenarioStarted {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Workloads the guest bundle ships (one binary each, built from `workloads/`).
-pub const KNOWN_WORKLOADS: &[&str] = &["counterloop", "fileio1", "ptree1"];
+pub const KNOWN_WORKLOADS: &[&str] = crtest_workloads::ALL;
 
 /// Default time for a whole scenario, in seconds.
 pub const DEFAULT_TIMEOUT_S: u64 = 180;

@@ -116,6 +116,8 @@ pub struct Cell {
     pub cpus: u32,
     /// Time for a guest to become ready (default [`BOOT_TIMEOUT`]).
     pub boot_timeout: Duration,
+    /// Keep criu images of passing scenarios too.
+    pub keep_images: bool,
 }
 
 /// Fetches or finds every image the cell needs (each cached under a key of its inputs).
@@ -212,6 +214,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
         boot_timeout: BOOT_TIMEOUT,
+        keep_images: false,
     })
 }
 
@@ -319,6 +322,7 @@ pub fn run_cell(
         let boot = Boot::new(cell, accel, &run.dir);
         let plan = GuestPlan {
             scenarios: remaining.clone(),
+            keep_images: cell.keep_images,
         };
         let plan_path = run.dir.join(PLAN_FILE);
         std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).expect("plan serialises"))

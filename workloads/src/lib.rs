@@ -9,6 +9,10 @@
 //! - [`ptree`]: `ptree1`, a tree of processes counting in shared memory.
 //! - [`counter`]: `counterloop`, a counter mirrored into a file with `pwrite`.
 
+/// Every workload binary, by name. The harness accepts these in scenario files and ships
+/// them in the guest; a new binary in `src/bin/` must be added here.
+pub const ALL: &[&str] = &["counterloop", "fileio1", "ptree1"];
+
 pub mod args;
 pub mod counter;
 pub mod fileio;
