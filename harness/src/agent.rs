@@ -35,11 +35,8 @@ impl EventPort {
             Ok(f) => {
                 if let Ok(mut t) = nix::sys::termios::tcgetattr(&f) {
                     nix::sys::termios::cfmakeraw(&mut t);
-                    let _ = nix::sys::termios::tcsetattr(
-                        &f,
-                        nix::sys::termios::SetArg::TCSANOW,
-                        &t,
-                    );
+                    let _ =
+                        nix::sys::termios::tcsetattr(&f, nix::sys::termios::SetArg::TCSANOW, &t);
                 }
                 Box::new(f)
             }

@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "crtest", version, about = "Checkpoint/restart test and compatibility harness")]
+#[command(
+    name = "crtest",
+    version,
+    about = "Checkpoint/restart test and compatibility harness"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -111,16 +115,40 @@ fn list(args: &CatalogArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(2, &e),
     };
-    for s in chosen {
-        println!(
-            "{:<20} {:<12} [{}] {}",
-            s.name,
-            s.workload,
-            s.tags.join(","),
-            s.description
-        );
+    for s in &chosen {
+        println!("{}", list_line(s));
     }
     0
+}
+
+/// One line of `crtest list`: name, what runs, tags, requirements, expectation.
+pub fn list_line(s: &Scenario) -> String {
+    let r = &s.requires;
+    let mut needs: Vec<String> = Vec::new();
+    needs.extend(r.kernel_config.iter().cloned());
+    needs.extend(r.criu_features.iter().map(|f| format!("criu:{f}")));
+    needs.extend(r.modules.iter().map(|m| format!("module:{m}")));
+    for (what, v) in [
+        ("kernel", &r.min_kernel),
+        ("criu", &r.min_criu),
+        ("lxc", &r.min_lxc),
+    ] {
+        if let Some(v) = v {
+            needs.push(format!("{what}>={v}"));
+        }
+    }
+    let mut line = format!("{:<28} {:<14} [{}]", s.name, s.what(), s.tags.join(","));
+    if !needs.is_empty() {
+        line.push_str(&format!(" requires {}", needs.join(",")));
+    }
+    if s.expect.outcome == scenario::ExpectedOutcome::Fail {
+        line.push_str(&format!(
+            " expect fail({})",
+            s.expect.class.as_deref().unwrap_or("any")
+        ));
+    }
+    line.push_str(&format!("  {}", s.description));
+    line
 }
 
 fn run(args: &RunArgs) -> i32 {
@@ -168,8 +196,9 @@ fn run(args: &RunArgs) -> i32 {
     let res = match &cell {
         None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
-        Some(cell) => vm_run::run_cell(cell, &chosen, &mut run, &mut reporter)
-            .map_err(|e| (3, e.to_string())),
+        Some(cell) => {
+            vm_run::run_cell(cell, &chosen, &mut run, &mut reporter).map_err(|e| (3, e.to_string()))
+        }
     };
     if let Err(e) = run.finish() {
         return fail(3, &e);

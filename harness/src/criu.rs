@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-/// `criu dump` of the tree rooted at `pid` into `images`, logging to `log` at level 4.
-pub fn dump_args(pid: i32, images: &Path, log: &Path) -> Vec<String> {
-    vec![
+/// `criu dump` of the tree rooted at `pid` into `images`, logging to `log` at level 4,
+/// with the scenario's `extra` options.
+pub fn dump_args(pid: i32, images: &Path, log: &Path, extra: &[String]) -> Vec<String> {
+    let mut v = vec![
         "dump".into(),
         "--tree".into(),
         pid.to_string(),
@@ -13,12 +14,14 @@ pub fn dump_args(pid: i32, images: &Path, log: &Path) -> Vec<String> {
         "--log-file".into(),
         log.display().to_string(),
         "-v4".into(),
-    ]
+    ];
+    v.extend_from_slice(extra);
+    v
 }
 
 /// `criu restore` from `images`, detached, writing the restored root's pid to `pidfile`.
-pub fn restore_args(images: &Path, log: &Path, pidfile: &Path) -> Vec<String> {
-    vec![
+pub fn restore_args(images: &Path, log: &Path, pidfile: &Path, extra: &[String]) -> Vec<String> {
+    let mut v = vec![
         "restore".into(),
         "--images-dir".into(),
         images.display().to_string(),
@@ -28,7 +31,9 @@ pub fn restore_args(images: &Path, log: &Path, pidfile: &Path) -> Vec<String> {
         "--restore-detached".into(),
         "--pidfile".into(),
         pidfile.display().to_string(),
-    ]
+    ];
+    v.extend_from_slice(extra);
+    v
 }
 
 /// The version from `criu --version` output (`Version: 3.17.1`).
@@ -59,7 +64,7 @@ mod tests {
 
     #[test]
     fn argv_for_dump_and_restore() {
-        let d = dump_args(42, Path::new("/w/img"), Path::new("/w/dump.log"));
+        let d = dump_args(42, Path::new("/w/img"), Path::new("/w/dump.log"), &[]);
         assert_eq!(
             d.join(" "),
             "dump --tree 42 --images-dir /w/img --log-file /w/dump.log -v4"
@@ -68,10 +73,11 @@ mod tests {
             Path::new("/w/img"),
             Path::new("/w/restore.log"),
             Path::new("/w/pid"),
+            &["--tcp-established".into()],
         );
         assert_eq!(
             r.join(" "),
-            "restore --images-dir /w/img --log-file /w/restore.log -v4 --restore-detached --pidfile /w/pid"
+            "restore --images-dir /w/img --log-file /w/restore.log -v4 --restore-detached --pidfile /w/pid --tcp-established"
         );
     }
 

@@ -54,11 +54,23 @@ mod tests {
     use rstest::rstest;
 
     #[rstest]
-    #[case("Error (criu/libnetlink.c:84): ERROR -95 reported by netlink", Some("EOPNOTSUPP"))]
+    #[case(
+        "Error (criu/libnetlink.c:84): ERROR -95 reported by netlink",
+        Some("EOPNOTSUPP")
+    )]
     #[case("Error (criu/mount.c:12): Can't open ./proc: errno=13", Some("EACCES"))]
-    #[case("lxc 20261126 ERROR cgfsng - Device or resource busy - Failed", Some("EBUSY"))]
-    #[case("Error (criu/cr-restore.c:1): Can't fork for 42: File exists", Some("EEXIST"))]
-    #[case("execvp(\"iptables-restore\", ...) failed: No such file or directory", Some("ENOENT"))]
+    #[case(
+        "lxc 20261126 ERROR cgfsng - Device or resource busy - Failed",
+        Some("EBUSY")
+    )]
+    #[case(
+        "Error (criu/cr-restore.c:1): Can't fork for 42: File exists",
+        Some("EEXIST")
+    )]
+    #[case(
+        "execvp(\"iptables-restore\", ...) failed: No such file or directory",
+        Some("ENOENT")
+    )]
     #[case("nothing to see", None)]
     fn errno_forms(#[case] line: &str, #[case] want: Option<&str>) {
         assert_eq!(find(line).as_deref(), want);

@@ -10,13 +10,13 @@ use crate::criu;
 use crate::errno;
 use crate::event::Event;
 use crate::kmsg::KmsgWindow;
-use crate::proctree;
 use crate::outcome::{Failure, Outcome, Phases, ScenarioResult, StepRecord};
-use crate::scenario::{Scenario, StepKind};
+use crate::proctree;
+use crate::scenario::{ready_spec, ReadySpec, Scenario, StepKind, Target, Variant};
+use crtest_workloads::protocol::{Ready, Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use crtest_workloads::protocol::{Ready, Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,7 +72,13 @@ pub fn run_scenario(
     let mut failure = None;
     let mut outcome = Outcome::Pass;
 
-    if let Err(f) = prepare_dir(&work) {
+    if let Some(why) = crate::requirements::unmet_in_guest(&sc.requires, &cfg.criu) {
+        let mut r = ScenarioResult::without_steps(&sc.name, Outcome::Skip, Failure::default());
+        r.failure = None;
+        r.detail = Some(why);
+        return r;
+    }
+    if let Err(f) = prepare_dir(&work).and_then(|()| run.copy_inputs()) {
         failure = Some(f);
         outcome = Outcome::Error;
     }
@@ -104,13 +110,21 @@ pub fn run_scenario(
             ms,
             ok: res.is_ok(),
         });
-        if let Err(StepError { outcome: o, failure: mut f }) = res {
+        if let Err(StepError {
+            outcome: o,
+            failure: mut f,
+        }) = res
+        {
             f.dmesg = kmsg.drain();
             outcome = o;
             failure = Some(f);
         }
     }
     run.cleanup();
+    if let Some(f) = failure.as_mut() {
+        crate::expectation::diagnose(f, &[]);
+    }
+    let outcome = crate::expectation::apply(&sc.expect, outcome, &mut failure);
     let artifacts = keep_artifacts(cfg, sc, &work, failure.is_some() || cfg.keep_images);
     let _ = std::fs::remove_dir_all(&work);
     ScenarioResult {
@@ -181,15 +195,65 @@ impl Run<'_> {
         left.min(Duration::from_secs(self.sc.step_timeout_s))
     }
 
+    /// Copies a user program's files into the working directory. The host puts them in
+    /// `<run_dir>/inputs/<scenario>/` for the guest; on the host they are read in place.
+    fn copy_inputs(&self) -> Result<(), Failure> {
+        let Target::Program(p) = &self.sc.target else {
+            return Ok(());
+        };
+        for f in &p.files {
+            let name = f.file_name().unwrap_or_default();
+            let staged = self
+                .cfg
+                .run_dir
+                .join("inputs")
+                .join(&self.sc.name)
+                .join(name);
+            let src = if staged.exists() { staged } else { f.clone() };
+            let dest = self.work.join(name);
+            std::fs::copy(&src, &dest).map_err(|e| Failure {
+                step: "start".into(),
+                message: format!(
+                    "cannot copy {} into the working directory: {e}",
+                    src.display()
+                ),
+                errno: e.raw_os_error().and_then(errno::name),
+                ..Failure::default()
+            })?;
+            let _ = std::fs::set_permissions(
+                &dest,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            );
+        }
+        Ok(())
+    }
+
+    /// The program and arguments to start.
+    fn command(&self) -> (PathBuf, Vec<String>) {
+        match &self.sc.target {
+            Target::Workload { name, args } => (self.cfg.bin_dir.join(name), args.clone()),
+            Target::Program(p) => {
+                let first = PathBuf::from(&p.command[0]);
+                let local = self.work.join(&first);
+                let program = if first.is_relative() && local.exists() {
+                    local
+                } else {
+                    first
+                };
+                (program, p.command[1..].to_vec())
+            }
+        }
+    }
+
     fn start(&mut self) -> Result<(), StepError> {
-        let program = self.cfg.bin_dir.join(&self.sc.workload);
+        let (program, args) = self.command();
         let log = std::fs::File::create(self.work.join("workload.log")).map_err(|e| {
             StepError::fail(StepKind::Start, format!("cannot create workload.log: {e}"))
                 .with_outcome(Outcome::Error)
         })?;
         let log2 = log.try_clone().expect("dup of a fresh file");
         let mut cmd = std::process::Command::new(&program);
-        cmd.args(&self.sc.args)
+        cmd.args(&args)
             .current_dir(&self.work)
             .stdin(std::process::Stdio::null())
             .stdout(log)
@@ -205,10 +269,8 @@ impl Run<'_> {
                 format!("cannot start workload {}: {e}", program.display()),
             )
             .with_outcome(Outcome::Error);
-            err.failure.command = Some(command::command_line(
-                &program.display().to_string(),
-                &self.sc.args,
-            ));
+            err.failure.command =
+                Some(command::command_line(&program.display().to_string(), &args));
             err.failure.errno = e.raw_os_error().and_then(errno::name);
             err
         })?;
@@ -219,7 +281,21 @@ impl Run<'_> {
 
     fn wait_ready(&mut self) -> Result<(), StepError> {
         let limit = Instant::now() + self.step_budget();
-        let ready = self.work.join(READY_FILE);
+        let ready_name = match &self.sc.target {
+            Target::Workload { .. } => READY_FILE.to_string(),
+            Target::Program(p) => match ready_spec(&p.ready) {
+                Ok(ReadySpec::File(f)) => f,
+                Ok(ReadySpec::DelayMs(ms)) => {
+                    std::thread::sleep(Duration::from_millis(ms).min(self.step_budget()));
+                    return match self.exited() {
+                        Some(gone) => Err(self.workload_died(StepKind::WaitReady, gone)),
+                        None => Ok(()),
+                    };
+                }
+                Err(e) => return Err(StepError::fail(StepKind::WaitReady, e)),
+            },
+        };
+        let ready = self.work.join(&ready_name);
         while !ready.exists() {
             if let Some(gone) = self.exited() {
                 return Err(self.workload_died(StepKind::WaitReady, gone));
@@ -237,6 +313,7 @@ impl Run<'_> {
         // tree elsewhere (in a new pid namespace, say) and let the starter exit.
         let named = std::fs::read_to_string(&ready)
             .ok()
+            .filter(|_| matches!(self.sc.target, Target::Workload { .. }))
             .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
             .map(|r| Pid::from_raw(r.pid as i32));
         if let Some(named) = named.filter(|n| Some(*n) != self.pid) {
@@ -247,18 +324,49 @@ impl Run<'_> {
         Ok(())
     }
 
+    fn mkdir(&self, dir: &Path) -> Result<(), StepError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StepError::fail(
+                StepKind::Checkpoint,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+            .with_outcome(Outcome::Error)
+        })
+    }
+
     fn checkpoint(&mut self, iteration: u32) -> Result<(), StepError> {
         let pid = self.pid.expect("started before checkpoint");
-        self.progress_at_checkpoint = self.progress().unwrap_or(0);
         let images = self.work.join(format!("images-{iteration}"));
-        std::fs::create_dir_all(&images).map_err(|e| {
-            StepError::fail(StepKind::Checkpoint, format!("cannot create {}: {e}", images.display()))
-                .with_outcome(Outcome::Error)
-        })?;
+        self.mkdir(&images)?;
+        let mut extra = self.sc.dump_args.clone();
+        if self.sc.variant == Variant::PreDump {
+            // A pre-dump copies memory while the tree runs; the dump then writes only what
+            // changed since, on top of it.
+            let pre = self.work.join(format!("pre-{iteration}"));
+            self.mkdir(&pre)?;
+            let log = self.work.join(format!("pre-dump-{iteration}.log"));
+            let mut args = criu::dump_args(pid.as_raw(), &pre, &log, &extra);
+            args[0] = "pre-dump".into();
+            args.push("--track-mem".into());
+            self.criu(StepKind::Checkpoint, &args, &log)?;
+            extra.extend([
+                "--track-mem".into(),
+                "--prev-images-dir".into(),
+                format!("../pre-{iteration}"),
+            ]);
+        }
+        if self.sc.variant == Variant::LeaveRunning {
+            extra.push("--leave-running".into());
+        }
+        self.progress_at_checkpoint = self.progress().unwrap_or(0);
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
-        let args = criu::dump_args(pid.as_raw(), &images, &log);
+        let args = criu::dump_args(pid.as_raw(), &images, &log, &extra);
         let ran = self.criu(StepKind::Checkpoint, &args, &log)?;
+        if self.sc.variant == Variant::LeaveRunning {
+            // The tree goes on: it must not have noticed the dump.
+            return self.continuity(StepKind::Checkpoint);
+        }
         // The dump killed the tree. Collect the root, and the children re-parented to us,
         // so that every pid is free again for the restore.
         let _ = reap(pid, Duration::from_secs(10));
@@ -282,7 +390,7 @@ impl Run<'_> {
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
-        let args = criu::restore_args(&images, &log, &pidfile);
+        let args = criu::restore_args(&images, &log, &pidfile, &self.sc.restore_args);
         let ran = self.criu(StepKind::Restore, &args, &log)?;
         let restored = std::fs::read_to_string(&pidfile)
             .ok()
@@ -299,12 +407,19 @@ impl Run<'_> {
                 return Err(e);
             }
         }
-        self.continuity()
+        self.continuity(StepKind::Restore)
     }
 
     /// After a restore the workload must go on from where it was: its progress never goes
     /// back below the value read before the checkpoint, and it grows again.
-    fn continuity(&mut self) -> Result<(), StepError> {
+    fn continuity(&mut self, step: StepKind) -> Result<(), StepError> {
+        if let Target::Program(_) = self.sc.target {
+            // A user's program has no progress file: it must at least be alive.
+            return match self.exited() {
+                Some(gone) => Err(self.workload_died(step, gone)),
+                None => Ok(()),
+            };
+        }
         let before = self.progress_at_checkpoint;
         let limit = Instant::now() + self.step_budget().min(CONTINUITY_WAIT);
         loop {
@@ -312,19 +427,21 @@ impl Run<'_> {
             match now {
                 Some(p) if p < before => {
                     return Err(StepError::fail(
-                        StepKind::Restore,
-                        format!("progress went back from {before} to {p}: the workload lost its state"),
+                        step,
+                        format!(
+                            "progress went back from {before} to {p}: the workload lost its state"
+                        ),
                     ))
                 }
                 Some(p) if p > before => return Ok(()),
                 _ => {}
             }
             if let Some(gone) = self.exited() {
-                return Err(self.workload_died(StepKind::Restore, gone));
+                return Err(self.workload_died(step, gone));
             }
             if Instant::now() >= limit {
                 return Err(StepError::fail(
-                    StepKind::Restore,
+                    step,
                     format!(
                         "the restored workload made no progress (stuck at {}, was {before} at the checkpoint)",
                         now.map_or("nothing".to_string(), |p| p.to_string())
@@ -337,6 +454,9 @@ impl Run<'_> {
 
     fn verify(&mut self) -> Result<(), StepError> {
         let pid = self.pid.expect("started before verify");
+        if let Target::Program(p) = &self.sc.target {
+            return self.program_check(pid, &p.check.clone());
+        }
         let _ = kill(pid, Signal::SIGTERM);
         let limit = Instant::now() + self.step_budget();
         let status = loop {
@@ -352,7 +472,9 @@ impl Run<'_> {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let verdict = self.verdict().ok_or_else(|| self.workload_died(StepKind::Verify, status))?;
+        let verdict = self
+            .verdict()
+            .ok_or_else(|| self.workload_died(StepKind::Verify, status))?;
         self.detail = Some(verdict.detail.clone());
         if !verdict.ok || status != 0 {
             let mut e = StepError::fail(
@@ -373,6 +495,43 @@ impl Run<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// A user program's check: run in the working directory; exit 0 = pass.
+    fn program_check(&mut self, pid: Pid, check: &[String]) -> Result<(), StepError> {
+        if let Some(gone) = self.exited() {
+            return Err(self.workload_died(StepKind::Verify, gone));
+        }
+        let ran = duct::cmd(&check[0], &check[1..])
+            .dir(&self.work)
+            .env("CRTEST_PID", pid.to_string())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run();
+        let line = command::command_line(&check[0], &check[1..]);
+        match ran {
+            Ok(out) if out.status.success() => {
+                self.detail = Some(format!("`{line}` passed"));
+                Ok(())
+            }
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut e = StepError::fail(StepKind::Verify, "the program's check failed");
+                e.failure.command = Some(line);
+                e.failure.exit_status = out.status.code();
+                e.failure.first_error_line = command::tail_lines(&text, 1).pop();
+                Err(e)
+            }
+            Err(err) => {
+                let mut e =
+                    StepError::fail(StepKind::Verify, format!("cannot run the check: {err}"))
+                        .with_outcome(Outcome::Error);
+                e.failure.command = Some(line);
+                Err(e)
+            }
+        }
     }
 
     /// Runs criu; a failure carries the command, status, first error line and errno.
@@ -407,6 +566,7 @@ impl Run<'_> {
         e.failure.exit_status = Some(ran.status);
         e.failure.first_error_line = first;
         e.failure.errno = errno;
+        crate::expectation::diagnose(&mut e.failure, &crate::diagnose::error_lines(&log_text));
         Err(e)
     }
 
@@ -448,7 +608,8 @@ impl Run<'_> {
         let (detail, from) = match self.verdict() {
             Some(v) => (v.detail, "its verdict"),
             None => {
-                let log = std::fs::read_to_string(self.work.join("workload.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.work.join("workload.log")).unwrap_or_default();
                 (
                     command::tail_lines(&log, 1).pop().unwrap_or_default(),
                     "its log",

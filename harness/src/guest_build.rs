@@ -71,7 +71,18 @@ pub fn build() -> Result<GuestBinaries, GuestBuildError> {
         .map(|s| s.to_string())
         .collect();
         args.push(target_dir.display().to_string());
-        args.extend(["-p", "crtest", "--bin", AGENT, "-p", "crtest-workloads", "--bins"].map(String::from));
+        args.extend(
+            [
+                "-p",
+                "crtest",
+                "--bin",
+                AGENT,
+                "-p",
+                "crtest-workloads",
+                "--bins",
+            ]
+            .map(String::from),
+        );
         let command = crate::command::command_line(&cargo, &args);
         let out = duct::cmd(&cargo, &args)
             .dir(&root)

@@ -128,19 +128,30 @@ pub fn wait_for(path: &str, limit: Duration) -> Result<(), SetupError> {
 pub fn switch_root() -> Result<(), SetupError> {
     let new = "/newroot";
     mount_fs(paths::ROOT_DEVICE, new, "ext4", MsFlags::empty(), None)?;
-    mount_fs("tmpfs", "/newroot/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))?;
+    mount_fs(
+        "tmpfs",
+        "/newroot/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )?;
     let bin = PathBuf::from("/newroot").join(paths::BIN.trim_start_matches('/'));
     copy_tree(Path::new(paths::INITRAMFS_BIN), &bin)?;
     for m in ["/dev", "/proc", "/sys"] {
         let target = format!("{new}{m}");
         std::fs::create_dir_all(&target).map_err(io("mkdir", Path::new(&target)))?;
-        mount(Some(m), target.as_str(), None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(
-            |errno| SetupError::Mount {
-                what: format!("(move) {m}"),
-                target: target.clone().into(),
-                errno,
-            },
-        )?;
+        mount(
+            Some(m),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|errno| SetupError::Mount {
+            what: format!("(move) {m}"),
+            target: target.clone().into(),
+            errno,
+        })?;
     }
     let sys = |op, errno| SetupError::Sys {
         op,
@@ -167,8 +178,20 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), SetupError> {
 /// The mounts criu and the workloads need in the real root.
 pub fn root_mounts() -> Result<(), SetupError> {
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    mount_fs("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None)?;
-    mount_fs("tmpfs", "/dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None)?;
+    mount_fs(
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )?;
+    mount_fs(
+        "tmpfs",
+        "/dev/shm",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )?;
     // A private devpts instance and /dev/ptmx pointing into it (the linux-cr wiki's step).
     mount_fs(
         "devpts",
@@ -181,7 +204,13 @@ pub fn root_mounts() -> Result<(), SetupError> {
     let _ = std::fs::remove_file(ptmx);
     std::os::unix::fs::symlink("pts/ptmx", ptmx).map_err(io("symlink", ptmx))?;
     mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, None)?;
-    mount_fs("securityfs", "/sys/kernel/security", "securityfs", nodev, None)?;
+    mount_fs(
+        "securityfs",
+        "/sys/kernel/security",
+        "securityfs",
+        nodev,
+        None,
+    )?;
     let ninep = "trans=virtio,version=9p2000.L,msize=262144,cache=none";
     mount_fs(
         paths::MODULES_TAG,
@@ -222,15 +251,13 @@ pub const CRIU_MODULES: &[&str] = &[
 pub fn load_modules(names: &[&str]) -> Vec<String> {
     let mut notes = Vec::new();
     for name in names {
-        match crate::command::run(
-            "modprobe",
-            &[name.to_string()],
-            Duration::from_secs(30),
-        ) {
+        match crate::command::run("modprobe", &[name.to_string()], Duration::from_secs(30)) {
             Ok(r) if r.ok() => {}
             Ok(r) => notes.push(format!(
                 "modprobe {name}: {}",
-                r.tail(1).pop().unwrap_or_else(|| format!("status {}", r.status))
+                r.tail(1)
+                    .pop()
+                    .unwrap_or_else(|| format!("status {}", r.status))
             )),
             Err(e) => notes.push(e.to_string()),
         }

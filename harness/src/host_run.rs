@@ -87,7 +87,20 @@ pub fn run_host(
         criu: "criu".into(),
         keep_images,
     };
-    for sc in scenarios {
+    let facts = crate::requirements::Facts {
+        kernel_release: run.report.cells[index].kernel.release.clone(),
+        kernel_config: std::fs::read_to_string(&config)
+            .ok()
+            .map(|t| crate::kernel_config::parse_config(&t)),
+        criu: run.report.cells[index].userland.criu.clone(),
+        lxc: None,
+    };
+    let (scenarios, skipped) = crate::requirements::partition(scenarios, &facts);
+    for r in skipped {
+        reporter.on(&Progress::ScenarioFinished { result: r.clone() });
+        run.report.cells[index].scenarios.push(r);
+    }
+    for sc in &scenarios {
         reporter.on(&Progress::ScenarioStarted {
             name: sc.name.clone(),
         });

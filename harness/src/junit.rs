@@ -13,7 +13,9 @@ pub fn render(run: &RunReport) -> String {
             let status = match s.outcome {
                 Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
                 Outcome::Skip => TestCaseStatus::skipped(),
-                Outcome::Fail | Outcome::Xpass => TestCaseStatus::non_success(NonSuccessKind::Failure),
+                Outcome::Fail | Outcome::Xpass => {
+                    TestCaseStatus::non_success(NonSuccessKind::Failure)
+                }
                 Outcome::Error | Outcome::Timeout | Outcome::Panic => {
                     TestCaseStatus::non_success(NonSuccessKind::Error)
                 }

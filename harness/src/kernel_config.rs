@@ -98,6 +98,9 @@ mod tests {
     fn shipped_fragment_parses() {
         let reqs = required();
         assert!(reqs.iter().any(|r| r.option == "CONFIG_CHECKPOINT_RESTORE"));
-        assert!(reqs.iter().all(|r| !r.why.is_empty()), "every option says why");
+        assert!(
+            reqs.iter().all(|r| !r.why.is_empty()),
+            "every option says why"
+        );
     }
 }

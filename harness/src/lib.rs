@@ -4,12 +4,20 @@
 //! events + artifacts -> results. See DESIGN.md in the team's shared folder.
 
 pub mod agent;
+pub mod ckpt_dir;
+pub mod ckpt_entries;
+pub mod ckpt_image;
+pub mod ckpt_logs;
+pub mod ckpt_proto;
+pub mod ckptinfo;
 pub mod cli;
 pub mod command;
 pub mod criu;
+pub mod diagnose;
 pub mod errno;
 pub mod event;
 pub mod executor;
+pub mod expectation;
 pub mod guest_build;
 pub mod guest_setup;
 pub mod host_run;
@@ -20,6 +28,7 @@ pub mod outcome;
 pub mod proctree;
 pub mod progress;
 pub mod report;
+pub mod requirements;
 pub mod results;
 pub mod scenario;
 pub mod vm_run;

@@ -95,6 +95,9 @@ pub struct Failure {
     pub first_error_line: Option<String>,
     /// The errno by name (`EBUSY`), when the logs carry one.
     pub errno: Option<String>,
+    /// The failure class (`pid-collision`, `missing-tool`, ...; see harness/data/failure-classes.toml).
+    #[serde(default)]
+    pub class: Option<String>,
     /// One sentence for people.
     pub message: String,
     /// Kernel messages of the step's time window (guest dmesg).

@@ -24,7 +24,10 @@ fn all() -> Vec<(i32, i32)> {
 
 /// `root` and all its descendants, parents before children.
 pub fn tree(root: Pid) -> Vec<Pid> {
-    tree_of(root.as_raw(), &all()).into_iter().map(Pid::from_raw).collect()
+    tree_of(root.as_raw(), &all())
+        .into_iter()
+        .map(Pid::from_raw)
+        .collect()
 }
 
 fn tree_of(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
@@ -32,7 +35,12 @@ fn tree_of(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
     let mut i = 0;
     while i < out.len() {
         let parent = out[i];
-        out.extend(table.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        out.extend(
+            table
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     out
@@ -61,7 +69,10 @@ mod tests {
 
     #[test]
     fn own_tree_holds_a_child() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let me = Pid::this();
         let t = tree(me);
         assert!(t.contains(&Pid::from_raw(child.id() as i32)));

@@ -6,18 +6,46 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// Preparing images: what, and whether it came from the cache.
-    Prepare { what: String },
-    Prepared { what: String, ms: u64 },
+    Prepare {
+        what: String,
+    },
+    Prepared {
+        what: String,
+        ms: u64,
+    },
     /// Said once per run: why TCG and not KVM.
-    AccelNote { note: String },
-    Booting { boot: u32, command: String },
-    AgentReady { ms: u64, kernel: String, criu: Option<String> },
-    GuestNote { note: String },
-    ScenarioStarted { name: String },
-    Step { scenario: String, step: String, iteration: u32, ms: u64, ok: bool },
-    ScenarioFinished { result: ScenarioResult },
+    AccelNote {
+        note: String,
+    },
+    Booting {
+        boot: u32,
+        command: String,
+    },
+    AgentReady {
+        ms: u64,
+        kernel: String,
+        criu: Option<String>,
+    },
+    GuestNote {
+        note: String,
+    },
+    ScenarioStarted {
+        name: String,
+    },
+    Step {
+        scenario: String,
+        step: String,
+        iteration: u32,
+        ms: u64,
+        ok: bool,
+    },
+    ScenarioFinished {
+        result: ScenarioResult,
+    },
     /// The guest died or hung; the run goes on with a new boot where scenarios remain.
-    GuestLost { reason: String },
+    GuestLost {
+        reason: String,
+    },
 }
 
 pub trait Reporter {
@@ -47,9 +75,7 @@ impl Reporter for TerminalReporter {
     fn on(&mut self, p: &Progress) {
         match p {
             Progress::Prepare { what } => self.say(&format!("prepare: {what} ...")),
-            Progress::Prepared { what, ms } => {
-                self.say(&format!("prepare: {what} ({ms} ms)"))
-            }
+            Progress::Prepared { what, ms } => self.say(&format!("prepare: {what} ({ms} ms)")),
             Progress::AccelNote { note } => self.say(&format!("note: using TCG: {note}")),
             Progress::Booting { boot, command } => {
                 self.say(&format!("boot {boot}: starting QEMU"));

@@ -46,6 +46,17 @@ pub fn failure_block(f: &Failure) -> String {
     if let Some(e) = &f.errno {
         let _ = writeln!(out, "    errno:   {e}");
     }
+    if let Some(c) = &f.class {
+        match crate::diagnose::class(c) {
+            Some(class) => {
+                let _ = writeln!(out, "    class:   {c}: {}", class.title);
+                let _ = writeln!(out, "    fix:     {}", class.fix);
+            }
+            None => {
+                let _ = writeln!(out, "    class:   {c}");
+            }
+        }
+    }
     for (title, lines) in [("dmesg", &f.dmesg), ("console", &f.console_tail)] {
         if !lines.is_empty() {
             let _ = writeln!(out, "    {title}:");
@@ -83,7 +94,15 @@ pub fn cell_summary(cell: &CellReport) -> String {
         .into_iter()
         .map(|(o, n)| format!("{n} {o}"))
         .collect();
-    let _ = writeln!(out, "  {}", if c.is_empty() { "no scenarios".into() } else { c.join(", ") });
+    let _ = writeln!(
+        out,
+        "  {}",
+        if c.is_empty() {
+            "no scenarios".into()
+        } else {
+            c.join(", ")
+        }
+    );
     out
 }
 
@@ -117,8 +136,11 @@ mod tests {
                 step: "restore".into(),
                 command: Some("criu restore --images-dir /tmp/crtest/ptree1/images-1".into()),
                 exit_status: Some(1),
-                first_error_line: Some("Error (criu/cr-restore.c:1): Can't fork for 42: File exists".into()),
+                first_error_line: Some(
+                    "Error (criu/cr-restore.c:1): Can't fork for 42: File exists".into(),
+                ),
                 errno: Some("EEXIST".into()),
+                class: Some("pid-collision".into()),
                 message: "criu restore exited with status 1".into(),
                 dmesg: vec!["[    5.000000] hello".into()],
                 console_tail: vec![],

@@ -86,8 +86,10 @@ const DEFAULT_STEPS: &[StepKind] = &[
 struct ScenarioFile {
     /// One line saying what the scenario shows.
     description: String,
-    /// Name of the workload binary (one of [`KNOWN_WORKLOADS`]).
-    workload: String,
+    /// Name of the workload binary (one of [`KNOWN_WORKLOADS`]); or give `program`.
+    workload: Option<String>,
+    /// A user's own program instead of a workload.
+    program: Option<Program>,
     /// Arguments passed to the workload.
     #[serde(default)]
     args: Vec<String>,
@@ -106,6 +108,111 @@ struct ScenarioFile {
     /// Free labels used for selection (`crtest run --tag`).
     #[serde(default)]
     tags: Vec<String>,
+    /// Options added to both `criu dump` and `criu restore` (e.g. `--tcp-established`).
+    #[serde(default)]
+    criu_args: Vec<String>,
+    /// Options added to `criu dump` (and `criu pre-dump`) only.
+    #[serde(default)]
+    dump_args: Vec<String>,
+    /// Options added to `criu restore` only.
+    #[serde(default)]
+    restore_args: Vec<String>,
+    /// Extra scenarios generated from this one: `leave-running`, `pre-dump`.
+    #[serde(default)]
+    variants: Vec<Variant>,
+    #[serde(default)]
+    requires: Requires,
+    #[serde(default)]
+    expect: Expect,
+}
+
+/// A user's own program: started in the guest in a fresh working directory holding `files`;
+/// after restore `check` runs there and its exit status decides the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Program {
+    /// The command line; a relative program path is looked up in the working directory.
+    pub command: Vec<String>,
+    /// Host files copied into the working directory (relative to the scenario file).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// `file:NAME` (wait until NAME exists in the working directory) or `delay-ms:N`.
+    #[serde(default = "default_ready")]
+    pub ready: String,
+    /// Run after restore in the working directory, with `CRTEST_PID` set; exit 0 = pass.
+    pub check: Vec<String>,
+}
+
+fn default_ready() -> String {
+    "delay-ms:1000".into()
+}
+
+/// How a scenario is checkpointed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// `criu dump`, which kills the tree, then `criu restore`.
+    #[default]
+    Plain,
+    /// `criu dump --leave-running`; the tree goes on and verifies itself (no restore).
+    LeaveRunning,
+    /// `criu pre-dump --track-mem`, then `criu dump` on top of it, then restore.
+    PreDump,
+}
+
+impl Variant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::LeaveRunning => "leave-running",
+            Variant::PreDump => "pre-dump",
+        }
+    }
+}
+
+/// What a scenario needs; unmet, it is skipped with the requirement named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Requires {
+    /// Kernel options that must be `y` or `m`.
+    #[serde(default)]
+    pub kernel_config: Vec<String>,
+    /// Features `criu check --feature NAME` must report (probed once per guest).
+    #[serde(default)]
+    pub criu_features: Vec<String>,
+    /// Kernel modules that must load.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Lowest kernel release, e.g. `5.10`.
+    pub min_kernel: Option<String>,
+    /// Lowest criu version, e.g. `3.16`.
+    pub min_criu: Option<String>,
+    /// Lowest lxc version.
+    pub min_lxc: Option<String>,
+}
+
+/// What the scenario is expected to come to. A failure that matches is `xfail`; a pass
+/// where a failure was expected is `xpass`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expect {
+    /// `pass` (default) or `fail`.
+    #[serde(default)]
+    pub outcome: ExpectedOutcome,
+    /// The failure class the diagnosis must name (see `harness/data/failure-classes.toml`).
+    pub class: Option<String>,
+    /// The errno the diagnosis must name, e.g. `EBUSY`.
+    pub errno: Option<String>,
+    /// Why the failure is expected (shown in reports).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedOutcome {
+    #[default]
+    Pass,
+    Fail,
 }
 
 fn one() -> u32 {
@@ -118,19 +225,31 @@ fn default_step_timeout() -> u64 {
     DEFAULT_STEP_TIMEOUT_S
 }
 
+/// What the scenario runs: one of our workloads or a user's program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Workload { name: String, args: Vec<String> },
+    Program(Program),
+}
+
 /// A validated scenario with its steps expanded; this is what the executor runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scenario {
     pub name: String,
     pub description: String,
-    pub workload: String,
-    pub args: Vec<String>,
+    pub target: Target,
     /// Steps after expanding `iterations`: each step with its iteration number (from 1).
     pub steps: Vec<PlannedStep>,
     pub iterations: u32,
+    pub variant: Variant,
     pub timeout_s: u64,
     pub step_timeout_s: u64,
     pub tags: Vec<String>,
+    pub dump_args: Vec<String>,
+    pub restore_args: Vec<String>,
+    pub requires: Requires,
+    pub expect: Expect,
     /// Where the scenario was read from.
     pub source: PathBuf,
 }
@@ -142,8 +261,17 @@ pub struct PlannedStep {
 }
 
 impl Scenario {
-    /// Parses and validates one scenario file's text. `path` is used for the name and errors.
-    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    /// The workload's name, or the user's program for a program scenario.
+    pub fn what(&self) -> &str {
+        match &self.target {
+            Target::Workload { name, .. } => name,
+            Target::Program(p) => p.command.first().map_or("program", String::as_str),
+        }
+    }
+
+    /// Parses and validates one scenario file's text into its scenarios (the plain one and
+    /// one per variant). `path` gives the name and appears in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
         let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
@@ -168,16 +296,51 @@ impl Scenario {
                 format!("scenario name `{name}` may only use letters, digits, '-', '_', '.'"),
             ));
         }
-        if !KNOWN_WORKLOADS.contains(&file.workload.as_str()) {
-            return Err(invalid(
-                "workload",
-                format!(
-                    "unknown workload `{}`; known workloads: {}",
-                    file.workload,
-                    KNOWN_WORKLOADS.join(", ")
-                ),
-            ));
-        }
+        let target = match (file.workload, file.program) {
+            (Some(w), None) => {
+                if !KNOWN_WORKLOADS.contains(&w.as_str()) {
+                    return Err(invalid(
+                        "workload",
+                        format!(
+                            "unknown workload `{w}`; known workloads: {}",
+                            KNOWN_WORKLOADS.join(", ")
+                        ),
+                    ));
+                }
+                Target::Workload {
+                    name: w,
+                    args: file.args,
+                }
+            }
+            (None, Some(mut p)) => {
+                if p.command.is_empty() || p.check.is_empty() {
+                    return Err(invalid(
+                        "program",
+                        "`command` and `check` must not be empty".into(),
+                    ));
+                }
+                ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                for f in &mut p.files {
+                    if f.is_relative() {
+                        *f = base.join(&*f);
+                    }
+                }
+                Target::Program(p)
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "workload",
+                    "give `workload` or `program`, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "workload",
+                    "missing: give `workload` or `program`".into(),
+                ))
+            }
+        };
         if file.iterations == 0 {
             return Err(invalid("iterations", "must be at least 1".into()));
         }
@@ -185,28 +348,72 @@ impl Scenario {
             return Err(invalid("timeout-s", "timeouts must be at least 1 s".into()));
         }
         let steps = file.steps.as_deref().unwrap_or(DEFAULT_STEPS);
-        let steps = expand_steps(steps, file.iterations).map_err(|m| invalid("steps", m))?;
-        Ok(Scenario {
-            name,
+        let expanded = expand_steps(steps, file.iterations).map_err(|m| invalid("steps", m))?;
+        let mut dump_args = file.criu_args.clone();
+        dump_args.extend(file.dump_args);
+        let mut restore_args = file.criu_args;
+        restore_args.extend(file.restore_args);
+        let base = Scenario {
+            name: name.clone(),
             description: file.description,
-            workload: file.workload,
-            args: file.args,
-            steps,
+            target,
+            steps: expanded,
             iterations: file.iterations,
+            variant: Variant::Plain,
             timeout_s: file.timeout_s,
             step_timeout_s: file.step_timeout_s,
             tags: file.tags,
+            dump_args,
+            restore_args,
+            requires: file.requires,
+            expect: file.expect,
             source: path.to_path_buf(),
-        })
+        };
+        let mut out = vec![base.clone()];
+        for v in file.variants {
+            if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
+                return Err(invalid(
+                    "variants",
+                    format!("`{}` given twice or is the plain scenario", v.as_str()),
+                ));
+            }
+            let mut s = base.clone();
+            s.name = format!("{name}@{}", v.as_str());
+            s.variant = v;
+            if v == Variant::LeaveRunning {
+                // The tree goes on after the dump and verifies itself; nothing to restore.
+                s.steps.retain(|p| p.kind != StepKind::Restore);
+            }
+            out.push(s);
+        }
+        Ok(out)
     }
 
     /// Reads and validates one scenario file.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         Scenario::parse(path, &text)
+    }
+}
+
+/// How a program signals readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadySpec {
+    File(String),
+    DelayMs(u64),
+}
+
+pub fn ready_spec(text: &str) -> Result<ReadySpec, String> {
+    match text.split_once(':') {
+        Some(("file", f)) if !f.is_empty() && !f.contains('/') => Ok(ReadySpec::File(f.into())),
+        Some(("delay-ms", n)) => n
+            .parse()
+            .map(ReadySpec::DelayMs)
+            .map_err(|_| format!("`{text}`: delay-ms needs a number")),
+        _ => Err(format!("`{text}`: use `file:NAME` or `delay-ms:N`")),
     }
 }
 
@@ -246,7 +453,11 @@ fn expand_steps(steps: &[StepKind], iterations: u32) -> Result<Vec<PlannedStep>,
         .copied()
         .filter(|k| matches!(k, Checkpoint | Restore))
         .collect();
-    for k in order.iter().copied().filter(|k| matches!(k, Start | WaitReady)) {
+    for k in order
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Start | WaitReady))
+    {
         out.push(PlannedStep {
             kind: k,
             iteration: 1,
@@ -286,15 +497,16 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     paths.sort();
     let mut out: Vec<Scenario> = Vec::new();
     for path in paths {
-        let s = Scenario::load(&path)?;
-        if let Some(prev) = out.iter().find(|p| p.name == s.name) {
-            return Err(ScenarioError::Duplicate {
-                name: s.name.clone(),
-                first: prev.source.clone(),
-                second: s.source,
-            });
+        for s in Scenario::load(&path)? {
+            if let Some(prev) = out.iter().find(|p| p.name == s.name) {
+                return Err(ScenarioError::Duplicate {
+                    name: s.name.clone(),
+                    first: prev.source.clone(),
+                    second: s.source,
+                });
+            }
+            out.push(s);
         }
-        out.push(s);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -336,7 +548,66 @@ mod tests {
     use rstest::rstest;
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        Scenario::parse(Path::new("scenarios/demo.toml"), text)
+        Scenario::parse(Path::new("scenarios/demo.toml"), text).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn variants_are_generated_from_one_file() {
+        let all = Scenario::parse(
+            Path::new("s/mem.toml"),
+            "description = \"d\"\nworkload = \"fileio1\"\nvariants = [\"leave-running\", \"pre-dump\"]\ncriu-args = [\"--file-locks\"]\n",
+        )
+        .unwrap();
+        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["mem", "mem@leave-running", "mem@pre-dump"]);
+        assert!(!all[1].steps.iter().any(|p| p.kind == StepKind::Restore));
+        assert_eq!(all[2].variant, Variant::PreDump);
+        assert_eq!(all[2].dump_args, ["--file-locks"]);
+        assert_eq!(all[2].restore_args, ["--file-locks"]);
+    }
+
+    #[test]
+    fn requires_and_expect_parse() {
+        let s = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\n[requires]\nkernel-config = [\"CONFIG_X\"]\nmin-criu = \"3.16\"\n[expect]\noutcome = \"fail\"\nclass = \"pid-collision\"\nerrno = \"EEXIST\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.requires.kernel_config, ["CONFIG_X"]);
+        assert_eq!(s.expect.outcome, ExpectedOutcome::Fail);
+        assert_eq!(s.expect.errno.as_deref(), Some("EEXIST"));
+        let err =
+            parse("description = \"d\"\nworkload = \"fileio1\"\n[requires]\nmin-kernal = \"5\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("min-kernal") && err.contains("line 4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_users_program() {
+        let s = Scenario::parse(
+            Path::new("/u/scen/mine.toml"),
+            "description = \"d\"\n[program]\ncommand = [\"./loop.sh\"]\nfiles = [\"loop.sh\"]\nready = \"file:started\"\ncheck = [\"sh\", \"-c\", \"test -s out\"]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let Target::Program(p) = &s.target else {
+            panic!("not a program")
+        };
+        assert_eq!(p.files, [PathBuf::from("/u/scen/loop.sh")]);
+        assert_eq!(
+            ready_spec(&p.ready).unwrap(),
+            ReadySpec::File("started".into())
+        );
+        let err = Scenario::parse(
+            Path::new("x.toml"),
+            "description = \"d\"\n[program]\ncommand = [\"a\"]\nready = \"soon\"\ncheck = [\"true\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("program.ready"), "{err}");
     }
 
     #[test]
@@ -378,13 +649,25 @@ mod tests {
     #[rstest]
     #[case::unknown_key("description = \"d\"\nworkload = \"fileio1\"\nbogus = 1\n", "line 3")]
     #[case::unknown_key_named("description = \"d\"\nworkload = \"fileio1\"\nbogus = 1\n", "bogus")]
-    #[case::wrong_type("description = \"d\"\nworkload = \"fileio1\"\niterations = \"x\"\n", "line 3")]
-    #[case::missing_workload("description = \"d\"\n", "workload")]
-    #[case::unknown_workload("description = \"d\"\nworkload = \"nope\"\n", "unknown workload `nope`")]
-    #[case::zero_iterations("description = \"d\"\nworkload = \"fileio1\"\niterations = 0\n", "`iterations`")]
+    #[case::wrong_type(
+        "description = \"d\"\nworkload = \"fileio1\"\niterations = \"x\"\n",
+        "line 3"
+    )]
+    #[case::missing_workload("description = \"d\"\n", "give `workload` or `program`")]
+    #[case::unknown_workload(
+        "description = \"d\"\nworkload = \"nope\"\n",
+        "unknown workload `nope`"
+    )]
+    #[case::zero_iterations(
+        "description = \"d\"\nworkload = \"fileio1\"\niterations = 0\n",
+        "`iterations`"
+    )]
     #[case::bad_order("description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"restore\", \"checkpoint\"]\n", "order")]
     #[case::restore_without_checkpoint("description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"wait-ready\", \"restore\"]\n", "needs a `checkpoint`")]
-    #[case::unknown_step("description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"dance\"]\n", "dance")]
+    #[case::unknown_step(
+        "description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"dance\"]\n",
+        "dance"
+    )]
     fn bad_files_name_the_file_and_the_problem(#[case] text: &str, #[case] needle: &str) {
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains("scenarios/demo.toml"), "{err}");
@@ -399,7 +682,11 @@ mod tests {
             s.tags = tags.iter().map(|t| t.to_string()).collect();
             s
         };
-        let all = vec![mk("a", &["smoke"]), mk("b", &[]), mk("c", &["smoke", "slow"])];
+        let all = vec![
+            mk("a", &["smoke"]),
+            mk("b", &[]),
+            mk("c", &["smoke", "slow"]),
+        ];
         let names = |v: Vec<Scenario>| v.into_iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(names(select(&all, &[], &[]).unwrap()), ["a", "b", "c"]);
         assert_eq!(

@@ -157,7 +157,10 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     reporter.on(&Progress::Prepared {
         what: format!(
             "userland {suite} (criu {})",
-            userland.packages.get("criu").map_or("missing", String::as_str)
+            userland
+                .packages
+                .get("criu")
+                .map_or("missing", String::as_str)
         ),
         ms: t.elapsed().as_millis() as u64,
     });
@@ -180,7 +183,10 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     });
 
     let modules_share = match &kernel.modules_dir {
-        Some(dir) => dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone()),
+        Some(dir) => dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone()),
         None => {
             let empty = cache.root().join("empty-modules");
             std::fs::create_dir_all(&empty).map_err(|e| {
@@ -219,7 +225,11 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
 }
 
 /// The initramfs: the agent as `/init`, the workloads, and the boot modules of this kernel.
-fn initramfs(cache: &Cache, kernel: &Kernel, bins: &GuestBinaries) -> Result<PathBuf, PrepareError> {
+fn initramfs(
+    cache: &Cache,
+    kernel: &Kernel,
+    bins: &GuestBinaries,
+) -> Result<PathBuf, PrepareError> {
     let err = |e: &dyn std::fmt::Display| PrepareError::Initramfs(e.to_string());
     let read = |p: &Path| std::fs::read(p).map_err(|e| err(&format!("{}: {e}", p.display())));
     let agent = read(&bins.agent())?;
@@ -250,7 +260,11 @@ fn initramfs(cache: &Cache, kernel: &Kernel, bins: &GuestBinaries) -> Result<Pat
         }
         let mut order = String::new();
         for (n, b) in &modules {
-            entries.file(&format!("{}/{n}", paths::INITRAMFS_MODULES), 0o644, b.clone());
+            entries.file(
+                &format!("{}/{n}", paths::INITRAMFS_MODULES),
+                0o644,
+                b.clone(),
+            );
             order.push_str(n);
             order.push('\n');
         }
@@ -263,6 +277,40 @@ fn initramfs(cache: &Cache, kernel: &Kernel, bins: &GuestBinaries) -> Result<Pat
             .map_err(|e| err(&e))
     })?;
     Ok(dir.join("initrd.cpio"))
+}
+
+impl Cell {
+    /// What the host knows of the cell before it boots, for `requires`.
+    pub fn facts(&self) -> crate::requirements::Facts {
+        crate::requirements::Facts {
+            kernel_release: self.kernel.release.clone(),
+            kernel_config: self
+                .kernel
+                .config
+                .as_ref()
+                .and_then(|c| std::fs::read_to_string(c).ok())
+                .map(|t| crate::kernel_config::parse_config(&t)),
+            criu: self.userland.packages.get("criu").cloned(),
+            lxc: self.userland.packages.get("lxc").cloned(),
+        }
+    }
+}
+
+/// Copies user programs' files into `<run_dir>/inputs/<scenario>/`, where the guest finds them.
+fn stage_inputs(scenarios: &[Scenario], run_dir: &Path) -> Result<(), ResultsError> {
+    for sc in scenarios {
+        let crate::scenario::Target::Program(p) = &sc.target else {
+            continue;
+        };
+        let dir = run_dir.join("inputs").join(&sc.name);
+        for f in &p.files {
+            let dest = dir.join(f.file_name().unwrap_or_default());
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::copy(f, &dest).map(|_| ()))
+                .map_err(|source| ResultsError::Write { path: dest, source })?;
+        }
+    }
+    Ok(())
 }
 
 /// What ended one boot.
@@ -317,7 +365,12 @@ pub fn run_cell(
         reporter.on(&Progress::AccelNote { note: note.clone() });
     }
     let mut accel = cell.accel.accel;
-    let mut remaining: Vec<Scenario> = scenarios.to_vec();
+    let (mut remaining, skipped) = crate::requirements::partition(scenarios, &cell.facts());
+    for r in skipped {
+        reporter.on(&Progress::ScenarioFinished { result: r.clone() });
+        run.report.cells[index].scenarios.push(r);
+    }
+    stage_inputs(&remaining, &run.dir)?;
     while !remaining.is_empty() {
         let boot = Boot::new(cell, accel, &run.dir);
         let plan = GuestPlan {
@@ -325,11 +378,14 @@ pub fn run_cell(
             keep_images: cell.keep_images,
         };
         let plan_path = run.dir.join(PLAN_FILE);
-        std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).expect("plan serialises"))
-            .map_err(|source| ResultsError::Write {
-                path: plan_path.clone(),
-                source,
-            })?;
+        std::fs::write(
+            &plan_path,
+            serde_json::to_string_pretty(&plan).expect("plan serialises"),
+        )
+        .map_err(|source| ResultsError::Write {
+            path: plan_path.clone(),
+            source,
+        })?;
         run.report.cells[index].qemu.boots += 1;
         let boots = run.report.cells[index].qemu.boots;
         let outcome = boot.run(boots, &mut remaining, run, index, reporter)?;
@@ -408,7 +464,16 @@ impl<'a> Boot<'a> {
         let mut qemu = match QemuProcess::spawn("qemu-system-x86_64", &argv, &qemu_log) {
             Ok(q) => q,
             Err(e) => {
-                self.fail_all(remaining, run, index, Outcome::Error, "boot", &e.to_string(), &[], reporter)?;
+                self.fail_all(
+                    remaining,
+                    run,
+                    index,
+                    Outcome::Error,
+                    "boot",
+                    &e.to_string(),
+                    &[],
+                    reporter,
+                )?;
                 return Ok(BootEnd::Exited(e.to_string()));
             }
         };
@@ -447,12 +512,10 @@ impl<'a> Boot<'a> {
                         run.save()?;
                     }
                     Event::ScenarioStarted { name } => {
-                        let limit = remaining
-                            .iter()
-                            .find(|s| s.name == name)
-                            .map_or(Duration::from_secs(crate::scenario::DEFAULT_TIMEOUT_S), |s| {
-                                Duration::from_secs(s.timeout_s)
-                            });
+                        let limit = remaining.iter().find(|s| s.name == name).map_or(
+                            Duration::from_secs(crate::scenario::DEFAULT_TIMEOUT_S),
+                            |s| Duration::from_secs(s.timeout_s),
+                        );
                         current = Some((name.clone(), Instant::now() + limit + SCENARIO_GRACE));
                         reporter.on(&Progress::ScenarioStarted { name });
                     }
@@ -503,7 +566,8 @@ impl<'a> Boot<'a> {
                 });
             }
             if !ready {
-                if self.accel == Accel::Kvm && console.bytes == 0 && started.elapsed() > KVM_SILENCE {
+                if self.accel == Accel::Kvm && console.bytes == 0 && started.elapsed() > KVM_SILENCE
+                {
                     break BootEnd::KvmSilent;
                 }
                 if started.elapsed() > self.cell.boot_timeout {
@@ -523,7 +587,16 @@ impl<'a> Boot<'a> {
         }
         qemu.kill();
         console.poll(&self.console_path);
-        self.judge_loss(&end, ready, current.map(|c| c.0), remaining, run, index, &mut console, reporter)?;
+        self.judge_loss(
+            &end,
+            ready,
+            current.map(|c| c.0),
+            remaining,
+            run,
+            index,
+            &mut console,
+            reporter,
+        )?;
         Ok(end)
     }
 
@@ -589,7 +662,11 @@ impl<'a> Boot<'a> {
             ),
         };
         let (outcome, message, lines) = match console.panic_lines() {
-            Some(lines) => (Outcome::Panic, "the guest kernel panicked".to_string(), lines),
+            Some(lines) => (
+                Outcome::Panic,
+                "the guest kernel panicked".to_string(),
+                lines,
+            ),
             None => (outcome, message, console.tail(30)),
         };
         reporter.on(&Progress::GuestLost {
@@ -614,7 +691,9 @@ impl<'a> Boot<'a> {
                 // Lost between scenarios: try the rest on a new boot once more.
                 Ok(())
             }
-            _ => self.fail_all(remaining, run, index, outcome, "boot", &message, &lines, reporter),
+            _ => self.fail_all(
+                remaining, run, index, outcome, "boot", &message, &lines, reporter,
+            ),
         }
     }
 

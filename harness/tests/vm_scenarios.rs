@@ -28,7 +28,10 @@ fn main() {
         .collect();
 
     let mut unavailable = None;
-    let cell = if args.list || selected.is_empty() {
+    let faults_selected = FAULTS
+        .iter()
+        .any(|(n, _)| matches_filter(&args, &format!("vm_faults::{n}")));
+    let cell = if args.list || (selected.is_empty() && !faults_selected) {
         None
     } else {
         let opts = CellOptions {
@@ -113,11 +116,16 @@ fn panic_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
     crtest_vm::initramfs::build_initramfs(&cell.initrd, &entries).map_err(|e| e.to_string())?;
     let results = run_fault(&cell, "panic")?;
     for r in &results {
-        let f = r.failure.as_ref().ok_or("a panic without a failure report")?;
-        if r.outcome != Outcome::Panic
-            || !f.console_tail.iter().any(|l| l.contains("Kernel panic"))
+        let f = r
+            .failure
+            .as_ref()
+            .ok_or("a panic without a failure report")?;
+        if r.outcome != Outcome::Panic || !f.console_tail.iter().any(|l| l.contains("Kernel panic"))
         {
-            return Err(format!("{}: want panic with the panic line, got {r:?}", r.name));
+            return Err(format!(
+                "{}: want panic with the panic line, got {r:?}",
+                r.name
+            ));
         }
     }
     Ok(())
@@ -136,9 +144,15 @@ fn hang_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
     cell.boot_timeout = Duration::from_secs(25);
     let results = run_fault(&cell, "hang")?;
     for r in &results {
-        let f = r.failure.as_ref().ok_or("a timeout without a failure report")?;
+        let f = r
+            .failure
+            .as_ref()
+            .ok_or("a timeout without a failure report")?;
         if r.outcome != Outcome::Timeout || f.console_tail.is_empty() {
-            return Err(format!("{}: want timeout with a console tail, got {r:?}", r.name));
+            return Err(format!(
+                "{}: want timeout with a console tail, got {r:?}",
+                r.name
+            ));
         }
     }
     Ok(())
@@ -154,10 +168,19 @@ fn run_fault(cell: &vm_run::Cell, what: &str) -> Result<Vec<ScenarioResult>, Str
         .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(run.dir.join("run.json")).map_err(|e| e.to_string())?;
-    let back: crtest::results::RunReport = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let results = back.cells.into_iter().next().ok_or("no cell in run.json")?.scenarios;
+    let back: crtest::results::RunReport =
+        serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let results = back
+        .cells
+        .into_iter()
+        .next()
+        .ok_or("no cell in run.json")?
+        .scenarios;
     if results.len() != two.len() {
-        return Err(format!("want {} results in run.json, got {results:?}", two.len()));
+        return Err(format!(
+            "want {} results in run.json, got {results:?}",
+            two.len()
+        ));
     }
     let leftover = qemu_processes_under(&run.dir);
     if !leftover.is_empty() {
@@ -183,7 +206,13 @@ fn qemu_processes_under(dir: &std::path::Path) -> Vec<u32> {
 }
 
 fn matches_filter(args: &Arguments, name: &str) -> bool {
-    let hit = |f: &str| if args.exact { name == f } else { name.contains(f) };
+    let hit = |f: &str| {
+        if args.exact {
+            name == f
+        } else {
+            name.contains(f)
+        }
+    };
     let included = args.filter.as_deref().is_none_or(hit);
     let skipped = args.skip.iter().any(|s| hit(s));
     included && !skipped && !args.ignored

@@ -101,13 +101,12 @@ pub fn kernel_cmdline() -> String {
     [
         "console=ttyS0,115200",
         "panic=-1",
-        "loglevel=4",
+        "loglevel=7",
         "mitigations=off",
         "8250.nr_uarts=2",
         "i8042.noaux",
         "i8042.nopnp",
         "noresume",
-        "rootwait",
     ]
     .join(" ")
 }

@@ -186,10 +186,13 @@ pub struct Workload {
 impl Workload {
     /// Installs the SIGTERM handler and uses the current directory as the work dir.
     ///
+    /// The work dir is kept as an absolute path, so a workload may change its own current
+    /// directory (which is state it checks) without losing its protocol files.
     /// If the handler cannot be installed, writes a failing `result` and exits with
     /// [`EXIT_SETUP`].
     pub fn start() -> Workload {
-        let mut wl = Workload::in_dir(".");
+        let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let mut wl = Workload::in_dir(dir);
         if let Err(e) = install_sigterm_handler() {
             wl.setup_failed(&format!("cannot install the SIGTERM handler: {e}"));
         }
@@ -263,11 +266,17 @@ impl Workload {
         Ok(())
     }
 
-    /// Writes the progress file and then the `ready` file.
+    /// Writes the progress file and then the `ready` file, naming this process.
     pub fn write_ready(&mut self, detail: &str) -> Result<(), FileError> {
+        self.write_ready_as(std::process::id(), detail)
+    }
+
+    /// Writes the progress file and then the `ready` file, naming `pid` as the process to
+    /// checkpoint (as seen from the harness's pid namespace).
+    pub fn write_ready_as(&mut self, pid: u32, detail: &str) -> Result<(), FileError> {
         self.flush_progress()?;
         let ready = Ready {
-            pid: std::process::id(),
+            pid,
             detail: detail.to_owned(),
         };
         write_atomic(&self.dir, READY_FILE, &to_json_line(&ready))
@@ -287,8 +296,15 @@ impl Workload {
 
     /// Announces readiness; if that fails, exits as a setup failure.
     pub fn ready(&mut self, detail: &str) {
-        match self.write_ready(detail) {
-            Ok(()) => println!("ready: {detail}"),
+        self.ready_as(std::process::id(), detail)
+    }
+
+    /// Announces readiness naming `pid` as the process to checkpoint (a workload whose
+    /// real root is not the process the harness started, e.g. the init of a new pid
+    /// namespace); if that fails, exits as a setup failure.
+    pub fn ready_as(&mut self, pid: u32, detail: &str) {
+        match self.write_ready_as(pid, detail) {
+            Ok(()) => println!("ready (pid {pid}): {detail}"),
             Err(e) => self.setup_failed(&e.to_string()),
         }
     }
