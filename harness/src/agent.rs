@@ -116,7 +116,9 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         });
         let result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
         executor::reap_orphans();
-        port.send(&Event::ScenarioFinished { result });
+        port.send(&Event::ScenarioFinished {
+            result: Box::new(result),
+        });
     }
     port.send(&Event::Done);
     Ok(())

@@ -86,9 +86,10 @@ pub struct Failure {
 }
 
 /// Reads what `args` asks for from the image directory.
-pub fn collect(args: &CkptinfoArgs) -> Result<Report, Failure> {
+pub fn collect(args: &CkptinfoArgs) -> Result<Report, Box<Failure>> {
     let dir = &args.dir;
     let mut report = Report::new(dir);
+    let fail = |partial, error| Box::new(Failure { partial, error });
     if !dir.is_dir() {
         let error = match std::fs::metadata(dir) {
             Err(source) => ImageError::Io {
@@ -97,20 +98,12 @@ pub fn collect(args: &CkptinfoArgs) -> Result<Report, Failure> {
             },
             Ok(_) => ImageError::NotADir { path: dir.clone() },
         };
-        return Err(Failure {
-            partial: report,
-            error,
-        });
+        return Err(fail(report, error));
     }
     // Without -e the logs only name the criu version: one that cannot be read is skipped.
     let scan = match ckpt_logs::scan(dir) {
         Ok(scan) => scan,
-        Err(error) if args.errors => {
-            return Err(Failure {
-                partial: report,
-                error,
-            })
-        }
+        Err(error) if args.errors => return Err(fail(report, error)),
         Err(_) => LogScan::default(),
     };
     if args.errors {
@@ -122,22 +115,12 @@ pub fn collect(args: &CkptinfoArgs) -> Result<Report, Failure> {
             report.checkpoint = Some(c);
             report.criu_versions = Some(scan.versions);
         }
-        Err(error) => {
-            return Err(Failure {
-                partial: report,
-                error,
-            })
-        }
+        Err(error) => return Err(fail(report, error)),
     }
     if args.verbose {
         match ckpt_dir::list_files(dir) {
             Ok(files) => report.files = Some(files),
-            Err(error) => {
-                return Err(Failure {
-                    partial: report,
-                    error,
-                })
-            }
+            Err(error) => return Err(fail(report, error)),
         }
     }
     Ok(report)
@@ -161,7 +144,8 @@ pub fn run(args: &CkptinfoArgs) -> i32 {
                 2
             }
         }
-        Err(Failure { partial, error }) => {
+        Err(failure) => {
+            let Failure { partial, error } = *failure;
             if !partial.is_empty() {
                 print!("{}", output(args, &partial));
             }

@@ -34,7 +34,7 @@ fn number_after(line: &str, key: &str) -> Option<i32> {
 
 fn netlink(line: &str) -> Option<String> {
     let end = line.find(" reported by netlink")?;
-    let start = line[..end].rfind(|c: char| c == ' ' || c == '(')? + 1;
+    let start = line[..end].rfind([' ', '('])? + 1;
     name(line[start..end].parse().ok()?)
 }
 

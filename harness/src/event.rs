@@ -34,7 +34,7 @@ pub enum Event {
         ok: bool,
     },
     ScenarioFinished {
-        result: ScenarioResult,
+        result: Box<ScenarioResult>,
     },
     /// The agent could not go on (bad plan, a mount that failed, ...).
     AgentError {

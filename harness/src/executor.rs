@@ -79,7 +79,7 @@ pub fn run_scenario(
         return r;
     }
     if let Err(f) = prepare_dir(&work).and_then(|()| run.copy_inputs()) {
-        failure = Some(f);
+        failure = Some(*f);
         outcome = Outcome::Error;
     }
     for planned in &sc.steps {
@@ -117,7 +117,7 @@ pub fn run_scenario(
         {
             f.dmesg = kmsg.drain();
             outcome = o;
-            failure = Some(f);
+            failure = Some(*f);
         }
     }
     run.cleanup();
@@ -141,18 +141,18 @@ pub fn run_scenario(
 
 struct StepError {
     outcome: Outcome,
-    failure: Failure,
+    failure: Box<Failure>,
 }
 
 impl StepError {
     fn fail(step: StepKind, message: impl Into<String>) -> StepError {
         StepError {
             outcome: Outcome::Fail,
-            failure: Failure {
+            failure: Box::new(Failure {
                 step: step.as_str().into(),
                 message: message.into(),
                 ..Failure::default()
-            },
+            }),
         }
     }
     fn with_outcome(mut self, outcome: Outcome) -> StepError {
@@ -161,14 +161,14 @@ impl StepError {
     }
 }
 
-fn prepare_dir(work: &Path) -> Result<(), Failure> {
+fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
     let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).map_err(|e| Failure {
+    std::fs::create_dir_all(work).map_err(|e| Box::new(Failure {
         step: "start".into(),
         message: format!("cannot create working directory {}: {e}", work.display()),
         errno: e.raw_os_error().and_then(errno::name),
         ..Failure::default()
-    })
+    }))
 }
 
 impl Run<'_> {
@@ -197,7 +197,7 @@ impl Run<'_> {
 
     /// Copies a user program's files into the working directory. The host puts them in
     /// `<run_dir>/inputs/<scenario>/` for the guest; on the host they are read in place.
-    fn copy_inputs(&self) -> Result<(), Failure> {
+    fn copy_inputs(&self) -> Result<(), Box<Failure>> {
         let Target::Program(p) = &self.sc.target else {
             return Ok(());
         };
@@ -211,7 +211,7 @@ impl Run<'_> {
                 .join(name);
             let src = if staged.exists() { staged } else { f.clone() };
             let dest = self.work.join(name);
-            std::fs::copy(&src, &dest).map_err(|e| Failure {
+            std::fs::copy(&src, &dest).map_err(|e| Box::new(Failure {
                 step: "start".into(),
                 message: format!(
                     "cannot copy {} into the working directory: {e}",
@@ -219,7 +219,7 @@ impl Run<'_> {
                 ),
                 errno: e.raw_os_error().and_then(errno::name),
                 ..Failure::default()
-            })?;
+            }))?;
             let _ = std::fs::set_permissions(
                 &dest,
                 std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -679,10 +679,10 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
         let n = name.to_string_lossy();
         let src = work.join(&name);
         let wanted = n.ends_with(".log") || n == RESULT_FILE || n == READY_FILE;
-        let images = n.starts_with("images-") && images;
-        if wanted && std::fs::copy(&src, dest.join(&name)).is_ok() {
-            kept.push(rel.join(&name).display().to_string());
-        } else if images && copy_dir(&src, &dest.join(&name)).is_ok() {
+        let images = (n.starts_with("images-") || n.starts_with("pre-")) && images;
+        let copied = (wanted && std::fs::copy(&src, dest.join(&name)).is_ok())
+            || (images && copy_dir(&src, &dest.join(&name)).is_ok());
+        if copied {
             kept.push(rel.join(&name).display().to_string());
         }
     }

@@ -97,7 +97,9 @@ pub fn run_host(
     };
     let (scenarios, skipped) = crate::requirements::partition(scenarios, &facts);
     for r in skipped {
-        reporter.on(&Progress::ScenarioFinished { result: r.clone() });
+        reporter.on(&Progress::ScenarioFinished {
+            result: Box::new(r.clone()),
+        });
         run.report.cells[index].scenarios.push(r);
     }
     for sc in &scenarios {
@@ -124,7 +126,7 @@ pub fn run_host(
         });
         executor::reap_orphans();
         reporter.on(&Progress::ScenarioFinished {
-            result: result.clone(),
+            result: Box::new(result.clone()),
         });
         run.report.cells[index].scenarios.push(result);
         run.save()?;

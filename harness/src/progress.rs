@@ -40,7 +40,7 @@ pub enum Progress {
         ok: bool,
     },
     ScenarioFinished {
-        result: ScenarioResult,
+        result: Box<ScenarioResult>,
     },
     /// The guest died or hung; the run goes on with a new boot where scenarios remain.
     GuestLost {

@@ -143,7 +143,7 @@ pub fn unmet_in_guest(req: &Requires, criu: &str) -> Option<String> {
     for module in &req.modules {
         let why = probe(format!("module:{module}"), &|| match crate::command::run(
             "modprobe",
-            &[module.clone()],
+            std::slice::from_ref(module),
             Duration::from_secs(30),
         ) {
             Ok(r) if r.ok() => None,

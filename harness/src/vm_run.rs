@@ -367,7 +367,9 @@ pub fn run_cell(
     let mut accel = cell.accel.accel;
     let (mut remaining, skipped) = crate::requirements::partition(scenarios, &cell.facts());
     for r in skipped {
-        reporter.on(&Progress::ScenarioFinished { result: r.clone() });
+        reporter.on(&Progress::ScenarioFinished {
+            result: Box::new(r.clone()),
+        });
         run.report.cells[index].scenarios.push(r);
     }
     stage_inputs(&remaining, &run.dir)?;
@@ -535,7 +537,7 @@ impl<'a> Boot<'a> {
                     }),
                     Event::ScenarioFinished { result } => {
                         current = None;
-                        self.record(result, remaining, run, index, &mut console, reporter)?;
+                        self.record(*result, remaining, run, index, &mut console, reporter)?;
                     }
                     Event::AgentError { message } => {
                         let cell = &mut run.report.cells[index];
@@ -551,7 +553,7 @@ impl<'a> Boot<'a> {
                 for ev in events.poll(&events_path) {
                     if let Event::ScenarioFinished { result } = ev {
                         current = None;
-                        self.record(result, remaining, run, index, &mut console, reporter)?;
+                        self.record(*result, remaining, run, index, &mut console, reporter)?;
                     }
                 }
                 if remaining.is_empty() {
@@ -624,7 +626,7 @@ impl<'a> Boot<'a> {
         }
         remaining.retain(|s| s.name != result.name);
         reporter.on(&Progress::ScenarioFinished {
-            result: result.clone(),
+            result: Box::new(result.clone()),
         });
         run.report.cells[index].scenarios.push(result);
         run.save()
@@ -721,7 +723,7 @@ impl<'a> Boot<'a> {
                 },
             );
             reporter.on(&Progress::ScenarioFinished {
-                result: result.clone(),
+                result: Box::new(result.clone()),
             });
             run.report.cells[index].scenarios.push(result);
         }
