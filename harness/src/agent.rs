@@ -75,25 +75,27 @@ pub fn main() -> ! {
 
 fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     setup::early_mounts().map_err(|e| e.to_string())?;
+    let mut marks = vec![("agent-start".to_string(), setup::uptime_ms())];
+    let mut mark = |what: &str| marks.push((what.to_string(), setup::uptime_ms()));
     let port = port.insert(EventPort::open());
     let mut notes = setup::load_boot_modules();
+    mark("modules");
     setup::wait_for(paths::ROOT_DEVICE, Duration::from_secs(20)).map_err(|e| e.to_string())?;
     setup::switch_root().map_err(|e| e.to_string())?;
+    mark("root");
     setup::root_mounts().map_err(|e| e.to_string())?;
+    mark("mounts");
     let _ = nix::unistd::sethostname("crtest-guest");
-    notes.extend(setup::load_modules(setup::CRIU_MODULES));
     if let Err(e) = setup::loopback_up() {
         notes.push(format!("lo up: {e}"));
     }
-    let criu_version = crate::command::run("criu", &["--version".into()], Duration::from_secs(30))
-        .ok()
-        .and_then(|r| crate::criu::parse_version(&r.output));
+    mark("network");
     port.send(&Event::AgentReady {
         kernel_release: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
-        criu_version,
         uptime_ms: setup::uptime_ms(),
+        marks,
         notes,
     });
 

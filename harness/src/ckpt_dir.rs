@@ -24,7 +24,7 @@ pub enum ImageError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not a directory", path.display())]
     NotADir { path: PathBuf },
-    #[error("{}: no such file, and {why}", path.display())]
+    #[error("{}: missing ({why})", path.display())]
     Missing { path: PathBuf, why: String },
     #[error("{}: {size} bytes, too large to read as an image (limit {MAX_IMAGE_BYTES})", path.display())]
     TooLarge { path: PathBuf, size: u64 },
@@ -45,6 +45,13 @@ impl ImageError {
 
 /// Reads a whole file, refusing files over [`MAX_IMAGE_BYTES`].
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, ImageError> {
+    // Not a FIFO or a device, whose reading could block or never end.
+    if !fs::metadata(path).map_err(ImageError::io(path))?.is_file() {
+        return Err(ImageError::Invalid {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
     let f = fs::File::open(path).map_err(ImageError::io(path))?;
     let mut data = Vec::new();
     f.take(MAX_IMAGE_BYTES + 1)
@@ -270,6 +277,8 @@ pub enum FileKind {
     Symlink {
         target: String,
     },
+    /// A FIFO, socket or device: never read.
+    Special,
 }
 
 impl FileKind {
@@ -297,6 +306,7 @@ impl FileKind {
             FileKind::Unknown { magic: None } => "unknown (too short for a magic)".into(),
             FileKind::Directory => "directory".into(),
             FileKind::Symlink { target } => format!("symlink to {target}"),
+            FileKind::Special => "not a regular file".into(),
         }
     }
 }
@@ -363,6 +373,8 @@ pub fn list_files(dir: &Path) -> Result<Vec<FileInfo>, ImageError> {
             (FileKind::Symlink { target }, None)
         } else if meta.is_dir() {
             (FileKind::Directory, None)
+        } else if !meta.is_file() {
+            (FileKind::Special, None)
         } else if ckpt_image::raw_kind(&name).is_some() {
             classify(&name, &[], false)
         } else if size > MAX_IMAGE_BYTES {

@@ -6,7 +6,7 @@
 //! logs are the `*.log` files of the directory and of its parent; when the directory is
 //! named `images-N`, parent logs numbered for another attempt (`dump-M.log`) are left out.
 
-use crate::ckpt_dir::{read_limited, ImageError};
+use crate::ckpt_dir::ImageError;
 use crate::{criu, errno};
 use serde::Serialize;
 use std::fs;
@@ -152,7 +152,10 @@ pub fn scan_text(shown_as: &str, text: &str, into: &mut LogScan) {
 pub fn scan(dir: &Path) -> Result<LogScan, ImageError> {
     let mut out = LogScan::default();
     for log in find_logs(dir) {
-        let bytes = read_limited(&log)?;
+        let bytes = fs::read(&log).map_err(|source| ImageError::Io {
+            path: log.clone(),
+            source,
+        })?;
         scan_text(
             &shown(dir, &log),
             &String::from_utf8_lossy(&bytes),

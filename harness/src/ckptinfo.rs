@@ -213,11 +213,12 @@ fn summary(out: &mut String, dir: &Path, c: &Checkpoint, versions: &[LoggedVersi
     if inv.tcp_close == Some(true) {
         let _ = writeln!(out, "tcp              closed at dump (--tcp-close)");
     }
+    let threads = c.thread_count();
+    let plural = if threads == 1 { "" } else { "s" };
     let _ = writeln!(
         out,
-        "processes        {} ({} threads)",
-        c.tasks.len(),
-        c.thread_count()
+        "processes        {} ({threads} thread{plural})",
+        c.tasks.len()
     );
     out.push('\n');
     tree(out, c);
@@ -418,5 +419,44 @@ fn listing(out: &mut String, files: &[FileInfo]) {
             f.size,
             f.kind.describe()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(log: &str, version: &str) -> LoggedVersion {
+        LoggedVersion {
+            log: log.into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn criu_versions_agreeing_and_not() {
+        let same = [
+            logged("../dump-1.log", "3.17.1"),
+            logged("../restore-1.log", "3.17.1"),
+        ];
+        assert_eq!(
+            criu_version(&same),
+            "3.17.1 (from ../dump-1.log, ../restore-1.log)"
+        );
+        let mixed = [
+            logged("../dump-1.log", "3.17.1"),
+            logged("../restore-1.log", "4.1"),
+        ];
+        assert_eq!(
+            criu_version(&mixed),
+            "3.17.1 (from ../dump-1.log); 4.1 (from ../restore-1.log)"
+        );
+        assert!(criu_version(&[]).starts_with("unknown"));
+    }
+
+    #[test]
+    fn times_are_microseconds() {
+        assert_eq!(micros(19297), "19.297 ms");
+        assert_eq!(micros(7), "0.007 ms");
     }
 }

@@ -27,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// List the scenarios with their tags.
     List(CatalogArgs),
+    /// Read a CRIU image directory: the task tree, versions, statistics, errors in its logs.
+    Ckptinfo(crate::ckptinfo::CkptinfoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +86,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => run(&args),
+        Command::Ckptinfo(args) => crate::ckptinfo::run(&args),
     }
 }
 

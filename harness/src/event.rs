@@ -12,9 +12,11 @@ pub enum Event {
     /// The agent has set up the guest and is about to run the plan.
     AgentReady {
         kernel_release: String,
-        criu_version: Option<String>,
         /// Guest uptime when ready (from /proc/uptime), in ms.
         uptime_ms: u64,
+        /// Guest uptime (ms) at the end of each setup phase: where the boot time goes.
+        #[serde(default)]
+        marks: Vec<(String, u64)>,
         /// Setup problems that did not stop the agent (a module that would not load, ...).
         notes: Vec<String>,
     },

@@ -39,15 +39,19 @@ pub struct ExecConfig {
 /// How long to wait, after a restore, for the workload to show it works again.
 const CONTINUITY_WAIT: Duration = Duration::from_secs(20);
 
-struct Run<'a> {
-    cfg: &'a ExecConfig,
-    sc: &'a Scenario,
-    work: PathBuf,
-    deadline: Instant,
-    pid: Option<Pid>,
+/// The state of one scenario's run, shared by the steps of every backend.
+pub(crate) struct Run<'a> {
+    pub(crate) cfg: &'a ExecConfig,
+    pub(crate) sc: &'a Scenario,
+    /// The scenario's working directory.
+    pub(crate) work: PathBuf,
+    pub(crate) deadline: Instant,
+    /// The root of the tree to checkpoint.
+    pub(crate) pid: Option<Pid>,
     /// The workload's progress read right before the last checkpoint.
-    progress_at_checkpoint: u64,
-    detail: Option<String>,
+    pub(crate) progress_at_checkpoint: u64,
+    /// The workload's verdict text.
+    pub(crate) detail: Option<String>,
 }
 
 /// Runs `sc` to its end and returns its result; `emit` receives step events as they happen.
@@ -139,13 +143,14 @@ pub fn run_scenario(
     }
 }
 
-struct StepError {
-    outcome: Outcome,
-    failure: Box<Failure>,
+/// A failed step: the outcome it leads to and the failure report.
+pub(crate) struct StepError {
+    pub(crate) outcome: Outcome,
+    pub(crate) failure: Box<Failure>,
 }
 
 impl StepError {
-    fn fail(step: StepKind, message: impl Into<String>) -> StepError {
+    pub(crate) fn fail(step: StepKind, message: impl Into<String>) -> StepError {
         StepError {
             outcome: Outcome::Fail,
             failure: Box::new(Failure {
@@ -155,7 +160,7 @@ impl StepError {
             }),
         }
     }
-    fn with_outcome(mut self, outcome: Outcome) -> StepError {
+    pub(crate) fn with_outcome(mut self, outcome: Outcome) -> StepError {
         self.outcome = outcome;
         self
     }
@@ -163,12 +168,14 @@ impl StepError {
 
 fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
     let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).map_err(|e| Box::new(Failure {
-        step: "start".into(),
-        message: format!("cannot create working directory {}: {e}", work.display()),
-        errno: e.raw_os_error().and_then(errno::name),
-        ..Failure::default()
-    }))
+    std::fs::create_dir_all(work).map_err(|e| {
+        Box::new(Failure {
+            step: "start".into(),
+            message: format!("cannot create working directory {}: {e}", work.display()),
+            errno: e.raw_os_error().and_then(errno::name),
+            ..Failure::default()
+        })
+    })
 }
 
 impl Run<'_> {
@@ -190,7 +197,7 @@ impl Run<'_> {
     }
 
     /// The time this step may take: the step limit, cut by what is left of the scenario's.
-    fn step_budget(&self) -> Duration {
+    pub(crate) fn step_budget(&self) -> Duration {
         let left = self.deadline.saturating_duration_since(Instant::now());
         left.min(Duration::from_secs(self.sc.step_timeout_s))
     }
@@ -211,15 +218,17 @@ impl Run<'_> {
                 .join(name);
             let src = if staged.exists() { staged } else { f.clone() };
             let dest = self.work.join(name);
-            std::fs::copy(&src, &dest).map_err(|e| Box::new(Failure {
-                step: "start".into(),
-                message: format!(
-                    "cannot copy {} into the working directory: {e}",
-                    src.display()
-                ),
-                errno: e.raw_os_error().and_then(errno::name),
-                ..Failure::default()
-            }))?;
+            std::fs::copy(&src, &dest).map_err(|e| {
+                Box::new(Failure {
+                    step: "start".into(),
+                    message: format!(
+                        "cannot copy {} into the working directory: {e}",
+                        src.display()
+                    ),
+                    errno: e.raw_os_error().and_then(errno::name),
+                    ..Failure::default()
+                })
+            })?;
             let _ = std::fs::set_permissions(
                 &dest,
                 std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -245,7 +254,7 @@ impl Run<'_> {
         }
     }
 
-    fn start(&mut self) -> Result<(), StepError> {
+    pub(crate) fn start(&mut self) -> Result<(), StepError> {
         let (program, args) = self.command();
         let log = std::fs::File::create(self.work.join("workload.log")).map_err(|e| {
             StepError::fail(StepKind::Start, format!("cannot create workload.log: {e}"))
@@ -279,7 +288,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn wait_ready(&mut self) -> Result<(), StepError> {
+    pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
         let limit = Instant::now() + self.step_budget();
         let ready_name = match &self.sc.target {
             Target::Workload { .. } => READY_FILE.to_string(),
@@ -324,7 +333,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn mkdir(&self, dir: &Path) -> Result<(), StepError> {
+    pub(crate) fn mkdir(&self, dir: &Path) -> Result<(), StepError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StepError::fail(
                 StepKind::Checkpoint,
@@ -412,7 +421,7 @@ impl Run<'_> {
 
     /// After a restore the workload must go on from where it was: its progress never goes
     /// back below the value read before the checkpoint, and it grows again.
-    fn continuity(&mut self, step: StepKind) -> Result<(), StepError> {
+    pub(crate) fn continuity(&mut self, step: StepKind) -> Result<(), StepError> {
         if let Target::Program(_) = self.sc.target {
             // A user's program has no progress file: it must at least be alive.
             return match self.exited() {
@@ -452,7 +461,7 @@ impl Run<'_> {
         }
     }
 
-    fn verify(&mut self) -> Result<(), StepError> {
+    pub(crate) fn verify(&mut self) -> Result<(), StepError> {
         let pid = self.pid.expect("started before verify");
         if let Target::Program(p) = &self.sc.target {
             return self.program_check(pid, &p.check.clone());
@@ -535,7 +544,12 @@ impl Run<'_> {
     }
 
     /// Runs criu; a failure carries the command, status, first error line and errno.
-    fn criu(&self, step: StepKind, args: &[String], log: &Path) -> Result<Ran, StepError> {
+    pub(crate) fn criu(
+        &self,
+        step: StepKind,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Ran, StepError> {
         let ran = command::run(&self.cfg.criu, args, self.step_budget()).map_err(|e| {
             let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
             err.failure.command = Some(e.command.clone());
@@ -570,7 +584,7 @@ impl Run<'_> {
         Err(e)
     }
 
-    fn progress(&self) -> Option<u64> {
+    pub(crate) fn progress(&self) -> Option<u64> {
         std::fs::read_to_string(self.work.join(PROGRESS_FILE))
             .ok()?
             .trim()
@@ -578,13 +592,13 @@ impl Run<'_> {
             .ok()
     }
 
-    fn verdict(&self) -> Option<Verdict> {
+    pub(crate) fn verdict(&self) -> Option<Verdict> {
         let text = std::fs::read_to_string(self.work.join(RESULT_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// The workload's exit status when it has exited (and was collected), else None.
-    fn exited(&mut self) -> Option<i32> {
+    pub(crate) fn exited(&mut self) -> Option<i32> {
         let pid = self.pid?;
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => {
@@ -604,7 +618,7 @@ impl Run<'_> {
         }
     }
 
-    fn workload_died(&self, step: StepKind, status: i32) -> StepError {
+    pub(crate) fn workload_died(&self, step: StepKind, status: i32) -> StepError {
         let (detail, from) = match self.verdict() {
             Some(v) => (v.detail, "its verdict"),
             None => {
@@ -627,7 +641,7 @@ impl Run<'_> {
     }
 
     /// Kills whatever is left of the workload's process group and collects it.
-    fn cleanup(&mut self) {
+    pub(crate) fn cleanup(&mut self) {
         if let Some(pid) = self.pid.take() {
             let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
             let _ = kill(pid, Signal::SIGKILL);
@@ -637,7 +651,7 @@ impl Run<'_> {
 }
 
 /// Waits for `pid` to exit and collects it; true when it is gone.
-fn reap(pid: Pid, limit: Duration) -> bool {
+pub(crate) fn reap(pid: Pid, limit: Duration) -> bool {
     let end = Instant::now() + limit;
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {

@@ -46,6 +46,10 @@ pub struct CellReport {
     pub boot_ms: Option<u64>,
     /// Time spent preparing images (fetch, build, cache lookups), ms.
     pub prepare_ms: u64,
+    /// Guest uptime (ms) when the kernel started the agent and at the end of each of its
+    /// setup phases, first boot: where `boot_ms` goes.
+    #[serde(default)]
+    pub boot_marks: Vec<(String, u64)>,
     /// Setup notes from the guest (modules that did not load, ...).
     pub notes: Vec<String>,
     pub scenarios: Vec<ScenarioResult>,

@@ -124,6 +124,39 @@ struct ScenarioFile {
     requires: Requires,
     #[serde(default)]
     expect: Expect,
+    /// Which C/R tool runs the checkpoint and restore (default `criu`).
+    #[serde(default)]
+    backend: Backend,
+    /// Container settings, with `backend = "lxc"`.
+    #[serde(default)]
+    lxc: Option<LxcOptions>,
+}
+
+/// The C/R tool a scenario goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `criu dump` / `criu restore` on the workload's process tree.
+    #[default]
+    Criu,
+    /// The workload in an LXC container; `lxc-checkpoint` (criu underneath).
+    Lxc,
+}
+
+/// How the container of an `lxc` scenario is set up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LxcOptions {
+    /// `execute` (an application container, `lxc-execute`) or `start` (`lxc-start`).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// `empty` (no network of its own, the wiki's "no netns") or `veth`.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// After the restore, freeze the container at once and check it stays still, then
+    /// unfreeze it (the wiki's `lxc-restart --pause` and `lxc-unfreeze`).
+    #[serde(default)]
+    pub pause_after_restore: bool,
 }
 
 /// A user's own program: started in the guest in a fresh working directory holding `files`;
@@ -250,6 +283,8 @@ pub struct Scenario {
     pub restore_args: Vec<String>,
     pub requires: Requires,
     pub expect: Expect,
+    pub backend: Backend,
+    pub lxc: Option<LxcOptions>,
     /// Where the scenario was read from.
     pub source: PathBuf,
 }
@@ -341,6 +376,9 @@ impl Scenario {
                 ))
             }
         };
+        if file.lxc.is_some() && file.backend != Backend::Lxc {
+            return Err(invalid("lxc", "`[lxc]` needs `backend = \"lxc\"`".into()));
+        }
         if file.iterations == 0 {
             return Err(invalid("iterations", "must be at least 1".into()));
         }
@@ -367,6 +405,8 @@ impl Scenario {
             restore_args,
             requires: file.requires,
             expect: file.expect,
+            backend: file.backend,
+            lxc: file.lxc,
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];

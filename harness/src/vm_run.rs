@@ -31,6 +31,9 @@ pub const USERLAND_PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "busybox",
+    // The lxc backend: lxc-execute/-start/-checkpoint/-freeze, and LXC's own C/R test.
+    "lxc",
+    "lxc-tests",
 ];
 
 /// Modules the agent loads from the initramfs to reach its root and shares.
@@ -85,6 +88,8 @@ pub enum PrepareError {
     GuestBuild(#[from] guest_build::GuestBuildError),
     #[error("initramfs: {0}")]
     Initramfs(String),
+    #[error("uncompressed kernel: {0}")]
+    Vmlinux(#[from] crtest_vm::vmlinux::VmlinuxError),
     #[error("cache: {0}")]
     Cache(#[from] crtest_vm::cache::CacheError),
 }
@@ -104,6 +109,9 @@ impl PrepareError {
 pub struct Cell {
     pub id: String,
     pub kernel: Kernel,
+    /// What QEMU boots: the kernel's uncompressed vmlinux (PVH entry) when it has one,
+    /// else the bzImage.
+    pub boot_image: PathBuf,
     pub userland: Userland,
     pub initrd: PathBuf,
     /// The directory shared as the guest's `/lib/modules`.
@@ -114,6 +122,8 @@ pub struct Cell {
     pub missing_options: Vec<String>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// Things the host noticed while preparing (modules left out, ...).
+    pub notes: Vec<String>,
     /// Time for a guest to become ready (default [`BOOT_TIMEOUT`]).
     pub boot_timeout: Duration,
     /// Keep criu images of passing scenarios too.
@@ -139,6 +149,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
             config,
         } => crtest_vm::kernel::local(bzimage, modules.clone(), config.clone())?,
     };
+    let boot_image = pvh_kernel(&cache, &kernel.bzimage)?;
     let kernel_ms = t.elapsed().as_millis() as u64;
     reporter.on(&Progress::Prepared {
         what: format!("kernel {}", kernel.release),
@@ -176,7 +187,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     });
 
     let t = Instant::now();
-    let initrd = initramfs(&cache, &kernel, &bins)?;
+    let (initrd, notes) = initramfs(&cache, &kernel, &bins)?;
     reporter.on(&Progress::Prepared {
         what: "initramfs".into(),
         ms: t.elapsed().as_millis() as u64,
@@ -210,6 +221,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     Ok(Cell {
         id: format!("{}+{}", kernel.release, suite),
         kernel,
+        boot_image,
         userland,
         initrd,
         modules_share,
@@ -219,8 +231,40 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         missing_options,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
+        notes,
         boot_timeout: BOOT_TIMEOUT,
         keep_images: false,
+    })
+}
+
+/// The kernel to boot: its uncompressed vmlinux when it has a PVH entry (seconds faster to
+/// boot under TCG than decompressing the bzImage), else the bzImage itself.
+fn pvh_kernel(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PrepareError> {
+    let bytes =
+        std::fs::read(bzimage).map_err(|source| crtest_vm::vmlinux::VmlinuxError::Read {
+            path: bzimage.to_path_buf(),
+            source,
+        })?;
+    let key = crtest_vm::cache::key_of(&[b"vmlinux-v1", &bytes]);
+    let dir = cache.entry("vmlinux", &key, |dir: &Path| {
+        let out = dir.join("vmlinux");
+        if !crtest_vm::vmlinux::extract(bzimage, &out)? {
+            // No PVH entry: remember that, and boot the bzImage.
+            let _ = std::fs::remove_file(&out);
+            std::fs::write(dir.join("no-pvh"), b"").map_err(|source| {
+                crtest_vm::vmlinux::VmlinuxError::Write {
+                    path: dir.join("no-pvh"),
+                    source,
+                }
+            })?;
+        }
+        Ok::<(), PrepareError>(())
+    })?;
+    let vmlinux = dir.join("vmlinux");
+    Ok(if vmlinux.is_file() {
+        vmlinux
+    } else {
+        bzimage.to_path_buf()
     })
 }
 
@@ -229,7 +273,7 @@ fn initramfs(
     cache: &Cache,
     kernel: &Kernel,
     bins: &GuestBinaries,
-) -> Result<PathBuf, PrepareError> {
+) -> Result<(PathBuf, Vec<String>), PrepareError> {
     let err = |e: &dyn std::fmt::Display| PrepareError::Initramfs(e.to_string());
     let read = |p: &Path| std::fs::read(p).map_err(|e| err(&format!("{}: {e}", p.display())));
     let agent = read(&bins.agent())?;
@@ -238,8 +282,9 @@ fn initramfs(
         let name = w.file_name().unwrap().to_string_lossy().into_owned();
         workloads.push((name, read(&w)?));
     }
+    let (names, notes) = initramfs_modules(kernel);
     let modules = match &kernel.modules_dir {
-        Some(_) => crtest_vm::initramfs::boot_modules(kernel, BOOT_MODULES).map_err(|e| err(&e))?,
+        Some(_) => crtest_vm::initramfs::boot_modules(kernel, &names).map_err(|e| err(&e))?,
         None => Vec::new(),
     };
     let mut parts: Vec<&[u8]> = vec![kernel.release.as_bytes(), &agent];
@@ -276,7 +321,29 @@ fn initramfs(
         crtest_vm::initramfs::build_initramfs(&dir.join("initrd.cpio"), &entries)
             .map_err(|e| err(&e))
     })?;
-    Ok(dir.join("initrd.cpio"))
+    Ok((dir.join("initrd.cpio"), notes))
+}
+
+/// The modules the agent loads from the initramfs: those it needs to reach its root and
+/// shares, then those criu uses (loaded the same way: much faster than `modprobe` in the
+/// guest). A criu module this kernel does not have is left out with a note.
+fn initramfs_modules(kernel: &Kernel) -> (Vec<String>, Vec<String>) {
+    let mut names: Vec<String> = BOOT_MODULES.iter().map(|s| s.to_string()).collect();
+    let mut notes = Vec::new();
+    let Some(dir) = &kernel.modules_dir else {
+        return (Vec::new(), notes);
+    };
+    let index = match crtest_vm::modules::ModuleIndex::load(dir) {
+        Ok(i) => i,
+        Err(e) => return (names, vec![format!("modules of {}: {e}", kernel.release)]),
+    };
+    for m in crate::guest_setup::CRIU_MODULES {
+        match index.resolve(&[*m]) {
+            Ok(_) => names.push(m.to_string()),
+            Err(e) => notes.push(format!("module {m} left out: {e}")),
+        }
+    }
+    (names, notes)
 }
 
 impl Cell {
@@ -357,7 +424,8 @@ pub fn run_cell(
         },
         boot_ms: None,
         prepare_ms: cell.prepare_ms,
-        notes: Vec::new(),
+        boot_marks: Vec::new(),
+        notes: cell.notes.clone(),
         scenarios: Vec::new(),
     });
     run.save()?;
@@ -426,7 +494,7 @@ impl<'a> Boot<'a> {
 
     fn spec(&self, run_dir: &Path, events: &Path) -> VmSpec {
         VmSpec {
-            kernel: self.cell.kernel.bzimage.clone(),
+            kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
             rootfs: self.cell.userland.image.clone(),
             modules_dir: self.cell.modules_share.clone(),
@@ -489,17 +557,19 @@ impl<'a> Boot<'a> {
                 match ev {
                     Event::AgentReady {
                         kernel_release,
-                        criu_version,
                         notes,
-                        ..
+                        marks,
+                        uptime_ms,
                     } => {
                         ready = true;
                         let ms = started.elapsed().as_millis() as u64;
                         let cell = &mut run.report.cells[index];
-                        cell.boot_ms.get_or_insert(ms);
-                        if cell.userland.criu.is_none() {
-                            cell.userland.criu = criu_version.clone();
+                        if cell.boot_ms.is_none() {
+                            cell.boot_ms = Some(ms);
+                            cell.boot_marks = marks;
+                            cell.boot_marks.push(("ready".into(), uptime_ms));
                         }
+                        let criu_version = cell.userland.criu.clone();
                         for n in &notes {
                             if !cell.notes.contains(n) {
                                 cell.notes.push(n.clone());

@@ -232,7 +232,7 @@ fn log_errors_are_shown_even_when_the_images_are_broken() {
     assert!(failure
         .error
         .to_string()
-        .contains("inventory.img: no such file"));
+        .contains("inventory.img: missing ("));
     let errors = failure.partial.log_errors.unwrap();
     assert_eq!(errors.first_errno.as_deref(), Some("EEXIST"));
     assert_eq!(run(&a), 2);
@@ -386,7 +386,7 @@ fn a_corrupt_stats_file() {
 fn a_missing_core() {
     let e = error_after(|d| fs::remove_file(d.join("core-122.img")).unwrap());
     assert!(
-        e.ends_with("core-122.img: no such file, and pstree.img lists process 122"),
+        e.ends_with("core-122.img: missing (pstree.img lists process 122)"),
         "{e}"
     );
 }
@@ -534,4 +534,19 @@ fn every_truncation_of_a_core_is_reported_with_its_file() {
         let e = Checkpoint::load(&dir).unwrap_err().to_string();
         assert!(e.contains("core-122.img: "), "cut {cut}: {e}");
     }
+}
+
+#[test]
+fn a_fifo_is_never_read() {
+    let tmp = copy_scenario("counterloop");
+    let dir = tmp.path().join("images-1");
+    nix::unistd::mkfifo(&dir.join("extra.fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let files = ckpt_dir::list_files(&dir).unwrap();
+    let fifo = files.iter().find(|f| f.name == "extra.fifo").unwrap();
+    assert_eq!(fifo.kind.describe(), "not a regular file");
+    let core = dir.join("core-122.img");
+    fs::remove_file(&core).unwrap();
+    nix::unistd::mkfifo(&core, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let e = Checkpoint::load(&dir).unwrap_err().to_string();
+    assert!(e.ends_with("core-122.img: not a regular file"), "{e}");
 }

@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod modules;
 pub mod qemu;
 pub mod userland;
+pub mod vmlinux;
 
 pub use cache::Cache;
 pub use command::{Cmd, CommandError};

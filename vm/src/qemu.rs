@@ -70,7 +70,11 @@ pub fn choose_accel(dev_error: Option<String>, cpuinfo: &str) -> AccelChoice {
         (None, true) => None,
     };
     AccelChoice {
-        accel: if why.is_none() { Accel::Kvm } else { Accel::Tcg },
+        accel: if why.is_none() {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        },
         why_not_kvm: why,
     }
 }
@@ -116,10 +120,23 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
     let p = |p: &Path| p.display().to_string();
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+    ]);
     match spec.accel {
         Accel::Kvm => push(&["-machine", "pc", "-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => push(&["-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max"]),
+        Accel::Tcg => push(&[
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+        ]),
     }
     let (mem, cpus) = (spec.memory_mib.to_string(), spec.cpus.to_string());
     push(&["-m", &mem, "-smp", &cpus]);
@@ -181,10 +198,7 @@ impl QemuProcess {
             source,
         })?;
         let mut cmd = Command::new(program);
-        cmd.args(argv)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.args(argv).stdin(Stdio::null()).stdout(out).stderr(err);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -266,7 +280,9 @@ mod tests {
         let a = argv(&spec(accel));
         assert!(a.contains(&"-nodefaults".to_string()));
         assert!(a.contains(&"-no-reboot".to_string()));
-        assert!(!a.iter().any(|x| x.starts_with("-net") || x.contains("netdev")));
+        assert!(!a
+            .iter()
+            .any(|x| x.starts_with("-net") || x.contains("netdev")));
         insta::assert_snapshot!(format!("argv_{}", accel.as_str()), a.join("\n"));
     }
 
