@@ -17,6 +17,10 @@ pub struct GuestPlan {
     /// Keep criu images of passing scenarios too.
     #[serde(default)]
     pub keep_images: bool,
+    /// Commands run before the scenarios, each reported with its status and output
+    /// (`crtest doctor` asks `criu check` this way).
+    #[serde(default)]
+    pub probes: Vec<Vec<String>>,
 }
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -89,6 +93,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     if let Err(e) = setup::loopback_up() {
         notes.push(format!("lo up: {e}"));
     }
+    notes.extend(setup::lxc_host());
     mark("network");
     port.send(&Event::AgentReady {
         kernel_release: nix::sys::utsname::uname()
@@ -112,6 +117,14 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         criu: "criu".into(),
         keep_images: plan.keep_images,
     };
+    for probe in &plan.probes {
+        let p = run_probe(probe);
+        port.send(&Event::ProbeResult {
+            command: p.command,
+            status: p.status,
+            output: p.output,
+        });
+    }
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
             name: sc.name.clone(),
@@ -124,6 +137,32 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     }
     port.send(&Event::Done);
     Ok(())
+}
+
+/// Runs one probe command; its output is capped so one event stays small.
+pub fn run_probe(command: &[String]) -> crate::results::ProbeOutput {
+    const CAP: usize = 64 * 1024;
+    let (status, mut output) = match command.split_first() {
+        None => (-1, "empty probe".to_string()),
+        Some((program, args)) => match crate::command::run(program, args, Duration::from_secs(120))
+        {
+            Ok(r) => (if r.timed_out { -1 } else { r.status }, r.output),
+            Err(e) => (-1, e.to_string()),
+        },
+    };
+    if output.len() > CAP {
+        let mut cut = CAP;
+        while !output.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        output.truncate(cut);
+        output.push_str("\n[output cut]");
+    }
+    crate::results::ProbeOutput {
+        command: command.to_vec(),
+        status,
+        output,
+    }
 }
 
 fn power_off() -> ! {

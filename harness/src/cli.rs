@@ -6,7 +6,7 @@
 use crate::progress::TerminalReporter;
 use crate::results::RunDir;
 use crate::scenario::{self, Scenario};
-use crate::vm_run::{self, CellOptions, KernelChoice};
+use crate::vm_run::{self, CellOptions};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -29,6 +29,73 @@ pub enum Command {
     List(CatalogArgs),
     /// Read a CRIU image directory: the task tree, versions, statistics, errors in its logs.
     Ckptinfo(crate::ckptinfo::CkptinfoArgs),
+    /// Do this kernel and these C/R tools work together? Versions, kernel options,
+    /// `criu check`, known incompatibilities, and a verdict (exit 0 compatible, 1 not).
+    Doctor(DoctorArgs),
+    /// Rerun one scenario keeping everything (criu -v4 logs, images, full console) and
+    /// print its failure report and where everything is.
+    Repro(ReproArgs),
+    /// Run the scenarios on every kernel x userland cell, several guests at once; writes
+    /// run.json, junit.xml, report.html and summary.md.
+    Matrix(crate::matrix::MatrixArgs),
+    /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
+    Compare(crate::compare::CompareArgs),
+    /// Join shard runs (`matrix --shard i/n`) into one run directory.
+    Merge(crate::merge::MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Check this machine's kernel and criu instead of a VM (root only).
+    #[arg(long, conflicts_with_all = ["kernel", "userland"])]
+    pub host: bool,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the doctor's run directory goes (console log, probe outputs).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The scenario to rerun.
+    pub scenario: String,
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Add the scenario files of this directory to the catalog (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dirs: Vec<PathBuf>,
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// Which cell: the kernel and the guest userland.
+#[derive(Debug, Args)]
+pub struct CellFlags {
+    #[command(flatten)]
+    pub cell: crate::cell_choice::CellArgs,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+}
+
+impl CellFlags {
+    /// The cell options; an error (bad usage) names the option that is wrong.
+    pub fn options(&self) -> Result<CellOptions, String> {
+        let choice = self.cell.choice()?;
+        Ok(CellOptions {
+            kernel: choice.kernel,
+            suite: Some(choice.userland),
+            memory_mib: self.memory,
+            cpus: self.cpus,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -51,27 +118,14 @@ pub struct RunArgs {
     /// Where run directories go; `latest` links to the newest.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
-    /// A bzImage to boot instead of the Debian kernel of the host's suite.
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
-    /// The kernel's modules (`lib/modules/<release>`), with --kernel.
-    #[arg(long, value_name = "DIR", requires = "kernel")]
-    pub modules: Option<PathBuf>,
-    /// The kernel's .config, with --kernel.
-    #[arg(long, value_name = "FILE", requires = "kernel")]
-    pub config: Option<PathBuf>,
-    /// Debian suite of the guest userland (default: the host's).
-    #[arg(long, value_name = "SUITE")]
-    pub suite: Option<String>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 2048)]
-    pub memory: u32,
-    /// Guest CPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    #[command(flatten)]
+    pub cell: CellFlags,
     /// Run on this machine's kernel with its criu instead of a VM (root only).
-    #[arg(long, conflicts_with_all = ["kernel", "suite"])]
+    #[arg(long, conflicts_with_all = ["kernel", "userland"])]
     pub host: bool,
+    /// Stop the whole run after this many seconds; unfinished scenarios are marked.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout_s: Option<u64>,
     /// Keep the criu images of passing scenarios too (always kept on failure).
     #[arg(long)]
     pub keep_images: bool,
@@ -83,10 +137,16 @@ pub struct RunArgs {
 /// Parses the arguments and runs; returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::interrupt::install();
     match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => run(&args),
         Command::Ckptinfo(args) => crate::ckptinfo::run(&args),
+        Command::Doctor(args) => doctor(&args),
+        Command::Repro(args) => repro(&args),
+        Command::Matrix(args) => crate::matrix::run(&args),
+        Command::Compare(args) => crate::compare::run(&args),
+        Command::Merge(args) => crate::merge::run(&args),
     }
 }
 
@@ -170,20 +230,13 @@ fn run(args: &RunArgs) -> i32 {
     let cell = if args.host {
         None
     } else {
-        let opts = CellOptions {
-            kernel: match &args.kernel {
-                None => KernelChoice::Debian,
-                Some(k) => KernelChoice::Local {
-                    bzimage: k.clone(),
-                    modules: args.modules.clone(),
-                    config: args.config.clone(),
-                },
+        match vm_run::prepare(
+            &match args.cell.options() {
+                Ok(o) => o,
+                Err(e) => return fail(2, &e),
             },
-            suite: args.suite.clone(),
-            memory_mib: args.memory,
-            cpus: args.cpus,
-        };
-        match vm_run::prepare(&opts, &mut reporter) {
+            &mut reporter,
+        ) {
             Ok(c) => Some(vm_run::Cell {
                 keep_images: args.keep_images,
                 ..c
@@ -196,16 +249,23 @@ fn run(args: &RunArgs) -> i32 {
         Err(e) => return fail(3, &e),
     };
     eprintln!("results: {}", run.dir.display());
+    if let Some(secs) = args.timeout_s {
+        crate::interrupt::after(std::time::Duration::from_secs(secs));
+    }
     let res = match &cell {
         None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
-        Some(cell) => {
-            vm_run::run_cell(cell, &chosen, &mut run, &mut reporter).map_err(|e| (3, e.to_string()))
-        }
+        Some(cell) => vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
+            .map_err(|e| (3, e.to_string())),
     };
     if let Err(e) = run.finish() {
         return fail(3, &e);
     }
+    let (kernel, userland) = match (&cell, args.cell.cell.choice()) {
+        (Some(_), Ok(c)) => (c.kernel_label, c.userland),
+        _ => ("host".to_string(), "host".to_string()),
+    };
+    crate::matrix::record_single_run(&mut run, &kernel, &userland);
     if let Err((code, message)) = res {
         return fail(code, &message);
     }
@@ -213,6 +273,127 @@ fn run(args: &RunArgs) -> i32 {
         eprint!("\n{}", crate::report::cell_summary(c));
     }
     eprintln!("results: {}", run.dir.display());
+    if let Some(sig) = crate::interrupt::requested() {
+        eprintln!("crtest: stopped by {}", crate::interrupt::name(sig));
+        return 128 + sig;
+    }
+    if run.any_bad() {
+        1
+    } else {
+        0
+    }
+}
+
+fn doctor(args: &DoctorArgs) -> i32 {
+    let mut reporter = TerminalReporter::new(false);
+    let evidence = if args.host {
+        match crate::host_run::doctor_evidence() {
+            Ok(e) => e,
+            Err(e) => return fail(e.exit_code(), &e),
+        }
+    } else {
+        let cell = match vm_run::prepare(
+            &match args.cell.options() {
+                Ok(o) => o,
+                Err(e) => return fail(2, &e),
+            },
+            &mut reporter,
+        ) {
+            Ok(c) => c,
+            Err(e) => return fail(e.exit_code(), &e),
+        };
+        let mut run = match RunDir::create(&args.results) {
+            Ok(r) => r,
+            Err(e) => return fail(3, &e),
+        };
+        let res = vm_run::run_cell(
+            &cell,
+            &[],
+            &crate::doctor::probes(),
+            &mut run,
+            &mut reporter,
+        );
+        let _ = run.finish();
+        if let Err(e) = res {
+            return fail(3, &e);
+        }
+        let report = run.report.cells.remove(0);
+        if report.probes.is_empty() {
+            return fail(
+                3,
+                &format!(
+                    "the guest ran no probe; see {}",
+                    run.dir.join("console.log").display()
+                ),
+            );
+        }
+        vm_run::doctor_evidence(&cell, report)
+    };
+    let report = crate::doctor::analyze(&evidence);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", crate::doctor::render(&report));
+    }
+    if report.verdict.compatible {
+        0
+    } else {
+        1
+    }
+}
+
+fn repro(args: &ReproArgs) -> i32 {
+    let all = match catalog(&args.scenario_dirs) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &e),
+    };
+    let chosen = match scenario::select(&all, std::slice::from_ref(&args.scenario), &[]) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e),
+    };
+    let mut reporter = TerminalReporter::new(true);
+    let cell = match vm_run::prepare(
+        &match args.cell.options() {
+            Ok(o) => o,
+            Err(e) => return fail(2, &e),
+        },
+        &mut reporter,
+    ) {
+        Ok(c) => vm_run::Cell {
+            keep_images: true,
+            ..c
+        },
+        Err(e) => return fail(e.exit_code(), &e),
+    };
+    let mut run = match RunDir::create(&args.results) {
+        Ok(r) => r,
+        Err(e) => return fail(3, &e),
+    };
+    let res = vm_run::run_cell(&cell, &chosen, &[], &mut run, &mut reporter);
+    let _ = run.finish();
+    if let Err(e) = res {
+        return fail(3, &e);
+    }
+    let cell_report = &run.report.cells[0];
+    eprint!("\n{}", crate::report::cell_summary(cell_report));
+    eprintln!("\nkept:");
+    eprintln!("  run            {}", run.dir.display());
+    eprintln!("  run.json       {}", run.dir.join("run.json").display());
+    eprintln!("  console        {}", run.dir.join("console.log").display());
+    for s in &cell_report.scenarios {
+        for a in &s.artifacts {
+            eprintln!("  {:<14} {}", s.name, run.dir.join(a).display());
+        }
+        for a in s.artifacts.iter().filter(|a| a.contains("/images-")) {
+            eprintln!(
+                "  read it with: crtest ckptinfo -e -v {}",
+                run.dir.join(a).display()
+            );
+        }
+    }
     if run.any_bad() {
         1
     } else {

@@ -38,6 +38,12 @@ pub enum Event {
     ScenarioFinished {
         result: Box<ScenarioResult>,
     },
+    /// The result of a probe command of the plan.
+    ProbeResult {
+        command: Vec<String>,
+        status: i32,
+        output: String,
+    },
     /// The agent could not go on (bad plan, a mount that failed, ...).
     AgentError {
         message: String,

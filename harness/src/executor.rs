@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::kmsg::KmsgWindow;
 use crate::outcome::{Failure, Outcome, Phases, ScenarioResult, StepRecord};
 use crate::proctree;
-use crate::scenario::{ready_spec, ReadySpec, Scenario, StepKind, Target, Variant};
+use crate::scenario::{ready_spec, Backend, ReadySpec, Scenario, StepKind, Target, Variant};
 use crtest_workloads::protocol::{Ready, Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -52,6 +52,10 @@ pub(crate) struct Run<'a> {
     pub(crate) progress_at_checkpoint: u64,
     /// The workload's verdict text.
     pub(crate) detail: Option<String>,
+    /// The container of an `lxc` scenario, once created.
+    pub(crate) lxc: Option<crate::lxc::Container>,
+    /// Timed parts of the current step (a backend's commands), recorded before the step.
+    pub(crate) substeps: Vec<StepRecord>,
 }
 
 /// Runs `sc` to its end and returns its result; `emit` receives step events as they happen.
@@ -70,6 +74,8 @@ pub fn run_scenario(
         pid: None,
         progress_at_checkpoint: 0,
         detail: None,
+        lxc: None,
+        substeps: Vec::new(),
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -101,6 +107,7 @@ pub fn run_scenario(
         let res = run.step(planned.kind, planned.iteration);
         let ms = t.elapsed().as_millis() as u64;
         phases.add(planned.kind, ms);
+        steps.append(&mut run.substeps);
         steps.push(StepRecord {
             step: step.clone(),
             iteration: planned.iteration,
@@ -125,6 +132,7 @@ pub fn run_scenario(
         }
     }
     run.cleanup();
+    steps.append(&mut run.substeps);
     if let Some(f) = failure.as_mut() {
         crate::expectation::diagnose(f, &[]);
     }
@@ -187,12 +195,19 @@ impl Run<'_> {
             )
             .with_outcome(Outcome::Timeout));
         }
+        if let Target::External(_) = self.sc.target {
+            return crate::external::run(self, kind);
+        }
+        if self.sc.backend == Backend::Lxc {
+            return crate::lxc::step(self, kind, iteration);
+        }
         match kind {
             StepKind::Start => self.start(),
             StepKind::WaitReady => self.wait_ready(),
             StepKind::Checkpoint => self.checkpoint(iteration),
             StepKind::Restore => self.restore(iteration),
             StepKind::Verify => self.verify(),
+            StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
         }
     }
 
@@ -205,10 +220,7 @@ impl Run<'_> {
     /// Copies a user program's files into the working directory. The host puts them in
     /// `<run_dir>/inputs/<scenario>/` for the guest; on the host they are read in place.
     fn copy_inputs(&self) -> Result<(), Box<Failure>> {
-        let Target::Program(p) = &self.sc.target else {
-            return Ok(());
-        };
-        for f in &p.files {
+        for f in self.sc.target.files() {
             let name = f.file_name().unwrap_or_default();
             let staged = self
                 .cfg
@@ -238,20 +250,20 @@ impl Run<'_> {
     }
 
     /// The program and arguments to start.
-    fn command(&self) -> (PathBuf, Vec<String>) {
-        match &self.sc.target {
-            Target::Workload { name, args } => (self.cfg.bin_dir.join(name), args.clone()),
-            Target::Program(p) => {
-                let first = PathBuf::from(&p.command[0]);
-                let local = self.work.join(&first);
-                let program = if first.is_relative() && local.exists() {
-                    local
-                } else {
-                    first
-                };
-                (program, p.command[1..].to_vec())
-            }
-        }
+    pub(crate) fn command(&self) -> (PathBuf, Vec<String>) {
+        let command = match &self.sc.target {
+            Target::Workload { name, args } => return (self.cfg.bin_dir.join(name), args.clone()),
+            Target::Program(p) => &p.command,
+            Target::External(e) => &e.command,
+        };
+        let first = PathBuf::from(&command[0]);
+        let local = self.work.join(&first);
+        let program = if first.is_relative() && local.exists() {
+            local
+        } else {
+            first
+        };
+        (program, command[1..].to_vec())
     }
 
     pub(crate) fn start(&mut self) -> Result<(), StepError> {
@@ -303,6 +315,8 @@ impl Run<'_> {
                 }
                 Err(e) => return Err(StepError::fail(StepKind::WaitReady, e)),
             },
+            // An external test has no readiness (it runs as one `run` step).
+            Target::External(_) => return Ok(()),
         };
         let ready = self.work.join(&ready_name);
         while !ready.exists() {
@@ -642,6 +656,10 @@ impl Run<'_> {
 
     /// Kills whatever is left of the workload's process group and collects it.
     pub(crate) fn cleanup(&mut self) {
+        if self.lxc.is_some() {
+            // Stops and destroys the container; the workload's pid was the container's.
+            crate::lxc::cleanup(self);
+        }
         if let Some(pid) = self.pid.take() {
             let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
             let _ = kill(pid, Signal::SIGKILL);

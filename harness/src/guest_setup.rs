@@ -245,6 +245,8 @@ pub const CRIU_MODULES: &[&str] = &[
     "tun",
     "veth",
     "overlay",
+    // lxcbr0, the host side of LXC's veth containers.
+    "bridge",
 ];
 
 /// `modprobe` each module; a note for each that fails.
@@ -278,6 +280,35 @@ pub fn loopback_up() -> Result<(), String> {
     } else {
         Err(format!("{}: {}", r.command, r.output.trim()))
     }
+}
+
+/// What LXC needs of the guest, when the userland has it: the `lxcbr0` bridge Debian's
+/// lxc-net service would make (without its dnsmasq), and `/etc/lxc/default.conf` without
+/// AppArmor (see [`crate::lxc_config::unconfined_default_conf`]). A note for each failure.
+pub fn lxc_host() -> Vec<String> {
+    use crate::lxc_config::{self as conf, BRIDGE, BRIDGE_ADDRESS};
+    if !Path::new("/usr/bin/lxc-start").exists() {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
+    for args in [
+        vec!["link", "add", BRIDGE, "type", "bridge"],
+        vec!["addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE],
+        vec!["link", "set", BRIDGE, "up"],
+    ] {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        match crate::command::run("ip", &args, Duration::from_secs(10)) {
+            Ok(r) if r.ok() => {}
+            Ok(r) => notes.push(format!("lxc: {}: {}", r.command, r.output.trim())),
+            Err(e) => notes.push(format!("lxc: {e}")),
+        }
+    }
+    let path = Path::new(conf::DEFAULT_CONF);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if let Err(e) = std::fs::write(path, conf::unconfined_default_conf(&text)) {
+        notes.push(format!("lxc: cannot write {}: {e}", path.display()));
+    }
+    notes
 }
 
 /// Guest uptime in ms, from /proc/uptime.

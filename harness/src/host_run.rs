@@ -32,6 +32,34 @@ impl HostError {
     }
 }
 
+/// The doctor's evidence from this machine: its kernel and config, and its criu's checks.
+pub fn doctor_evidence() -> Result<crate::doctor::Evidence, HostError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(HostError::NotRoot);
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let config = std::fs::read_to_string(format!("/boot/config-{release}"))
+        .ok()
+        .map(|t| crate::kernel_config::parse_config(&t));
+    let probes = crate::doctor::probes()
+        .iter()
+        .map(|cmd| crate::agent::run_probe(cmd))
+        .collect();
+    Ok(crate::doctor::Evidence {
+        cell: format!("host-{release}"),
+        kernel_release: release,
+        kernel_source: "host".into(),
+        kernel_config: config,
+        criu_package: None,
+        lxc: None,
+        qemu: None,
+        accel: "none".into(),
+        probes,
+    })
+}
+
 pub fn run_host(
     scenarios: &[Scenario],
     keep_images: bool,
@@ -103,6 +131,23 @@ pub fn run_host(
         run.report.cells[index].scenarios.push(r);
     }
     for sc in &scenarios {
+        if let Some(sig) = crate::interrupt::requested() {
+            let mut r = crate::outcome::ScenarioResult::without_steps(
+                &sc.name,
+                crate::outcome::Outcome::Error,
+                crate::outcome::Failure {
+                    step: "interrupted".into(),
+                    message: format!(
+                        "interrupted by {} before it ran",
+                        crate::interrupt::name(sig)
+                    ),
+                    ..Default::default()
+                },
+            );
+            r.detail = None;
+            run.report.cells[index].scenarios.push(r);
+            continue;
+        }
         reporter.on(&Progress::ScenarioStarted {
             name: sc.name.clone(),
         });

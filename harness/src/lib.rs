@@ -4,6 +4,7 @@
 //! events + artifacts -> results. See DESIGN.md in the team's shared folder.
 
 pub mod agent;
+pub mod cell_choice;
 pub mod ckpt_dir;
 pub mod ckpt_entries;
 pub mod ckpt_image;
@@ -12,18 +13,30 @@ pub mod ckpt_proto;
 pub mod ckptinfo;
 pub mod cli;
 pub mod command;
+pub mod compare;
 pub mod criu;
 pub mod diagnose;
+pub mod doctor;
 pub mod errno;
 pub mod event;
 pub mod executor;
 pub mod expectation;
+pub mod external;
+#[cfg(test)]
+mod fixtures;
 pub mod guest_build;
 pub mod guest_setup;
+pub mod history;
 pub mod host_run;
+pub mod html_report;
+pub mod interrupt;
 pub mod junit;
 pub mod kernel_config;
 pub mod kmsg;
+pub mod lxc;
+pub mod lxc_config;
+pub mod matrix;
+pub mod merge;
 pub mod outcome;
 pub mod proctree;
 pub mod progress;
@@ -31,4 +44,7 @@ pub mod report;
 pub mod requirements;
 pub mod results;
 pub mod scenario;
+pub mod shard;
+pub mod summary_md;
+pub mod verdict;
 pub mod vm_run;

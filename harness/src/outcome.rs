@@ -63,7 +63,8 @@ impl Phases {
     pub fn add(&mut self, kind: crate::scenario::StepKind, ms: u64) {
         use crate::scenario::StepKind::*;
         let slot = match kind {
-            Start => return,
+            // An external test's run is the scenario's whole duration.
+            Start | Run => return,
             WaitReady => &mut self.ready_ms,
             Checkpoint => &mut self.checkpoint_ms,
             Restore => &mut self.restore_ms,

@@ -29,10 +29,132 @@ pub struct RunReport {
     pub format_version: u32,
     pub run_id: String,
     pub started_at: String,
-    /// False while the run goes on (or when it was interrupted).
+    /// False while the run goes on, and when it was interrupted.
     pub finished: bool,
+    /// What stopped the run early (a signal, the run's time limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub crtest_version: String,
     pub cells: Vec<CellReport>,
+    /// What the run was asked to cover (`crtest matrix`, and `crtest run` with its one cell):
+    /// the kernel and userland names of each cell, and where its files are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixInfo>,
+}
+
+/// The plan of a run: kernels x userlands, the scenarios, the shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixInfo {
+    /// Kernel names as given (`bookworm`, `sid`, a path), in the order given.
+    pub kernels: Vec<String>,
+    /// Userland names (`bookworm`, `trixie`, `sid`), in the order given.
+    pub userlands: Vec<String>,
+    /// The scenarios asked for (before a shard split).
+    pub scenarios: Vec<String>,
+    /// `i/n` when this run is one shard of a larger one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Run ids this one was merged from (`crtest merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    pub cells: Vec<MatrixCell>,
+}
+
+/// One cell of the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixCell {
+    /// `cells[].id` of the report.
+    pub id: String,
+    /// The kernel's name in `MatrixInfo::kernels`.
+    pub kernel: String,
+    /// The userland's name in `MatrixInfo::userlands`.
+    pub userland: String,
+    /// The cell's own directory, relative to the run directory (`cells/<id>`); absent when
+    /// the cell wrote into the run directory itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Wall time of the cell (prepare, boots, scenarios), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
+}
+
+impl RunReport {
+    /// The plan entry of a cell, when the run has a plan.
+    pub fn matrix_cell(&self, id: &str) -> Option<&MatrixCell> {
+        self.matrix.as_ref()?.cells.iter().find(|c| c.id == id)
+    }
+
+    /// A name for the cell that stays the same across runs (the kernel and userland names,
+    /// not the kernel release that changes with every Debian update): compare and history
+    /// match cells by it.
+    pub fn cell_key(&self, cell: &CellReport) -> String {
+        match self.matrix_cell(&cell.id) {
+            Some(m) => cell_id(&m.kernel, &m.userland),
+            None => cell.id.clone(),
+        }
+    }
+}
+
+/// The id of the cell pairing the kernel named `kernel` with the userland named `userland`:
+/// `kernel-sid+userland-bookworm`. Characters other than `[A-Za-z0-9._+-]` become `_`, so
+/// the id is a directory name (`cells/<id>/`).
+pub fn cell_id(kernel: &str, userland: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._+-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("kernel-{}+userland-{}", clean(kernel), clean(userland))
+}
+
+/// Reading a run back: `run.json`, or a run directory holding one, or a results root whose
+/// `latest` link names one.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a crtest run.json: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Loads a run: returns its directory and its report.
+pub fn load_run(path: &Path) -> Result<(PathBuf, RunReport), LoadError> {
+    let file = if path.is_dir() {
+        let direct = path.join("run.json");
+        let latest = path.join("latest").join("run.json");
+        if !direct.is_file() && latest.is_file() {
+            latest
+        } else {
+            direct
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let report = serde_json::from_str(&text).map_err(|source| LoadError::Parse {
+        path: file.clone(),
+        source,
+    })?;
+    let dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((dir, report))
 }
 
 /// One kernel x userland pairing and what ran on it.
@@ -52,7 +174,18 @@ pub struct CellReport {
     pub boot_marks: Vec<(String, u64)>,
     /// Setup notes from the guest (modules that did not load, ...).
     pub notes: Vec<String>,
+    /// Probe commands run in the guest (`crtest doctor`), with status and output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeOutput>,
     pub scenarios: Vec<ScenarioResult>,
+}
+
+/// One probe command's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOutput {
+    pub command: Vec<String>,
+    pub status: i32,
+    pub output: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -105,8 +238,30 @@ impl RunDir {
             run_id,
             started_at: rfc3339_now(),
             finished: false,
+            interrupted: None,
             crtest_version: env!("CARGO_PKG_VERSION").into(),
             cells: Vec::new(),
+            matrix: None,
+        };
+        let run = RunDir { dir, report };
+        run.save()?;
+        Ok(run)
+    }
+
+    /// Creates the run directory `dir` itself, with no `latest` link: a matrix cell's
+    /// `cells/<id>/`, which holds what a single-cell run directory holds.
+    pub fn create_at(dir: &Path, run_id: &str) -> Result<RunDir, ResultsError> {
+        std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+        let dir = std::fs::canonicalize(dir).map_err(write_err(dir))?;
+        let report = RunReport {
+            format_version: FORMAT_VERSION,
+            run_id: run_id.to_string(),
+            started_at: rfc3339_now(),
+            finished: false,
+            interrupted: None,
+            crtest_version: env!("CARGO_PKG_VERSION").into(),
+            cells: Vec::new(),
+            matrix: None,
         };
         let run = RunDir { dir, report };
         run.save()?;
@@ -124,7 +279,8 @@ impl RunDir {
 
     /// Marks the run finished and writes run.json and junit.xml.
     pub fn finish(&mut self) -> Result<(), ResultsError> {
-        self.report.finished = true;
+        self.report.interrupted = crate::interrupt::requested().map(crate::interrupt::name);
+        self.report.finished = self.report.interrupted.is_none();
         self.save()?;
         let path = self.dir.join("junit.xml");
         std::fs::write(&path, crate::junit::render(&self.report)).map_err(write_err(&path))
@@ -163,7 +319,8 @@ fn new_run_id() -> String {
     )
 }
 
-fn rfc3339_now() -> String {
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -58,6 +58,8 @@ pub enum StepKind {
     Restore,
     /// Ask the workload to check its own state (SIGTERM) and read its verdict.
     Verify,
+    /// Run an external test command to its end; exit status 0 = pass (`[external]` only).
+    Run,
 }
 
 impl StepKind {
@@ -68,6 +70,7 @@ impl StepKind {
             StepKind::Checkpoint => "checkpoint",
             StepKind::Restore => "restore",
             StepKind::Verify => "verify",
+            StepKind::Run => "run",
         }
     }
 }
@@ -90,6 +93,8 @@ struct ScenarioFile {
     workload: Option<String>,
     /// A user's own program instead of a workload.
     program: Option<Program>,
+    /// An external test run to its end instead (exit 0 = pass), e.g. LXC's own C/R test.
+    external: Option<External>,
     /// Arguments passed to the workload.
     #[serde(default)]
     args: Vec<String>,
@@ -147,16 +152,81 @@ pub enum Backend {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LxcOptions {
-    /// `execute` (an application container, `lxc-execute`) or `start` (`lxc-start`).
+    /// Which tool starts the container (default `start`).
     #[serde(default)]
-    pub mode: Option<String>,
-    /// `empty` (no network of its own, the wiki's "no netns") or `veth`.
+    pub mode: LxcMode,
+    /// With `mode = "start"`: what the container's PID 1 is (default `lxc-init`).
     #[serde(default)]
-    pub network: Option<String>,
+    pub init: Option<LxcInit>,
+    /// The container's network (default `empty`).
+    #[serde(default)]
+    pub network: LxcNetwork,
     /// After the restore, freeze the container at once and check it stays still, then
     /// unfreeze it (the wiki's `lxc-restart --pause` and `lxc-unfreeze`).
     #[serde(default)]
     pub pause_after_restore: bool,
+}
+
+impl LxcOptions {
+    /// The container's PID 1: liblxc's own init with `execute`, else `init` (default lxc-init).
+    pub fn pid1(&self) -> LxcInit {
+        match self.mode {
+            LxcMode::Execute => LxcInit::Liblxc,
+            LxcMode::Start => self.init.unwrap_or(LxcInit::LxcInit),
+        }
+    }
+}
+
+/// Which tool starts an `lxc` scenario's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LxcMode {
+    /// `lxc-start -d`: the container runs `init` as its PID 1.
+    #[default]
+    Start,
+    /// `lxc-execute` (the linux-cr wiki's application container): PID 1 is liblxc's own
+    /// init, running in the forked `lxc-execute` process.
+    Execute,
+}
+
+/// What runs as PID 1 of the container and starts the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LxcInit {
+    /// `init.lxc` from the lxc package, exec'd in the container: an application container.
+    LxcInit,
+    /// `busybox init`, starting the workload from `/etc/inittab`: a system container.
+    Busybox,
+    /// liblxc's built-in init (`mode = "execute"` only; not a value for `init`).
+    #[serde(skip_deserializing)]
+    Liblxc,
+}
+
+/// The network of an `lxc` scenario's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LxcNetwork {
+    /// A network namespace of its own holding only `lo` (the wiki's "no netns" container:
+    /// it shares nothing it need not).
+    #[default]
+    Empty,
+    /// A network namespace of its own with a veth pair whose host end is on `lxcbr0`.
+    Veth,
+}
+
+/// An external test: a command run in the guest to its end; exit status 0 = pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct External {
+    /// The command line; a relative program path is looked up in the working directory.
+    pub command: Vec<String>,
+    /// Host files copied into the working directory (relative to the scenario file).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// Guest files the command leaves behind (its tool logs), kept with the results and
+    /// searched for the error line when it fails.
+    #[serde(default)]
+    pub collect: Vec<PathBuf>,
 }
 
 /// A user's own program: started in the guest in a fresh working directory holding `files`;
@@ -264,6 +334,7 @@ fn default_step_timeout() -> u64 {
 pub enum Target {
     Workload { name: String, args: Vec<String> },
     Program(Program),
+    External(External),
 }
 
 /// A validated scenario with its steps expanded; this is what the executor runs.
@@ -295,12 +366,24 @@ pub struct PlannedStep {
     pub iteration: u32,
 }
 
+impl Target {
+    /// Host files the target copies into its working directory.
+    pub fn files(&self) -> &[PathBuf] {
+        match self {
+            Target::Workload { .. } => &[],
+            Target::Program(p) => &p.files,
+            Target::External(e) => &e.files,
+        }
+    }
+}
+
 impl Scenario {
     /// The workload's name, or the user's program for a program scenario.
     pub fn what(&self) -> &str {
         match &self.target {
             Target::Workload { name, .. } => name,
             Target::Program(p) => p.command.first().map_or("program", String::as_str),
+            Target::External(e) => e.command.first().map_or("external", String::as_str),
         }
     }
 
@@ -331,6 +414,61 @@ impl Scenario {
                 format!("scenario name `{name}` may only use letters, digits, '-', '_', '.'"),
             ));
         }
+        let given = [
+            file.workload.is_some(),
+            file.program.is_some(),
+            file.external.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(invalid(
+                "workload",
+                "give one of `workload`, `program` or `external`".into(),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(mut e) = file.external {
+            if e.command.is_empty() {
+                return Err(invalid("external", "`command` must not be empty".into()));
+            }
+            if file.steps.is_some() || !file.variants.is_empty() || file.iterations != 1 {
+                return Err(invalid(
+                    "external",
+                    "an external test has no `steps`, `iterations` or `variants`: it runs to its end".into(),
+                ));
+            }
+            if file.backend != Backend::Criu || file.lxc.is_some() {
+                return Err(invalid(
+                    "backend",
+                    "an external test runs its own tools: no `backend` or `[lxc]`".into(),
+                ));
+            }
+            for f in &mut e.files {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+            }
+            return Ok(vec![Scenario {
+                name,
+                description: file.description,
+                target: Target::External(e),
+                steps: vec![PlannedStep {
+                    kind: StepKind::Run,
+                    iteration: 1,
+                }],
+                iterations: 1,
+                variant: Variant::Plain,
+                timeout_s: file.timeout_s,
+                step_timeout_s: file.step_timeout_s,
+                tags: file.tags,
+                dump_args: Vec::new(),
+                restore_args: Vec::new(),
+                requires: file.requires,
+                expect: file.expect,
+                backend: Backend::Criu,
+                lxc: None,
+                source: path.to_path_buf(),
+            }]);
+        }
         let target = match (file.workload, file.program) {
             (Some(w), None) => {
                 if !KNOWN_WORKLOADS.contains(&w.as_str()) {
@@ -355,7 +493,6 @@ impl Scenario {
                     ));
                 }
                 ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
-                let base = path.parent().unwrap_or(Path::new("."));
                 for f in &mut p.files {
                     if f.is_relative() {
                         *f = base.join(&*f);
@@ -372,12 +509,34 @@ impl Scenario {
             (None, None) => {
                 return Err(invalid(
                     "workload",
-                    "missing: give `workload` or `program`".into(),
+                    "missing: give `workload`, `program` or `external`".into(),
                 ))
             }
         };
         if file.lxc.is_some() && file.backend != Backend::Lxc {
             return Err(invalid("lxc", "`[lxc]` needs `backend = \"lxc\"`".into()));
+        }
+        let lxc = match file.backend {
+            Backend::Criu => None,
+            Backend::Lxc => Some(file.lxc.unwrap_or_default()),
+        };
+        if let Some(o) = &lxc {
+            if o.mode == LxcMode::Execute && o.init.is_some() {
+                return Err(invalid(
+                    "lxc.init",
+                    "`init` goes with `mode = \"start\"`: lxc-execute runs liblxc's own init"
+                        .into(),
+                ));
+            }
+            if !(file.criu_args.is_empty()
+                && file.dump_args.is_empty()
+                && file.restore_args.is_empty())
+            {
+                return Err(invalid(
+                    "criu-args",
+                    "lxc-checkpoint chooses criu's options itself: no `criu-args`, `dump-args` or `restore-args` with `backend = \"lxc\"`".into(),
+                ));
+            }
         }
         if file.iterations == 0 {
             return Err(invalid("iterations", "must be at least 1".into()));
@@ -406,7 +565,7 @@ impl Scenario {
             requires: file.requires,
             expect: file.expect,
             backend: file.backend,
-            lxc: file.lxc,
+            lxc,
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];
@@ -460,6 +619,9 @@ pub fn ready_spec(text: &str) -> Result<ReadySpec, String> {
 /// Checks the step order and repeats the checkpoint..restore part `iterations` times.
 fn expand_steps(steps: &[StepKind], iterations: u32) -> Result<Vec<PlannedStep>, String> {
     use StepKind::*;
+    if steps.contains(&Run) {
+        return Err("`run` is the step of an `[external]` test only".into());
+    }
     let pos = |k| steps.iter().position(|s| *s == k);
     let count = |k| steps.iter().filter(|s| **s == k).count();
     for k in [Start, WaitReady, Checkpoint, Restore, Verify] {
@@ -693,7 +855,39 @@ mod tests {
         "description = \"d\"\nworkload = \"fileio1\"\niterations = \"x\"\n",
         "line 3"
     )]
-    #[case::missing_workload("description = \"d\"\n", "give `workload` or `program`")]
+    #[case::missing_workload("description = \"d\"\n", "missing: give `workload`")]
+    #[case::lxc_without_backend(
+        "description = \"d\"\nworkload = \"fileio1\"\n[lxc]\nnetwork = \"veth\"\n",
+        "`[lxc]` needs `backend"
+    )]
+    #[case::lxc_unknown_network(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n[lxc]\nnetwork = \"macvlan\"\n",
+        "macvlan"
+    )]
+    #[case::lxc_execute_with_init(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n[lxc]\nmode = \"execute\"\ninit = \"busybox\"\n",
+        "lxc.init"
+    )]
+    #[case::lxc_liblxc_is_not_a_choice(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n[lxc]\ninit = \"liblxc\"\n",
+        "liblxc"
+    )]
+    #[case::lxc_with_criu_args(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\ncriu-args = [\"--shell-job\"]\n",
+        "lxc-checkpoint chooses"
+    )]
+    #[case::external_with_steps(
+        "description = \"d\"\nsteps = [\"start\"]\n[external]\ncommand = [\"true\"]\n",
+        "no `steps`"
+    )]
+    #[case::external_and_workload(
+        "description = \"d\"\nworkload = \"fileio1\"\n[external]\ncommand = [\"true\"]\n",
+        "give one of"
+    )]
+    #[case::run_step_outside_external(
+        "description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"run\"]\n",
+        "`run`"
+    )]
     #[case::unknown_workload(
         "description = \"d\"\nworkload = \"nope\"\n",
         "unknown workload `nope`"
@@ -712,6 +906,54 @@ mod tests {
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains("scenarios/demo.toml"), "{err}");
         assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+
+    #[test]
+    fn lxc_options_and_their_defaults() {
+        let s = parse("description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n").unwrap();
+        let o = s.lxc.as_ref().unwrap();
+        assert_eq!(
+            (o.mode, o.pid1(), o.network, o.pause_after_restore),
+            (LxcMode::Start, LxcInit::LxcInit, LxcNetwork::Empty, false)
+        );
+        let s = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n[lxc]\nmode = \"execute\"\nnetwork = \"veth\"\npause-after-restore = true\n",
+        )
+        .unwrap();
+        let o = s.lxc.as_ref().unwrap();
+        assert_eq!((o.pid1(), o.network), (LxcInit::Liblxc, LxcNetwork::Veth));
+        assert!(o.pause_after_restore);
+        let s = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\n[lxc]\ninit = \"busybox\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.lxc.unwrap().pid1(), LxcInit::Busybox);
+        // A criu scenario has no container.
+        assert_eq!(
+            parse("description = \"d\"\nworkload = \"fileio1\"\n")
+                .unwrap()
+                .lxc,
+            None
+        );
+    }
+
+    #[test]
+    fn an_external_test_is_one_run_step() {
+        let s = Scenario::parse(
+            Path::new("/u/scen/own.toml"),
+            "description = \"d\"\ntimeout-s = 400\n[external]\ncommand = [\"lxc-test-checkpoint-restore\"]\nfiles = [\"fix.sh\"]\ncollect = [\"/tmp/checkpoint/dump.log\"]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let Target::External(e) = &s.target else {
+            panic!("not external")
+        };
+        assert_eq!(e.files, [PathBuf::from("/u/scen/fix.sh")]);
+        assert_eq!(e.collect, [PathBuf::from("/tmp/checkpoint/dump.log")]);
+        assert_eq!(s.what(), "lxc-test-checkpoint-restore");
+        let steps: Vec<_> = s.steps.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(steps, ["run"]);
+        assert_eq!(s.timeout_s, 400);
     }
 
     #[test]

@@ -57,6 +57,8 @@ const SCENARIO_GRACE: Duration = Duration::from_secs(30);
 pub enum KernelChoice {
     /// The Debian kernel of the host's suite.
     Debian,
+    /// The Debian kernel (`linux-image-amd64`) of this suite, on the host's mirror.
+    Suite(String),
     /// A user's bzImage with optional modules dir (`lib/modules/<release>`) and config.
     Local {
         bzimage: PathBuf,
@@ -143,6 +145,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     let t = step("kernel");
     let kernel = match &opts.kernel {
         KernelChoice::Debian => crtest_vm::kernel::debian_default(&cache)?,
+        KernelChoice::Suite(suite) => crate::cell_choice::debian_kernel(&cache, suite)?,
         KernelChoice::Local {
             bzimage,
             modules,
@@ -363,14 +366,27 @@ impl Cell {
     }
 }
 
+/// The doctor's evidence from a cell and the report of its probe boot.
+pub fn doctor_evidence(cell: &Cell, report: CellReport) -> crate::doctor::Evidence {
+    let facts = cell.facts();
+    crate::doctor::Evidence {
+        cell: cell.id.clone(),
+        kernel_release: cell.kernel.release.clone(),
+        kernel_source: report.kernel.source,
+        kernel_config: facts.kernel_config,
+        criu_package: facts.criu,
+        lxc: facts.lxc,
+        qemu: cell.qemu_version.clone(),
+        accel: report.qemu.accel,
+        probes: report.probes,
+    }
+}
+
 /// Copies user programs' files into `<run_dir>/inputs/<scenario>/`, where the guest finds them.
 fn stage_inputs(scenarios: &[Scenario], run_dir: &Path) -> Result<(), ResultsError> {
     for sc in scenarios {
-        let crate::scenario::Target::Program(p) = &sc.target else {
-            continue;
-        };
         let dir = run_dir.join("inputs").join(&sc.name);
-        for f in &p.files {
+        for f in sc.target.files() {
             let dest = dir.join(f.file_name().unwrap_or_default());
             std::fs::create_dir_all(&dir)
                 .and_then(|()| std::fs::copy(f, &dest).map(|_| ()))
@@ -391,12 +407,15 @@ enum BootEnd {
     /// KVM printed nothing: retry with TCG.
     KvmSilent,
     AgentError(String),
+    /// A signal asked the run to stop.
+    Interrupted(i32),
 }
 
 /// Runs `scenarios` on the cell, adding its report to `run` and saving after each scenario.
 pub fn run_cell(
     cell: &Cell,
     scenarios: &[Scenario],
+    probes: &[Vec<String>],
     run: &mut RunDir,
     reporter: &mut dyn Reporter,
 ) -> Result<(), ResultsError> {
@@ -426,6 +445,7 @@ pub fn run_cell(
         prepare_ms: cell.prepare_ms,
         boot_marks: Vec::new(),
         notes: cell.notes.clone(),
+        probes: Vec::new(),
         scenarios: Vec::new(),
     });
     run.save()?;
@@ -433,6 +453,7 @@ pub fn run_cell(
         reporter.on(&Progress::AccelNote { note: note.clone() });
     }
     let mut accel = cell.accel.accel;
+    let mut probes = probes.to_vec();
     let (mut remaining, skipped) = crate::requirements::partition(scenarios, &cell.facts());
     for r in skipped {
         reporter.on(&Progress::ScenarioFinished {
@@ -441,11 +462,12 @@ pub fn run_cell(
         run.report.cells[index].scenarios.push(r);
     }
     stage_inputs(&remaining, &run.dir)?;
-    while !remaining.is_empty() {
+    while !remaining.is_empty() || !probes.is_empty() {
         let boot = Boot::new(cell, accel, &run.dir);
         let plan = GuestPlan {
             scenarios: remaining.clone(),
             keep_images: cell.keep_images,
+            probes: std::mem::take(&mut probes),
         };
         let plan_path = run.dir.join(PLAN_FILE);
         std::fs::write(
@@ -459,8 +481,22 @@ pub fn run_cell(
         run.report.cells[index].qemu.boots += 1;
         let boots = run.report.cells[index].qemu.boots;
         let outcome = boot.run(boots, &mut remaining, run, index, reporter)?;
+        if boots > scenarios.len() as u32 + 2 {
+            let message = "the guest kept dying between scenarios; giving up";
+            let lines = Vec::new();
+            Boot::new(cell, accel, &run.dir).fail_all(
+                &mut remaining,
+                run,
+                index,
+                Outcome::Error,
+                "boot",
+                message,
+                &lines,
+                reporter,
+            )?;
+        }
         match outcome {
-            BootEnd::Done => break,
+            BootEnd::Done | BootEnd::Interrupted(_) => break,
             BootEnd::KvmSilent if accel == Accel::Kvm => {
                 let note = "the KVM guest printed nothing; falling back to TCG".to_string();
                 reporter.on(&Progress::AccelNote { note: note.clone() });
@@ -592,6 +628,20 @@ impl<'a> Boot<'a> {
                         reporter.on(&Progress::ScenarioStarted { name });
                     }
                     Event::StepStarted { .. } => {}
+                    Event::ProbeResult {
+                        command,
+                        status,
+                        output,
+                    } => {
+                        run.report.cells[index]
+                            .probes
+                            .push(crate::results::ProbeOutput {
+                                command,
+                                status,
+                                output,
+                            });
+                        run.save()?;
+                    }
                     Event::StepFinished {
                         scenario,
                         step,
@@ -650,6 +700,9 @@ impl<'a> Boot<'a> {
                 if Instant::now() > *deadline {
                     break BootEnd::ScenarioTimeout;
                 }
+            }
+            if let Some(sig) = crate::interrupt::requested() {
+                break BootEnd::Interrupted(sig);
             }
         };
         // Give the guest a moment to power off by itself, then make sure QEMU is gone.
@@ -732,6 +785,25 @@ impl<'a> Boot<'a> {
                 Outcome::Timeout,
                 "the guest stopped answering: scenario time limit passed".into(),
             ),
+            BootEnd::Interrupted(sig) => {
+                let message = format!(
+                    "interrupted by {} before it finished",
+                    crate::interrupt::name(*sig)
+                );
+                if let Some(name) = current {
+                    remaining.sort_by_key(|s| s.name != name);
+                }
+                return self.fail_all(
+                    remaining,
+                    run,
+                    index,
+                    Outcome::Error,
+                    "interrupted",
+                    &message,
+                    &console.tail(10),
+                    reporter,
+                );
+            }
         };
         let (outcome, message, lines) = match console.panic_lines() {
             Some(lines) => (

@@ -164,7 +164,7 @@ fn run_fault(cell: &vm_run::Cell, what: &str) -> Result<Vec<ScenarioResult>, Str
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     let all = crtest::cli::catalog(&[]).map_err(|e| e.to_string())?;
     let two: Vec<Scenario> = all.into_iter().take(2).collect();
-    vm_run::run_cell(cell, &two, &mut run, &mut TerminalReporter::new(false))
+    vm_run::run_cell(cell, &two, &[], &mut run, &mut TerminalReporter::new(false))
         .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(run.dir.join("run.json")).map_err(|e| e.to_string())?;
@@ -227,8 +227,14 @@ fn run_all(
     let root = crtest::guest_build::workspace_root().join("target/vm-test-results");
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     eprintln!("vm trials: results in {}", run.dir.display());
-    vm_run::run_cell(cell, scenarios, &mut run, &mut TerminalReporter::new(false))
-        .map_err(|e| e.to_string())?;
+    vm_run::run_cell(
+        cell,
+        scenarios,
+        &[],
+        &mut run,
+        &mut TerminalReporter::new(false),
+    )
+    .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
     Ok(run.report.cells.remove(0).scenarios)
 }

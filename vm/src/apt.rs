@@ -307,7 +307,9 @@ pub fn sources_for_suite(
                 .join(", "),
         });
     }
-    let stable = !is_unstable(suite);
+    // `-updates` and `-security` companions: not for unstable suites, nor for a
+    // `-backports` suite (fetched alone: the kernel is all that is taken from it).
+    let stable = !is_unstable(suite) && !suite.ends_with("-backports");
     let updates = format!("{base}-updates");
     let had_updates = main.iter().any(|e| e.suites.contains(&updates))
         || !debian_entries(entries, &updates).is_empty();
@@ -394,6 +396,14 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 ";
 
+    const BOOKWORM_TO_BACKPORTS: &str = "\
+Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+
     const ONE_LINE_TO_BOOKWORM: &str = "\
 Types: deb
 URIs: http://ftp.example.org/debian/
@@ -431,6 +441,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
     #[rstest]
     #[case::deb822_trixie(deb822(DEB822_HOST), "trixie", BOOKWORM_TO_TRIXIE)]
     #[case::deb822_sid(deb822(DEB822_HOST), "sid", BOOKWORM_TO_SID)]
+    #[case::deb822_backports(deb822(DEB822_HOST), "bookworm-backports", BOOKWORM_TO_BACKPORTS)]
     #[case::deb822_unstable_alias(
         deb822(DEB822_HOST),
         "unstable",

@@ -235,7 +235,7 @@ fn unescape_mountinfo(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn remove_all(path: &Path) -> Result<(), CacheError> {
+pub(crate) fn remove_all(path: &Path) -> Result<(), CacheError> {
     if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let mounts = mounts_below(&info, &abs);

@@ -66,6 +66,15 @@ pub struct Manifest {
     pub image_size: u64,
     /// Seconds the build took.
     pub build_seconds: f64,
+    /// What the build had to work around (an expired Release file, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Whether mmdebstrap failed because the mirror's Release file is past its Valid-Until.
+fn is_expired_release(err: &CommandError) -> bool {
+    let t = err.stderr_tail();
+    t.contains("Release file for") && t.contains("is expired")
 }
 
 /// Errors building a userland.
@@ -280,12 +289,33 @@ fn build_into(
     let sources_file = tmp.join("sources.sources");
     fs::write(&sources_file, sources).map_err(io_err(&sources_file))?;
     let rootfs = tmp.join("rootfs");
-    mmdebstrap_cmd(suite, packages, &rootfs, &sources_file)
-        .run()
-        .map_err(|source| UserlandError::Bootstrap {
-            suite: suite.to_string(),
-            source,
-        })?;
+    let mut notes = Vec::new();
+    if let Err(source) = mmdebstrap_cmd(suite, packages, &rootfs, &sources_file).run() {
+        if !is_expired_release(&source) {
+            return Err(UserlandError::Bootstrap {
+                suite: suite.to_string(),
+                source,
+            });
+        }
+        // The mirror serves a Release file past its Valid-Until (a frozen snapshot, an
+        // unstable suite not refreshed): say so, and accept it rather than have no guest.
+        let note = format!(
+            "the mirror's Release file of `{suite}` is expired; built with \
+             Acquire::Check-Valid-Until=false"
+        );
+        eprintln!("warning: {note}");
+        notes.push(note);
+        if fs::symlink_metadata(&rootfs).is_ok() {
+            crate::cache::remove_all(&rootfs)?;
+        }
+        mmdebstrap_cmd(suite, packages, &rootfs, &sources_file)
+            .arg("--aptopt=Acquire::Check-Valid-Until \"false\"")
+            .run()
+            .map_err(|source| UserlandError::Bootstrap {
+                suite: suite.to_string(),
+                source,
+            })?;
+    }
 
     let status = rootfs.join("var/lib/dpkg/status");
     let installed = parse_dpkg_status(&fs::read_to_string(&status).map_err(io_err(&status))?);
@@ -311,6 +341,7 @@ fn build_into(
         image: IMAGE.to_string(),
         image_size,
         build_seconds: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        notes,
     };
     let path = tmp.join(MANIFEST);
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");

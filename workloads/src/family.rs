@@ -36,13 +36,8 @@ pub fn spawn(
     name: &str,
     serve: impl FnMut(&str) -> Result<String, String>,
 ) -> Result<Helper, String> {
-    let (mine, theirs) =
-        sys::socketpair(libc::SOCK_STREAM | libc::SOCK_CLOEXEC).map_err(|e| {
-            format!(
-                "socketpair for {name}: {}",
-                crate::protocol::errno_text(&e)
-            )
-        })?;
+    let (mine, theirs) = sys::socketpair(libc::SOCK_STREAM | libc::SOCK_CLOEXEC)
+        .map_err(|e| format!("socketpair for {name}: {}", crate::protocol::errno_text(&e)))?;
     let _ = std::io::stdout().flush();
     // SAFETY: the workload is single-threaded when it spawns helpers (documented above),
     // so the child may run any code.
@@ -131,11 +126,15 @@ impl Helper {
         let mut line = request.as_bytes().to_vec();
         line.push(b'\n');
         sys::write_all(self.sock.as_raw_fd(), &line).map_err(|e| {
-            format!(
-                "{}: cannot send `{request}`: {}",
-                self.who(),
-                crate::protocol::errno_text(&e)
-            )
+            if e.raw_os_error() == Some(libc::EPIPE) {
+                self.closed(request)
+            } else {
+                format!(
+                    "{}: cannot send `{request}`: {}",
+                    self.who(),
+                    crate::protocol::errno_text(&e)
+                )
+            }
         })?;
         match read_line(&self.sock, &mut self.pending, Some(REPLY_LIMIT)) {
             Ok(Some(reply)) => match reply.split_once(' ') {
@@ -146,10 +145,8 @@ impl Helper {
                     self.who()
                 )),
             },
-            Ok(None) => Err(format!(
-                "{}: connection closed before answering `{request}` (it exited or was killed)",
-                self.who()
-            )),
+            Ok(None) => Err(self.closed(request)),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Err(self.closed(request)),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
                 "{}: no answer to `{request}` within {} s",
                 self.who(),
@@ -161,6 +158,13 @@ impl Helper {
                 crate::protocol::errno_text(&e)
             )),
         }
+    }
+
+    fn closed(&self, request: &str) -> String {
+        format!(
+            "{}: connection closed before answering `{request}` (it exited or was killed)",
+            self.who()
+        )
     }
 
     /// Asks the helper to exit and reaps it; an exit other than status 0 is an error.
@@ -213,7 +217,10 @@ mod tests {
         nix::sys::signal::kill(h.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
         let e = h.ask("ping").unwrap_err();
         assert!(e.contains("victim (pid"), "{e}");
-        assert!(e.contains("connection closed") || e.contains("cannot send"), "{e}");
+        assert!(
+            e.contains("connection closed before answering `ping`"),
+            "{e}"
+        );
         let _ = waitpid(h.pid, None);
     }
 }

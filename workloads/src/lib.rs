@@ -1,20 +1,98 @@
 //! Workload programs run inside the cr-tests guest, and the protocol they share.
 //!
 //! Each workload is one binary (`src/bin/`) whose `main` is a single call to
-//! [`protocol::run_main`]; the logic lives here so it can be unit-tested:
+//! [`protocol::run_main`]; the logic lives here so it can be unit-tested.
+//!
+//! What the workloads share:
 //!
 //! - [`protocol`]: the `ready` / `progress` / `result` files and SIGTERM-means-verify.
 //! - [`args`]: the `--name value` option parser the binaries use.
-//! - [`fileio`]: `fileio1`, a record-by-record file copy through long-lived fds.
-//! - [`ptree`]: `ptree1`, a tree of processes counting in shared memory.
-//! - [`counter`]: `counterloop`, a counter mirrored into a file with `pwrite`.
+//! - [`steady`]: set up, announce ready, check a little every tick, check all on SIGTERM.
+//! - [`check`]: collecting precise differences; byte patterns and their comparison.
+//! - [`sys`], [`procfs`]: checked system calls and readers of `/proc`.
+//! - [`family`]: helper processes answering the workload over a socketpair.
+//!
+//! The workloads, by group (the scenario tag of the same name):
+//!
+//! - files: [`fileio`] (`fileio1`), [`counter`] (`counterloop`), and [`files`].
+//! - memory: [`memory`].
+//! - process: [`ptree`] (`ptree1`) and [`process`].
+//! - signals: [`signals`].
+//! - ipc: [`ipc`].
+//! - net: [`net`].
+//! - tty: [`tty`].
+//! - ns: [`ns`].
+//! - shell: [`shell`].
 
 /// Every workload binary, by name. The harness accepts these in scenario files and ships
 /// them in the guest; a new binary in `src/bin/` must be added here.
-pub const ALL: &[&str] = &["counterloop", "fileio1", "ptree1"];
+pub const ALL: &[&str] = &[
+    "appendlog",
+    "bashpty",
+    "bigmem",
+    "counterloop",
+    "cowmem",
+    "epoll",
+    "eventfd",
+    "fifo",
+    "fileio1",
+    "flocks",
+    "futex",
+    "inotify",
+    "ipcns",
+    "itimers",
+    "memfd",
+    "mmapfile",
+    "mntns",
+    "mprotect",
+    "openflags",
+    "pidns",
+    "pipes",
+    "posixlocks",
+    "posixshm",
+    "posixtimers",
+    "procattrs",
+    "ptree1",
+    "pty",
+    "seccomp",
+    "sessions",
+    "sharedfds",
+    "sighandlers",
+    "signalfd",
+    "sigpending",
+    "sleepers",
+    "sysvmsg",
+    "sysvsem",
+    "sysvshm",
+    "tcpconn",
+    "tcplisten",
+    "threads",
+    "timerfd",
+    "udp",
+    "unixdgram",
+    "unixseqpacket",
+    "unixstream",
+    "unlinked",
+    "utsns",
+    "zombies",
+];
 
 pub mod args;
+pub mod check;
 pub mod counter;
+pub mod family;
 pub mod fileio;
+pub mod files;
+pub mod ipc;
+pub mod memory;
+pub mod net;
+pub mod ns;
+pub mod process;
+pub mod procfs;
 pub mod protocol;
 pub mod ptree;
+pub mod shell;
+pub mod signals;
+pub mod steady;
+pub mod sys;
+pub mod tty;

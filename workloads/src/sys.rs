@@ -198,6 +198,116 @@ pub fn socketpair(kind: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((owned(fds[0])?, owned(fds[1])?))
 }
 
+/// A memory mapping made with [`mmap`]; unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a Mapping is plain memory; the workloads synchronise their own access to it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The start address.
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: mmap refuses length 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The raw start pointer.
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// A copy of `len` bytes at `offset`, read with volatile loads (another process or the
+    /// kernel may change the memory behind the program's back). The range must be readable.
+    pub fn read(&self, offset: usize, len: usize) -> Vec<u8> {
+        assert!(offset + len <= self.len, "read past the end of the mapping");
+        (0..len)
+            // SAFETY: inside the mapping (asserted); readable by the caller's contract.
+            .map(|i| unsafe { self.ptr.add(offset + i).read_volatile() })
+            .collect()
+    }
+
+    /// Writes `data` at `offset` with volatile stores. The range must be writable.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(
+            offset + data.len() <= self.len,
+            "write past the end of the mapping"
+        );
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: inside the mapping (asserted); writable by the caller's contract.
+            unsafe { self.ptr.add(offset + i).write_volatile(*b) }
+        }
+    }
+
+    /// The mapping as a mutable byte slice, for bulk work on private memory only this
+    /// process touches. The whole mapping must be readable and writable.
+    #[allow(clippy::mut_from_ref)]
+    pub fn bytes_mut(&self) -> &mut [u8] {
+        // SAFETY: the mapping is valid for len bytes; the caller guarantees exclusive use.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what mmap returned.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `mmap(2)` of `len` bytes; `fd` `None` means an anonymous mapping.
+pub fn mmap(
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: Option<RawFd>,
+    offset: u64,
+) -> io::Result<Mapping> {
+    let flags = if fd.is_none() {
+        flags | libc::MAP_ANONYMOUS
+    } else {
+        flags
+    };
+    // SAFETY: a new mapping at an address of the kernel's choosing aliases nothing.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            fd.unwrap_or(-1),
+            offset as libc::off_t,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Mapping {
+        ptr: ptr.cast(),
+        len,
+    })
+}
+
+/// The page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid cannot fail.
@@ -246,6 +356,10 @@ pub fn poll_one(fd: &impl AsRawFd, events: i16, timeout_ms: i32) -> io::Result<i
     }
 }
 
+/// `O_LARGEFILE` as the kernel reports it in `F_GETFL` (libc says 0 on 64-bit, where the
+/// flag is implied, but the kernel still sets the bit).
+pub const KERNEL_O_LARGEFILE: c_int = 0o100000;
+
 const ACCESS_MODES: &[(c_int, &str)] = &[
     (libc::O_RDONLY, "O_RDONLY"),
     (libc::O_WRONLY, "O_WRONLY"),
@@ -260,7 +374,7 @@ const STATUS_FLAGS: &[(c_int, &str)] = &[
     (libc::O_DIRECT, "O_DIRECT"),
     (libc::O_NOATIME, "O_NOATIME"),
     (libc::O_ASYNC, "O_ASYNC"),
-    (libc::O_LARGEFILE, "O_LARGEFILE"),
+    (KERNEL_O_LARGEFILE, "O_LARGEFILE"),
     (libc::O_PATH, "O_PATH"),
     (libc::O_DIRECTORY, "O_DIRECTORY"),
 ];
@@ -296,7 +410,7 @@ mod tests {
             "O_RDWR|O_NONBLOCK"
         );
         assert_eq!(
-            open_flags_text(libc::O_WRONLY | libc::O_APPEND | libc::O_LARGEFILE),
+            open_flags_text(libc::O_WRONLY | libc::O_APPEND | KERNEL_O_LARGEFILE),
             "O_WRONLY|O_APPEND|O_LARGEFILE"
         );
         assert_eq!(open_flags_text(libc::O_RDONLY), "O_RDONLY");

@@ -1,164 +1,18 @@
-//! Runs each workload binary on the host the way the guest agent does (fresh work dir as
-//! cwd, stdin from /dev/null, output to a log, own process group), drives the protocol, and
-//! shows that each workload's check tells a good state from a damaged one.
+//! Runs the first workloads (`fileio1`, `counterloop`, `ptree1`) on the host the way the
+//! guest agent does and shows that each one's check tells a good state from a damaged one;
+//! and that every binary is listed in `ALL` and handles bad arguments the same way.
 
-use crtest_workloads::protocol::{Ready, Verdict, PROGRESS_FILE, READY_FILE, RESULT_FILE};
-use nix::sys::signal::{kill, killpg, Signal};
+mod common;
+
+use common::*;
+use crtest_workloads::protocol::{Verdict, RESULT_FILE};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// A workload running in its own temp dir and process group; killed (whole group) on drop.
-struct Running {
-    dir: tempfile::TempDir,
-    child: Child,
-    exited: Option<ExitStatus>,
-}
-
-impl Running {
-    fn start(bin: &str, args: &[&str]) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let log = File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(bin)
-            .args(args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        Running {
-            dir,
-            child,
-            exited: None,
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("log")).unwrap_or_default()
-    }
-
-    /// Polls `probe` every 2 ms until it gives a value; panics (with the log) after LIMIT
-    /// or if the workload exits first.
-    fn wait_for<T>(&mut self, what: &str, mut probe: impl FnMut(&Running) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = probe(self) {
-                return v;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "workload exited ({status}) while waiting for {what}; log:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn wait_ready(&mut self) -> Ready {
-        let ready: Ready = self.wait_for("ready", |r| {
-            fs::read(r.path(READY_FILE))
-                .ok()
-                .map(|b| serde_json::from_slice(&b).expect("ready is complete JSON"))
-        });
-        assert_eq!(ready.pid, self.child.id());
-        ready
-    }
-
-    fn progress(&self) -> Option<u64> {
-        let text = fs::read_to_string(self.path(PROGRESS_FILE)).ok()?;
-        Some(
-            text.trim()
-                .parse()
-                .expect("progress is a complete decimal u64"),
-        )
-    }
-
-    /// Waits until progress goes above its current value; returns the new value.
-    fn wait_progress_increase(&mut self) -> u64 {
-        let first = self.progress().expect("progress exists once ready");
-        let mut last = first;
-        let new = self.wait_for("progress to increase", |r| {
-            let now = r.progress().unwrap();
-            assert!(now >= last, "progress went back from {last} to {now}");
-            last = now;
-            (now > first).then_some(now)
-        });
-        new
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(self.pid(), signal).unwrap();
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.exited = Some(status);
-                return status;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "workload did not exit; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn result(&self) -> Verdict {
-        let bytes = fs::read(self.path(RESULT_FILE))
-            .unwrap_or_else(|e| panic!("no result ({e}); log:\n{}", self.log()));
-        serde_json::from_slice(&bytes).expect("result is complete JSON")
-    }
-
-    /// Sends SIGTERM and returns the exit code and the verdict.
-    fn verify(&mut self) -> (i32, Verdict) {
-        self.signal(Signal::SIGTERM);
-        let status = self.wait_exit();
-        let code = status.code().unwrap_or_else(|| {
-            panic!(
-                "killed by signal {:?}; log:\n{}",
-                status.signal(),
-                self.log()
-            )
-        });
-        (code, self.result())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = killpg(self.pid(), Signal::SIGKILL);
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Live processes (not zombies) whose process group is `pgid`.
 fn group_members(pgid: Pid) -> Vec<Pid> {
@@ -181,23 +35,6 @@ fn group_members(pgid: Pid) -> Vec<Pid> {
         }
     }
     pids
-}
-
-fn assert_pass(code: i32, verdict: &Verdict, log: &str) {
-    assert!(verdict.ok, "verdict {verdict:?}; log:\n{log}");
-    assert_eq!(code, 0, "log:\n{log}");
-}
-
-fn assert_fail(code: i32, verdict: &Verdict, log: &str, needles: &[&str]) {
-    assert!(!verdict.ok, "verdict {verdict:?}; log:\n{log}");
-    assert_eq!(code, 1, "log:\n{log}");
-    for needle in needles {
-        assert!(
-            verdict.detail.contains(needle),
-            "`{needle}` missing from detail: {}",
-            verdict.detail
-        );
-    }
 }
 
 const FILEIO: &[&str] = &[
@@ -293,10 +130,10 @@ fn counterloop_catches_a_changed_file() {
     }
     // It has most likely already failed and exited on its own.
     let _ = kill(w.pid(), Signal::SIGTERM);
-    let status = w.wait_exit();
+    let code = w.wait_exit().unwrap();
     let verdict = w.result();
     assert_fail(
-        status.code().unwrap(),
+        code,
         &verdict,
         &w.log(),
         &["counter.dat holds 1000000000 but the memory counter is"],
@@ -334,10 +171,10 @@ fn ptree1_catches_a_process_that_stopped_counting() {
     // Past the root's 300 ms window, let the victim go on so it can answer its SIGTERM.
     sleep(Duration::from_millis(600));
     kill(victim, Signal::SIGCONT).unwrap();
-    let status = w.wait_exit();
+    let code = w.wait_exit().unwrap();
     let verdict = w.result();
     assert_fail(
-        status.code().unwrap(),
+        code,
         &verdict,
         &w.log(),
         &[
@@ -354,15 +191,46 @@ fn ptree1_catches_a_process_that_stopped_counting() {
     );
 }
 
+/// Where cargo put the workload binaries (next to `fileio1`).
+fn bin_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_fileio1"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn every_binary_is_listed_in_all_and_built() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    let mut in_src: Vec<String> = fs::read_dir(src)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    in_src.sort();
+    let mut all: Vec<String> = crtest_workloads::ALL
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all.sort();
+    assert_eq!(in_src, all, "src/bin and crtest_workloads::ALL differ");
+    for name in crtest_workloads::ALL {
+        assert!(bin_dir().join(name).exists(), "{name} was not built");
+    }
+}
+
 #[test]
 fn bad_arguments_print_usage_and_exit_2() {
-    for (bin, name) in [
-        (env!("CARGO_BIN_EXE_fileio1"), "fileio1"),
-        (env!("CARGO_BIN_EXE_ptree1"), "ptree1"),
-        (env!("CARGO_BIN_EXE_counterloop"), "counterloop"),
-    ] {
+    for name in crtest_workloads::ALL {
+        let bin = bin_dir().join(name);
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(bin)
+        let out = Command::new(&bin)
             .args(["--bogus", "1"])
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -387,7 +255,7 @@ fn bad_arguments_print_usage_and_exit_2() {
             verdict.detail
         );
 
-        let help = Command::new(bin)
+        let help = Command::new(&bin)
             .arg("--help")
             .current_dir(dir.path())
             .output()

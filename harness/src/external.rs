@@ -1,0 +1,118 @@
+//! External tests: a command run in the guest to its end (LXC's own
+//! `lxc-test-checkpoint-restore`, say), reported beside our scenarios. Exit status 0 is a
+//! pass. Its output goes to `external.log`; the files it names in `collect` (its tool logs)
+//! are kept with the results and searched for the error line when it fails, so the failure
+//! is classified like ours.
+
+use crate::errno;
+use crate::executor::{Run, StepError};
+use crate::outcome::Outcome;
+use crate::scenario::{StepKind, Target};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The output file in the working directory.
+pub const OUTPUT: &str = "external.log";
+
+/// Runs the scenario's only step.
+pub(crate) fn run(run: &mut Run, kind: StepKind) -> Result<(), StepError> {
+    let Target::External(ext) = &run.sc.target else {
+        return Err(StepError::fail(kind, "not an external test"));
+    };
+    if kind != StepKind::Run {
+        return Err(StepError::fail(
+            kind,
+            "an external test has only a `run` step",
+        ));
+    }
+    let collect = ext.collect.clone();
+    let (program, args) = run.command();
+    let line = crate::command::command_line(&program.display().to_string(), &args);
+    let out = run.work.join(OUTPUT);
+    let started = duct::cmd(&program, &args)
+        .dir(&run.work)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_path(&out)
+        .unchecked()
+        .start();
+    let handle = started.map_err(|e| {
+        let mut err = StepError::fail(kind, format!("cannot start `{line}`: {e}"))
+            .with_outcome(Outcome::Error);
+        err.failure.command = Some(line.clone());
+        err.failure.errno = e.raw_os_error().and_then(errno::name);
+        err.failure.class = Some("missing-tool".into());
+        err
+    })?;
+    let limit = Instant::now() + run.step_budget();
+    let mut timed_out = false;
+    let status = loop {
+        match handle.try_wait() {
+            Ok(Some(o)) => break o.status.code().unwrap_or(-1),
+            Ok(None) if Instant::now() >= limit => {
+                timed_out = true;
+                let _ = handle.kill();
+                break -1;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(StepError::fail(kind, format!("waiting for `{line}`: {e}"))
+                    .with_outcome(Outcome::Error))
+            }
+        }
+    };
+    let logs = keep(&run.work, &collect);
+    if status == 0 && !timed_out {
+        run.detail = Some(format!("`{line}` passed"));
+        return Ok(());
+    }
+    let output = std::fs::read_to_string(&out).unwrap_or_default();
+    let mut e = StepError::fail(
+        kind,
+        if timed_out {
+            format!("`{line}` did not finish in time")
+        } else {
+            format!("`{line}` exited with status {status}")
+        },
+    );
+    if timed_out {
+        e.outcome = Outcome::Timeout;
+    }
+    let criu_errors: Vec<&str> = logs
+        .iter()
+        .flat_map(|t| crate::diagnose::error_lines(t))
+        .collect();
+    let first = logs
+        .iter()
+        .find_map(|t| crate::criu::first_error_line(t))
+        .or_else(|| crate::lxc_config::first_error(&output))
+        .or_else(|| crate::command::tail_lines(&output, 1).pop());
+    e.failure.command = Some(line);
+    e.failure.exit_status = (!timed_out).then_some(status);
+    e.failure.errno = first.as_deref().and_then(errno::find);
+    e.failure.first_error_line = first;
+    crate::expectation::diagnose(&mut e.failure, &criu_errors);
+    Err(e)
+}
+
+/// Copies the collected files into the working directory (as `NAME.log`, which the results
+/// keep) and returns their texts, in the order given.
+fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
+    let mut texts = Vec::new();
+    for path in collect {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let name = path
+            .file_name()
+            .map_or("collected".into(), |n| n.to_string_lossy().into_owned());
+        let name = if name.ends_with(".log") {
+            name
+        } else {
+            format!("{name}.log")
+        };
+        let _ = std::fs::write(work.join(name), &text);
+        texts.push(text);
+    }
+    texts
+}

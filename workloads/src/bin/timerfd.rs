@@ -1,0 +1,7 @@
+//! `timerfd`: timers read through descriptors. See [`crtest_workloads::ipc::timerfd`].
+
+use crtest_workloads::{ipc::timerfd, protocol};
+
+fn main() {
+    protocol::run_main(timerfd::NAME, timerfd::OPTIONS, timerfd::run)
+}

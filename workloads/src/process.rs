@@ -1,0 +1,10 @@
+//! Workloads about processes and their attributes: zombies, threads with their own state,
+//! sessions and process groups, per-process attributes (name, cwd, umask, rlimits, nice...)
+//! and a seccomp filter. Scenario tag `process` (with [`crate::ptree`] and
+//! [`crate::counter`]).
+
+pub mod procattrs;
+pub mod seccomp;
+pub mod sessions;
+pub mod threads;
+pub mod zombies;

@@ -1,0 +1,260 @@
+//! The `files` workloads on the host: each passes when left alone, and each catches its
+//! state changed from outside the way a broken restore would change it (a descriptor's
+//! offset, flags, lock or seal, a file's content, a process that went away).
+
+mod common;
+
+use common::*;
+use nix::libc;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+const FAST: &[&str] = &["--tick-ms", "5"];
+const GRACE: Duration = Duration::from_secs(3);
+
+fn started(bin: &str) -> (Running, String) {
+    let mut w = Running::start(bin, FAST);
+    let ready = w.wait_ready();
+    (w, ready.detail)
+}
+
+#[test]
+fn openflags_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_openflags"), FAST);
+    assert!(detail.starts_with("6 descriptors kept flags"), "{detail}");
+}
+
+#[test]
+fn openflags_catches_a_moved_offset() {
+    if !root_or_skip("openflags_catches_a_moved_offset") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_openflags"));
+    let fd = detail_number(&detail, "rw.dat") as i32;
+    let dup = detail_number(&detail, "rw.dat-dup");
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy of the descriptor.
+    unsafe { libc::lseek(stolen.as_raw_fd(), 0, libc::SEEK_SET) };
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            &format!("rw.dat fd {fd} (O_RDWR|O_NONBLOCK): offset: expected 2048, got 0"),
+            &format!("rw.dat dup fd {dup} (O_RDWR|O_NONBLOCK): offset: expected 2048, got 0"),
+        ],
+    );
+    assert!(
+        !verdict.detail.contains("rw.dat again"),
+        "{}",
+        verdict.detail
+    );
+}
+
+#[test]
+fn appendlog_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_appendlog"), FAST);
+    assert!(
+        detail.contains("a write at offset 0 still appended"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn appendlog_catches_a_lost_o_append() {
+    if !root_or_skip("appendlog_catches_a_lost_o_append") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_appendlog"));
+    let fd = detail_number(&detail, "log") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy of the descriptor.
+    unsafe { libc::fcntl(stolen.as_raw_fd(), libc::F_SETFL, 0) };
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "append.log fd {fd} (O_WRONLY|O_APPEND): status flags expected O_WRONLY|O_APPEND, got O_WRONLY"
+        )],
+    );
+}
+
+#[test]
+fn unlinked_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_unlinked"), FAST);
+    assert!(detail.contains("the ghost still takes writes"), "{detail}");
+}
+
+#[test]
+fn unlinked_catches_changed_content_of_the_ghost() {
+    if !root_or_skip("unlinked_catches_changed_content_of_the_ghost") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_unlinked"));
+    let fd = detail_number(&detail, "ghost.dat") as i32;
+    let stolen = std::fs::File::from(steal_fd(w.pid(), fd));
+    let mut byte = [0u8; 1];
+    stolen.read_exact_at(&mut byte, 10).unwrap();
+    stolen.write_all_at(&[!byte[0]], 10).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "content of ghost.dat (unlinked) fd {fd} (O_RDWR) differs at offset 10"
+        )],
+    );
+}
+
+#[test]
+fn sharedfds_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_sharedfds"), FAST);
+    assert!(
+        detail.starts_with("one description of shared.dat shared by two processes"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn sharedfds_catches_a_lost_helper() {
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_sharedfds"));
+    let helper = nix::unistd::Pid::from_raw(detail_number(&detail, "helper") as i32);
+    nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("helper sharing shared.dat (pid {helper})")],
+    );
+}
+
+#[test]
+fn flocks_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_flocks"), FAST);
+    assert!(
+        detail.starts_with("flock locks held and enforced"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn flocks_catches_a_released_lock() {
+    if !root_or_skip("flocks_catches_a_released_lock") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_flocks"));
+    let fd = detail_number(&detail, "ex") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall; LOCK_UN through the shared description drops the lock.
+    assert_eq!(unsafe { libc::flock(stolen.as_raw_fd(), libc::LOCK_UN) }, 0);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "/proc/locks should hold 1 FLOCK WRITE lock(s) of pid",
+            "it holds []",
+            "flock-ex.dat: a fresh open got LOCK_SH|LOCK_NB (the workload holds LOCK_EX)",
+        ],
+    );
+}
+
+#[test]
+fn posixlocks_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_posixlocks"), FAST);
+    assert!(detail.starts_with("3 POSIX and 2 OFD locks"), "{detail}");
+}
+
+#[test]
+fn posixlocks_catches_a_dropped_ofd_lock() {
+    if !root_or_skip("posixlocks_catches_a_dropped_ofd_lock") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_posixlocks"));
+    let fd = detail_number(&detail, "ofd") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: zeroed flock is valid; plain fcntl.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_UNLCK as i16;
+    fl.l_len = 10;
+    assert_eq!(
+        unsafe { libc::fcntl(stolen.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["ofd.dat: a probe for F_RDLCK 0..10 found no conflict, expected a conflicting F_WRLCK 0..10"],
+    );
+}
+
+#[test]
+fn mmapfile_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_mmapfile"), FAST);
+    assert!(
+        detail.contains("shared writes still reach the file both ways"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn mmapfile_catches_a_changed_shared_file() {
+    let (mut w, _) = started(env!("CARGO_BIN_EXE_mmapfile"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.path("shared.dat"))
+        .unwrap();
+    file.write_all_at(b"XXXX", 5000).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "shared.dat mapping at 0x",
+            "(rw-s) differs at offset 5000",
+            "file shared.dat differs at offset 5000",
+        ],
+    );
+}
+
+#[test]
+fn memfd_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_memfd"), FAST);
+    assert!(detail.contains("the seals still refuse"), "{detail}");
+}
+
+#[test]
+fn memfd_catches_an_added_seal() {
+    if !root_or_skip("memfd_catches_an_added_seal") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_memfd"));
+    let fd = detail_number(&detail, "crtest-grow") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain fcntl.
+    let r = unsafe {
+        libc::fcntl(
+            stolen.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_FUTURE_WRITE,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["seals expected F_SEAL_SHRINK|F_SEAL_GROW, got F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_FUTURE_WRITE"],
+    );
+}

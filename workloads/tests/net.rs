@@ -1,0 +1,139 @@
+//! The `net` workloads on the host: each passes when left alone, and each catches its
+//! sockets changed from outside the way a broken restore would leave them (bytes taken
+//! out of a connection, a listener that stopped listening, a datagram gone).
+
+mod common;
+
+use common::*;
+use nix::libc;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+const FAST: &[&str] = &["--tick-ms", "5"];
+const GRACE: Duration = Duration::from_secs(3);
+
+fn started(bin: &str, args: &[&str]) -> (Running, String) {
+    let mut w = Running::start(bin, args);
+    let ready = w.wait_ready();
+    (w, ready.detail)
+}
+
+#[test]
+fn tcpconn_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_tcpconn"), FAST);
+    assert!(
+        detail.starts_with("the TCP connection stayed ESTABLISHED"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn tcpconn_catches_bytes_taken_out() {
+    if !root_or_skip("tcpconn_catches_bytes_taken_out") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_tcpconn"), FAST);
+    let fd = detail_number(&detail, "server") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    let mut buf = [0u8; 100];
+    // SAFETY: a valid buffer.
+    let n = unsafe {
+        libc::recv(
+            stolen.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            100,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    assert_eq!(n, 100);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "client -> server: ",
+            "bytes wait at the receiver and",
+            "were written and none read",
+        ],
+    );
+}
+
+#[test]
+fn tcplisten_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_tcplisten"), FAST);
+    assert!(detail.contains("accepted 2 new connections"), "{detail}");
+}
+
+#[test]
+fn tcplisten_catches_a_listener_that_stopped() {
+    if !root_or_skip("tcplisten_catches_a_listener_that_stopped") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_tcplisten"), FAST);
+    let fd = detail_number(&detail, "listener") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy.
+    assert_eq!(
+        unsafe { libc::shutdown(stolen.as_raw_fd(), libc::SHUT_RDWR) },
+        0
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            &format!("listener (fd {fd}, 127.0.0.1:"),
+            "SO_ACCEPTCONN is 0, it no longer listens",
+        ],
+    );
+}
+
+#[test]
+fn udp_passes_with_and_without_queued_datagrams() {
+    let detail = passes(env!("CARGO_BIN_EXE_udp"), FAST);
+    assert!(detail.contains("0 queued datagrams arrived"), "{detail}");
+    let detail = passes(
+        env!("CARGO_BIN_EXE_udp"),
+        &["--tick-ms", "5", "--queued", "3"],
+    );
+    assert!(
+        detail.contains("3 queued datagrams arrived whole and in order"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn udp_catches_a_lost_datagram() {
+    if !root_or_skip("udp_catches_a_lost_datagram") {
+        return;
+    }
+    let (mut w, detail) = started(
+        env!("CARGO_BIN_EXE_udp"),
+        &["--tick-ms", "5", "--queued", "3"],
+    );
+    let fd = detail_number(&detail, "receiver") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    let mut buf = [0u8; 100];
+    // SAFETY: a valid buffer.
+    let n = unsafe {
+        libc::recv(
+            stolen.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            100,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    assert_eq!(n, 5);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            &format!("receiver (fd {fd}, 127.0.0.1:"),
+            "the next waiting datagram (SIOCINQ) is 15 bytes, expected 5 (3 datagrams were queued)",
+        ],
+    );
+}

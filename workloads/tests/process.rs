@@ -1,0 +1,168 @@
+//! The `process` workloads on the host: each passes when left alone, and the ones whose
+//! state can be reached from outside catch it changed (a helper killed, a thread renamed,
+//! limits and nice value changed with `prlimit`/`setpriority`).
+
+mod common;
+
+use common::*;
+use nix::libc;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::Duration;
+
+const FAST: &[&str] = &["--tick-ms", "5"];
+const GRACE: Duration = Duration::from_secs(3);
+
+#[test]
+fn zombies_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_zombies"), FAST);
+    assert!(detail.starts_with("3 zombies stayed unreaped"), "{detail}");
+}
+
+#[test]
+fn zombies_catches_a_dead_sibling() {
+    let mut w = Running::start(env!("CARGO_BIN_EXE_zombies"), FAST);
+    let ready = w.wait_ready();
+    assert!(
+        ready.detail.contains("(exited with status 3)"),
+        "{}",
+        ready.detail
+    );
+    assert!(
+        ready.detail.contains("(killed by SIGUSR1)"),
+        "{}",
+        ready.detail
+    );
+    let helper = Pid::from_raw(detail_number(&ready.detail, "helper") as i32);
+    kill(helper, Signal::SIGKILL).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("live helper (pid {helper})")],
+    );
+}
+
+#[test]
+fn threads_passes() {
+    let detail = passes(
+        env!("CARGO_BIN_EXE_threads"),
+        &["--tick-ms", "5", "--threads", "3"],
+    );
+    assert!(
+        detail.starts_with("3 threads kept their ids, names"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn threads_catches_a_changed_thread_local_value() {
+    if !root_or_skip("threads_catches_a_changed_thread_local_value") {
+        return;
+    }
+    let mut w = Running::start(
+        env!("CARGO_BIN_EXE_threads"),
+        &["--tick-ms", "5", "--threads", "3"],
+    );
+    let ready = w.wait_ready();
+    let tid = detail_number(&ready.detail, "crt-worker-1");
+    let tls = detail_number(&ready.detail, "tls-1") as u64;
+    poke(w.pid(), tls, &0x0bad_u64.to_le_bytes());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "thread 1 (tid {tid}): thread-local value: expected \"0x711500001111\", got \"0xbad\""
+        )],
+    );
+    assert!(!verdict.detail.contains("thread 0"), "{}", verdict.detail);
+}
+
+#[test]
+fn sessions_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_sessions"), FAST);
+    assert!(
+        detail.starts_with("6 processes in 2 sessions and 4 process groups"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn sessions_catches_a_lost_group_member() {
+    let mut w = Running::start(env!("CARGO_BIN_EXE_sessions"), FAST);
+    let ready = w.wait_ready();
+    let e = Pid::from_raw(detail_number(&ready.detail, "e") as i32);
+    kill(e, Signal::SIGKILL).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("helper E (in A's group) (pid {e})")],
+    );
+}
+
+#[test]
+fn procattrs_passes() {
+    if !root_or_skip("procattrs_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_procattrs"), FAST);
+    assert!(
+        detail.starts_with("name, cwd, umask, 3 rlimits"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn procattrs_catches_changed_limits_and_nice() {
+    if !root_or_skip("procattrs_catches_changed_limits_and_nice") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_procattrs"), &["--tick-ms", "20"]);
+    w.wait_ready();
+    let pid = w.pid().as_raw();
+    // SAFETY: plain syscalls on another process, as root.
+    unsafe {
+        let mut old: libc::rlimit = std::mem::zeroed();
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old),
+            0
+        );
+        let new = libc::rlimit {
+            rlim_cur: 500,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(
+            libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 3),
+            0
+        );
+    }
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "RLIMIT_NOFILE (soft, hard): expected (777, ",
+            "got (500, ",
+            "nice value: expected 7, got 3",
+        ],
+    );
+}
+
+#[test]
+fn seccomp_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_seccomp"), FAST);
+    assert!(
+        detail.starts_with("the seccomp filter held in the workload and its helper"),
+        "{detail}"
+    );
+}
