@@ -247,6 +247,8 @@ pub const CRIU_MODULES: &[&str] = &[
     "overlay",
     // lxcbr0, the host side of LXC's veth containers.
     "bridge",
+    // `criu check --all` mounts autofs.
+    "autofs4",
 ];
 
 /// `modprobe` each module; a note for each that fails.
