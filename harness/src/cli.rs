@@ -35,6 +35,9 @@ pub enum Command {
     /// Rerun one scenario keeping everything (criu -v4 logs, images, full console) and
     /// print its failure report and where everything is.
     Repro(ReproArgs),
+    /// Measure boot, per-scenario overhead, a large checkpoint, and one boot for all
+    /// scenarios against one boot each, over several repetitions.
+    Bench(BenchArgs),
     /// Run the scenarios on every kernel x userland cell, several guests at once; writes
     /// run.json, junit.xml, report.html and summary.md.
     Matrix(crate::matrix::MatrixArgs),
@@ -42,6 +45,29 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Join shard runs (`matrix --shard i/n`) into one run directory.
     Merge(crate::merge::MergeArgs),
+    /// Kernels for the guest: `kernel build --source DIR` builds one with the required options.
+    Kernel(crate::kernel_build::KernelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Repetitions of each measurement.
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
+    /// The scenarios to time (default: the three of the end-to-end issue).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "counterloop,fileio1,ptree1"
+    )]
+    pub scenario: Vec<String>,
+    /// A large-memory scenario whose checkpoint and restore are timed (skipped if absent).
+    #[arg(long, default_value = "bigmem")]
+    pub big: String,
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -144,9 +170,11 @@ pub fn main() -> i32 {
         Command::Ckptinfo(args) => crate::ckptinfo::run(&args),
         Command::Doctor(args) => doctor(&args),
         Command::Repro(args) => repro(&args),
+        Command::Bench(args) => bench(&args),
         Command::Matrix(args) => crate::matrix::run(&args),
         Command::Compare(args) => crate::compare::run(&args),
         Command::Merge(args) => crate::merge::run(&args),
+        Command::Kernel(args) => crate::kernel_build::run(&args),
     }
 }
 
@@ -398,6 +426,41 @@ fn repro(args: &ReproArgs) -> i32 {
         1
     } else {
         0
+    }
+}
+
+fn bench(args: &BenchArgs) -> i32 {
+    let all = match catalog(&[]) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &e),
+    };
+    let chosen = match scenario::select(&all, &args.scenario, &[]) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e),
+    };
+    let big = all.iter().find(|s| s.name == args.big);
+    let mut reporter = TerminalReporter::new(false);
+    let opts = match args.cell.options() {
+        Ok(o) => o,
+        Err(e) => return fail(2, &e),
+    };
+    let cell = match vm_run::prepare(&opts, &mut reporter) {
+        Ok(c) => c,
+        Err(e) => return fail(e.exit_code(), &e),
+    };
+    let dir = args
+        .results
+        .join(format!("bench-{}", crate::results::new_run_id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return fail(3, &format!("cannot create {}: {e}", dir.display()));
+    }
+    match crate::bench::run(&cell, &chosen, big, args.reps, &dir, &mut reporter) {
+        Ok(r) => {
+            print!("{}", crate::bench::render(&r));
+            eprintln!("bench: {}", dir.join("bench.json").display());
+            0
+        }
+        Err(e) => fail(3, &e),
     }
 }
 

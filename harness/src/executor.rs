@@ -371,7 +371,7 @@ impl Run<'_> {
             let mut args = criu::dump_args(pid.as_raw(), &pre, &log, &extra);
             args[0] = "pre-dump".into();
             args.push("--track-mem".into());
-            self.criu(StepKind::Checkpoint, &args, &log)?;
+            self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
             extra.extend([
                 "--track-mem".into(),
                 "--prev-images-dir".into(),
@@ -385,7 +385,7 @@ impl Run<'_> {
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         let args = criu::dump_args(pid.as_raw(), &images, &log, &extra);
-        let ran = self.criu(StepKind::Checkpoint, &args, &log)?;
+        let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
         if self.sc.variant == Variant::LeaveRunning {
             // The tree goes on: it must not have noticed the dump.
             return self.continuity(StepKind::Checkpoint);
@@ -414,7 +414,7 @@ impl Run<'_> {
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
         let args = criu::restore_args(&images, &log, &pidfile, &self.sc.restore_args);
-        let ran = self.criu(StepKind::Restore, &args, &log)?;
+        let ran = self.criu(StepKind::Restore, iteration, &args, &log)?;
         let restored = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
@@ -558,9 +558,12 @@ impl Run<'_> {
     }
 
     /// Runs criu; a failure carries the command, status, first error line and errno.
+    /// The command's own time is recorded as a substep (`criu dump`, ...), so the harness's
+    /// overhead around it can be told apart.
     pub(crate) fn criu(
-        &self,
+        &mut self,
         step: StepKind,
+        iteration: u32,
         args: &[String],
         log: &Path,
     ) -> Result<Ran, StepError> {
@@ -570,6 +573,12 @@ impl Run<'_> {
             err.failure.errno = e.source.raw_os_error().and_then(errno::name);
             err
         })?;
+        self.substeps.push(StepRecord {
+            step: format!("{}:criu {}", step.as_str(), args[0]),
+            iteration,
+            ms: ran.elapsed.as_millis() as u64,
+            ok: ran.ok(),
+        });
         if ran.ok() {
             return Ok(ran);
         }

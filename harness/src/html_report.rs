@@ -135,12 +135,12 @@ fn meta(report: &RunReport) -> String {
     )
 }
 
-/// The first cell of a column or row (for the versions in its header).
+/// The cell of a column or row whose versions go in its header.
 fn first_cell<'a>(
     report: &'a RunReport,
-    mut indices: impl Iterator<Item = Option<usize>>,
+    indices: impl Iterator<Item = Option<usize>>,
 ) -> Option<&'a CellReport> {
-    indices.find_map(|i| i).map(|i| &report.cells[i])
+    verdict::representative(report, indices)
 }
 
 fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {

@@ -4,6 +4,7 @@
 //! events + artifacts -> results. See DESIGN.md in the team's shared folder.
 
 pub mod agent;
+pub mod bench;
 pub mod cell_choice;
 pub mod ckpt_dir;
 pub mod ckpt_entries;
@@ -31,6 +32,7 @@ pub mod host_run;
 pub mod html_report;
 pub mod interrupt;
 pub mod junit;
+pub mod kernel_build;
 pub mod kernel_config;
 pub mod kmsg;
 pub mod lxc;

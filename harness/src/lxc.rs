@@ -322,6 +322,13 @@ fn wait_ready(run: &mut Run) -> Result<(), StepError> {
             ),
         ));
     };
+    note(
+        run,
+        &format!(
+            "workload: pid {app} inside the container is host pid {host}; the container: {}",
+            describe(&members)
+        ),
+    );
     ct(run).app = Some(app);
     run.pid = Some(host);
     Ok(())
@@ -448,7 +455,9 @@ pub(crate) fn tree_diff(before: &[Member], after: &[Member]) -> Option<String> {
 
 fn check_tree(run: &mut Run, step: StepKind) -> Result<(), StepError> {
     let init = ct(run).init.expect("a running container has an init");
-    let now: Vec<Member> = members(init).into_iter().map(|(_, m)| m).collect();
+    let members = members(init);
+    note(run, &format!("after the restore: {}", describe(&members)));
+    let now: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
     match tree_diff(&ct(run).tree, &now) {
         None => Ok(()),
         Some(diff) => Err(StepError::fail(
@@ -471,7 +480,16 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     };
     run.progress_at_checkpoint = run.progress().unwrap_or(0);
-    ct(run).tree = members(init).into_iter().map(|(_, m)| m).collect();
+    let members = members(init);
+    note(
+        run,
+        &format!(
+            "before the checkpoint: progress {}; {}",
+            run.progress_at_checkpoint,
+            describe(&members)
+        ),
+    );
+    ct(run).tree = members.into_iter().map(|(_, m)| m).collect();
     match run.sc.variant {
         Variant::Plain => dump(run, iteration, &images, Dump::Stop)?,
         Variant::LeaveRunning => {
@@ -566,6 +584,11 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
             ),
         ));
     };
+    // The restored processes have new host pids; their pids inside are the old ones.
+    note(
+        run,
+        &format!("restored: the workload (pid {app} inside) is host pid {host}"),
+    );
     run.pid = Some(host);
     if ct(run).opts.pause_after_restore {
         pause(run)?;
@@ -589,6 +612,15 @@ fn pause(run: &mut Run) -> Result<(), StepError> {
     let cgroup = payload_cgroup(run)?;
     let read = |f: &str| std::fs::read_to_string(cgroup.join(f)).unwrap_or_default();
     let (freeze, events) = (read("cgroup.freeze"), read("cgroup.events"));
+    note(
+        run,
+        &format!(
+            "frozen: {}/cgroup.freeze = {}, cgroup.events: {}",
+            cgroup.display(),
+            freeze.trim(),
+            events.trim().replace('\n', ", ")
+        ),
+    );
     if freeze.trim() != "1" || conf::events_frozen(&events) != Some(true) {
         record(run, "frozen", t, false);
         return Err(StepError::fail(
@@ -607,6 +639,13 @@ fn pause(run: &mut Run) -> Result<(), StepError> {
         let before = run.progress();
         std::thread::sleep(FROZEN_WATCH);
         let after = run.progress();
+        note(
+            run,
+            &format!(
+                "frozen: progress {before:?}, {after:?} {} ms later",
+                FROZEN_WATCH.as_millis()
+            ),
+        );
         if before != after {
             record(run, "frozen", t, false);
             return Err(StepError::fail(
@@ -990,6 +1029,17 @@ fn record(run: &mut Run, what: &str, since: Instant, ok: bool) {
         ms: since.elapsed().as_millis() as u64,
         ok,
     });
+}
+
+/// Appends what the harness saw to `lxc-commands.log`.
+fn note(run: &Run, text: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.work.join("lxc-commands.log"))
+    {
+        let _ = writeln!(f, "## {text}");
+    }
 }
 
 /// Appends a command, its status and output to `lxc-commands.log`.

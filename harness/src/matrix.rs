@@ -364,6 +364,26 @@ pub fn terminal_summary(report: &RunReport) -> String {
     out
 }
 
+/// Builds the guest binaries once and freezes them (hard links, or copies) in `dir`, so
+/// every cell of the matrix boots the same agent and workloads even when the workspace is
+/// rebuilt meanwhile; `CRTEST_GUEST_BIN` then points every cell's preparation at them.
+fn freeze_guest_binaries(dir: &Path) -> Result<(), String> {
+    if std::env::var_os("CRTEST_GUEST_BIN").is_some() {
+        return Ok(());
+    }
+    let bins = crate::guest_build::build().map_err(|e| format!("guest binaries: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for src in std::iter::once(bins.agent()).chain(bins.workloads()) {
+        let dst = dir.join(src.file_name().unwrap_or_default());
+        std::fs::hard_link(&src, &dst)
+            .or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
+            .map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
+    }
+    // Set before any worker thread starts: nothing reads the environment concurrently.
+    std::env::set_var("CRTEST_GUEST_BIN", dir);
+    Ok(())
+}
+
 /// `crtest matrix`.
 pub fn run(args: &MatrixArgs) -> i32 {
     let fail = |code: i32, e: &dyn std::fmt::Display| {
@@ -395,6 +415,16 @@ pub fn run(args: &MatrixArgs) -> i32 {
         Err(e) => return fail(2, &e),
     };
     let cells = plan(&kernels, &userlands, &chosen, args.shard);
+    let frozen = match tempfile::Builder::new()
+        .prefix("crtest-guest-bin-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => return fail(3, &e),
+    };
+    if let Err(e) = freeze_guest_binaries(&frozen.path().join("bin")) {
+        return fail(3, &e);
+    }
     let mut top = match RunDir::create(&args.results) {
         Ok(r) => r,
         Err(e) => return fail(3, &e),

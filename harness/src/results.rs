@@ -306,7 +306,8 @@ pub fn counts(scenarios: &[ScenarioResult]) -> Vec<(Outcome, usize)> {
         .collect()
 }
 
-fn new_run_id() -> String {
+/// A new run id: `YYYYMMDD-HHMMSS-xxxx` (UTC).
+pub fn new_run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -35,11 +35,8 @@ pub fn render(report: &RunReport) -> String {
     let mut header = String::from("| kernel \\ userland |");
     let mut rule = String::from("|---|");
     for (ui, u) in grid.userlands.iter().enumerate() {
-        let criu = grid
-            .cells
-            .iter()
-            .find_map(|row| row[ui])
-            .and_then(|i| report.cells[i].userland.criu.clone());
+        let criu = verdict::representative(report, grid.cells.iter().map(|row| row[ui]))
+            .and_then(|c| c.userland.criu.clone());
         let label = match criu {
             Some(c) => format!("{u} (criu {c})"),
             None => u.clone(),
@@ -49,10 +46,8 @@ pub fn render(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "{header}\n{rule}");
     for (ki, k) in grid.kernels.iter().enumerate() {
-        let release = grid.cells[ki]
-            .iter()
-            .find_map(|i| *i)
-            .map(|i| report.cells[i].kernel.release.clone());
+        let release = verdict::representative(report, grid.cells[ki].iter().copied())
+            .map(|c| c.kernel.release.clone());
         let label = match release {
             Some(r) => format!("{k} ({r})"),
             None => k.clone(),
@@ -67,7 +62,16 @@ pub fn render(report: &RunReport) -> String {
                     let mut t = format!("{} {}", v.mark(), verdict::counts_text(&c.scenarios));
                     let classes: Vec<String> = verdict::diagnoses(c)
                         .into_iter()
-                        .map(|d| d.class.unwrap_or_else(|| d.title.clone()))
+                        .map(|d| {
+                            d.class.unwrap_or_else(|| {
+                                let t: String = d.title.chars().take(80).collect();
+                                if t.len() < d.title.len() {
+                                    format!("{t} ...")
+                                } else {
+                                    t
+                                }
+                            })
+                        })
                         .collect();
                     if !classes.is_empty() {
                         let _ = write!(t, ": {}", classes.join(", "));

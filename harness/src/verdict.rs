@@ -127,7 +127,7 @@ pub fn diagnoses(cell: &CellReport) -> Vec<Diagnosis> {
         let known = class.as_deref().and_then(crate::diagnose::class);
         let title = match known {
             Some(k) => k.title.clone(),
-            None => f.message.clone(),
+            None => first_line(&f.message),
         };
         if let Some(d) = out
             .iter_mut()
@@ -147,6 +147,35 @@ pub fn diagnoses(cell: &CellReport) -> Vec<Diagnosis> {
         });
     }
     out
+}
+
+/// The first non-empty line of a message, cut to 200 characters: a title for tables (the
+/// whole message stays in the failure report).
+pub fn first_line(message: &str) -> String {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut cut: String = line.chars().take(200).collect();
+    if cut.len() < line.len() || message.trim().lines().count() > 1 {
+        cut.push_str(" ...");
+    }
+    cut
+}
+
+/// The cell whose versions best stand for a row or a column: the first that was prepared
+/// (its kernel release known).
+pub fn representative<'a>(
+    report: &'a RunReport,
+    indices: impl Iterator<Item = Option<usize>>,
+) -> Option<&'a CellReport> {
+    let cells: Vec<&CellReport> = indices.flatten().map(|i| &report.cells[i]).collect();
+    cells
+        .iter()
+        .find(|c| c.kernel.release != "?" && c.userland.criu.is_some())
+        .or(cells.first())
+        .copied()
 }
 
 /// The cells of a run laid out as kernels x userlands.
@@ -233,5 +262,10 @@ mod tests {
         assert_eq!(d[0].class.as_deref(), Some("version-mismatch"));
         assert_eq!(d[0].scenarios, ["counterloop", "fileio1"]);
         assert!(d[0].headline().starts_with("version-mismatch: "));
+        assert_eq!(first_line("one"), "one");
+        assert_eq!(
+            first_line("\n a: failed with status 101:\nnote: x\n"),
+            "a: failed with status 101: ..."
+        );
     }
 }

@@ -54,6 +54,64 @@ pub const DEFAULT_TOOLS: &[HostTool] = &[
     },
 ];
 
+/// What `crtest kernel build` needs besides [`DEFAULT_TOOLS`]: a compiler toolchain and the
+/// kernel's build dependencies. Headers are named by their path.
+pub const KERNEL_BUILD_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "make",
+        package: "build-essential",
+    },
+    HostTool {
+        command: "gcc",
+        package: "build-essential",
+    },
+    HostTool {
+        command: "bc",
+        package: "bc",
+    },
+    HostTool {
+        command: "bison",
+        package: "bison",
+    },
+    HostTool {
+        command: "flex",
+        package: "flex",
+    },
+    HostTool {
+        command: "perl",
+        package: "perl",
+    },
+    HostTool {
+        command: "tar",
+        package: "tar",
+    },
+    HostTool {
+        command: "xz",
+        package: "xz-utils",
+    },
+    HostTool {
+        command: "depmod",
+        package: "kmod",
+    },
+    HostTool {
+        command: "/usr/include/gelf.h",
+        package: "libelf-dev",
+    },
+    HostTool {
+        command: "/usr/include/openssl/ssl.h",
+        package: "libssl-dev",
+    },
+];
+
+/// Whether a tool is there: a command on `PATH` (or in sbin), or a file named by its path.
+pub fn present(command: &str) -> bool {
+    if command.starts_with('/') {
+        std::path::Path::new(command).exists()
+    } else {
+        locate(command).is_some()
+    }
+}
+
 /// Errors making sure the host tools exist.
 #[derive(Debug, thiserror::Error)]
 pub enum HostDepsError {
@@ -121,7 +179,6 @@ pub fn update_cmd() -> Cmd {
 /// Makes sure every tool in `tools` can be run: as root installs the missing
 /// ones (after `apt-get update`), otherwise fails with the command to run.
 pub fn ensure(tools: &[HostTool]) -> Result<(), HostDepsError> {
-    let present = |c: &str| locate(c).is_some();
     let miss = missing(tools, present);
     if miss.is_empty() {
         return Ok(());

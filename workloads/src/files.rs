@@ -238,10 +238,13 @@ mod tests {
                 format!("f fd {n} (O_RDWR|O_NONBLOCK): offset: expected 40, got 0"),
             ]
         );
-        names_inode(&path, want.inode).unwrap();
+        let ino = want.inode.expect("a named file is checked by inode");
+        names_inode(&path, ino).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert!(names_inode(&path, want.inode)
-            .unwrap_err()
-            .contains("ENOENT"));
+        assert!(names_inode(&path, ino).unwrap_err().contains("ENOENT"));
+        // Unlinked files and pipes are recreated by a restore: no inode check.
+        assert_eq!(FdExpect::record("f", &fd).unwrap().inode, None);
+        let (r, _w) = sys::pipe(0).unwrap();
+        assert_eq!(FdExpect::record("pipe", &r).unwrap().inode, None);
     }
 }

@@ -12,17 +12,24 @@
 //! - [`sys`], [`procfs`]: checked system calls and readers of `/proc`.
 //! - [`family`]: helper processes answering the workload over a socketpair.
 //!
-//! The workloads, by group (the scenario tag of the same name):
+//! The workloads, by group (the scenario tag of the same name; `README.md` has the
+//! catalog with what each one checks):
 //!
-//! - files: [`fileio`] (`fileio1`), [`counter`] (`counterloop`), and [`files`].
-//! - memory: [`memory`].
-//! - process: [`ptree`] (`ptree1`) and [`process`].
-//! - signals: [`signals`].
-//! - ipc: [`ipc`].
-//! - net: [`net`].
-//! - tty: [`tty`].
-//! - ns: [`ns`].
-//! - shell: [`shell`].
+//! - files: `fileio1` ([`fileio`]), `counterloop` ([`counter`]), and in [`files`]
+//!   `openflags`, `appendlog`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
+//!   `mmapfile`, `memfd`.
+//! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`.
+//! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
+//!   `procattrs`, `seccomp`.
+//! - signals ([`signals`]): `sigpending`, `sighandlers`, `itimers`, `posixtimers`,
+//!   `sleepers`.
+//! - ipc ([`ipc`]): `pipes`, `fifo`, `unixstream`, `unixdgram`, `unixseqpacket`, `sysvshm`,
+//!   `sysvsem`, `sysvmsg`, `posixshm`, `eventfd`, `epoll`, `inotify`, `signalfd`,
+//!   `timerfd`, `futex`.
+//! - net ([`net`]): `tcpconn`, `tcplisten`, `udp`.
+//! - tty ([`tty`]): `pty`.
+//! - ns ([`ns`]): `pidns`, `utsns`, `ipcns`, `mntns`.
+//! - shell ([`shell`]): `bashpty`.
 
 /// Every workload binary, by name. The harness accepts these in scenario files and ships
 /// them in the guest; a new binary in `src/bin/` must be added here.

@@ -51,7 +51,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Content of the `ready` file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
-    /// Pid of the workload's root process.
+    /// Pid of the process to checkpoint (the root of the workload's tree), as the harness
+    /// sees it: normally the started process, but a workload that builds its tree
+    /// elsewhere (the init of a new PID namespace) names that process instead, see
+    /// [`Workload::ready_as`].
     pub pid: u32,
     /// Free text describing the state that was set up.
     pub detail: String,

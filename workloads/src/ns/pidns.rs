@@ -169,6 +169,9 @@ pub fn run(wl: &mut Workload, args: &Args) -> Result<String, String> {
     let start = Instant::now();
     loop {
         if ready.exists() {
+            // Linger a moment, so whoever waits for `ready` sees it before seeing the
+            // starter gone.
+            std::thread::sleep(Duration::from_millis(200));
             std::process::exit(0);
         }
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {

@@ -357,6 +357,17 @@ pub fn run(wl: &mut Workload, args: &Args) -> Result<String, String> {
         }
         sleepers.push(Sleeper { kind, log });
     }
+    // Ready means every thread is asleep.
+    let start = Instant::now();
+    while !sleepers.iter().all(|s| {
+        let l = s.log.lock().unwrap();
+        l.current.is_some() || !l.cycles.is_empty() || l.done
+    }) {
+        if start.elapsed() > Duration::from_secs(10) {
+            wl.setup_failed("the sleeper threads did not start within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut st = State {
         checked: vec![0; sleepers.len()],
         sleepers,
