@@ -155,6 +155,7 @@ mod tests {
         None,
         "workload-state"
     )]
+    #[case("the workload exited with status 1; its verdict: tick 3: the next waiting datagram is 0 bytes, expected 5", None, "workload-state")]
     #[case("nothing recognisable", None, "unknown")]
     fn classes_of_real_lines(#[case] line: &str, #[case] errno: Option<&str>, #[case] want: &str) {
         assert_eq!(classify([line], errno), want);

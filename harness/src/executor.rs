@@ -56,6 +56,8 @@ pub(crate) struct Run<'a> {
     pub(crate) lxc: Option<crate::lxc::Container>,
     /// Timed parts of the current step (a backend's commands), recorded before the step.
     pub(crate) substeps: Vec<StepRecord>,
+    /// The checkpointed root is the init of its own pid namespace.
+    pub(crate) ns_init: bool,
 }
 
 /// Runs `sc` to its end and returns its result; `emit` receives step events as they happen.
@@ -76,6 +78,7 @@ pub fn run_scenario(
         detail: None,
         lxc: None,
         substeps: Vec::new(),
+        ns_init: false,
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -384,6 +387,7 @@ impl Run<'_> {
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
+        self.ns_init = proctree::is_pid_ns_init(pid);
         let args = criu::dump_args(pid.as_raw(), &images, &log, &extra);
         let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
         if self.sc.variant == Variant::LeaveRunning {
@@ -421,6 +425,9 @@ impl Run<'_> {
         let old = self.pid.expect("started before restore");
         match restored {
             Some(p) if p == old.as_raw() => {}
+            // The init of a pid namespace keeps its pid inside the namespace (1) but gets a
+            // new one outside: the workload checks the inside pids itself.
+            Some(p) if self.ns_init => self.pid = Some(Pid::from_raw(p)),
             other => {
                 let mut e = StepError::fail(
                     StepKind::Restore,

@@ -352,7 +352,7 @@ fn died(run: &mut Run, step: StepKind, when: &str) -> StepError {
     let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
     let line = command::tail_lines(&log, 1)
         .pop()
-        .or_else(|| conf::first_error(&lxc_log));
+        .or_else(|| conf::first_log_error(&lxc_log));
     let mut e = StepError::fail(step, format!("the container stopped {when}"));
     e.failure.errno = line.as_deref().and_then(errno::find);
     e.failure.first_error_line = line;
@@ -939,7 +939,9 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
                 .execute
                 .as_mut()
                 .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
-        if state == want || execute_gone || Instant::now() >= limit {
+        // Once a tool has returned, STOPPED is final: the container died.
+        let died = state == "STOPPED" && want != "STOPPED";
+        if state == want || execute_gone || died || Instant::now() >= limit {
             let ok = state == want;
             record(run, "lxc-info", t, ok);
             log_command(
@@ -963,11 +965,20 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
                 ),
             );
             e.failure.command = Some(ran.command.clone());
+            if let Some(v) = run.verdict().filter(|v| !v.ok) {
+                // The workload found its state wrong and exited: that stopped the container.
+                e.failure.message = format!(
+                    "the container stopped: the workload's check failed: {}",
+                    v.detail
+                );
+                e.failure.first_error_line = Some(v.detail);
+                return Err(e);
+            }
             let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
             let execute_log =
                 std::fs::read_to_string(run.work.join("lxc-execute.log")).unwrap_or_default();
             e.failure.first_error_line =
-                conf::first_error(&execute_log).or_else(|| conf::first_error(&lxc_log));
+                conf::first_error(&execute_log).or_else(|| conf::first_log_error(&lxc_log));
             e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
             return Err(e);
         }
@@ -994,7 +1005,7 @@ fn tool_failed(run: &mut Run, step: StepKind, ran: &Ran, criu_log: Option<&str>)
     let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
     let first = crate::criu::first_error_line(criu_text)
         .or_else(|| conf::first_error(&ran.output))
-        .or_else(|| conf::first_error(&lxc_log))
+        .or_else(|| conf::first_log_error(&lxc_log))
         .or_else(|| ran.tail(1).pop());
     e.failure.command = Some(ran.command.clone());
     e.failure.exit_status = Some(ran.status);

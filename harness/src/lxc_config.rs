@@ -51,7 +51,10 @@ pub const DEFAULT_CONF: &str = "/etc/lxc/default.conf";
 pub fn unconfined_default_conf(text: &str) -> String {
     let mut out: String = text
         .lines()
-        .filter(|l| !l.trim_start().starts_with("lxc.apparmor.profile"))
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("lxc.apparmor.profile") && !l.starts_with("# crtest:")
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     out += "# crtest: the guest has no AppArmor policy (no apparmor_parser).\n";
@@ -325,6 +328,16 @@ pub fn first_error(output: &str) -> Option<String> {
     Some(telling[at..].to_string())
 }
 
+/// The first ERROR line of lxc's own log (`lxc.log.file`, which holds every level), from
+/// the source location on.
+pub fn first_log_error(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains(" ERROR "))?;
+    let at = line
+        .find("../src/lxc/")
+        .unwrap_or_else(|| line.find(" ERROR ").map_or(0, |i| i + 1));
+    Some(line[at..].trim_end().to_string())
+}
+
 /// The cgroup2 directory of a process, from its `/proc/PID/cgroup` text (`0::/lxc.payload.x`).
 pub fn cgroup2_dir(proc_cgroup: &str, mount: &Path) -> Option<PathBuf> {
     let path = proc_cgroup
@@ -528,6 +541,17 @@ mod tests {
     #[case("all fine\n", None)]
     fn first_error_of_lxc_output(#[case] output: &str, #[case] want: Option<&str>) {
         assert_eq!(first_error(output).as_deref(), want);
+    }
+
+    #[test]
+    fn first_error_of_lxc_log() {
+        let log = "lxc-start c 20261126200313.228 DEBUG    commands - ../src/lxc/commands.c:lxc_cmd_rsp_recv_fds:137 - Received\n\
+                   lxc-start own 20261126194317.711 ERROR    apparmor - ../src/lxc/lsm/apparmor.c:apparmor_prepare:1080 - Cannot use generated profile: apparmor_parser not available\n";
+        assert_eq!(
+            first_log_error(log).as_deref(),
+            Some("../src/lxc/lsm/apparmor.c:apparmor_prepare:1080 - Cannot use generated profile: apparmor_parser not available")
+        );
+        assert_eq!(first_log_error("lxc c 1 INFO x - ../src/lxc/a.c:1 - fine\n"), None);
     }
 
     #[test]

@@ -46,6 +46,21 @@ fn tree_of(root: i32, table: &[(i32, i32)]) -> Vec<i32> {
     out
 }
 
+/// True when the process is pid 1 of a pid namespace below ours (`NSpid: 42 1`).
+pub fn is_pid_ns_init(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| nspid_is_init(&s))
+        .unwrap_or(false)
+}
+
+fn nspid_is_init(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>())
+        .is_some_and(|ids| ids.len() > 1 && ids.last() == Some(&"1"))
+}
+
 /// True when the process exists (a zombie counts: its pid is still taken).
 pub fn exists(pid: Pid) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -59,6 +74,13 @@ mod tests {
     fn stat_with_odd_command_names() {
         assert_eq!(parse_stat("42 (a b) c) S 7 42 42 0"), Some((42, 7)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn namespace_init() {
+        assert!(nspid_is_init("Name:\tx\nNSpid:\t42\t1\n"));
+        assert!(!nspid_is_init("NSpid:\t42\n"));
+        assert!(!nspid_is_init("NSpid:\t42\t7\n"));
     }
 
     #[test]
