@@ -136,6 +136,8 @@ pub fn compare(
             c.cells_new.push(key.clone());
             continue;
         };
+        // A cell that could not be prepared knows no versions: nothing to compare.
+        let prepared = |c: &CellReport| c.kernel.release != "?";
         for (what, a, b) in [
             ("kernel", o.kernel.release.clone(), n.kernel.release.clone()),
             (
@@ -149,7 +151,7 @@ pub fn compare(
                 n.userland.lxc.clone().unwrap_or_default(),
             ),
         ] {
-            if a != b {
+            if a != b && prepared(o) && prepared(n) {
                 c.versions.push(VersionChange {
                     cell: key.clone(),
                     what,

@@ -156,6 +156,32 @@ mod tests {
         "workload-state"
     )]
     #[case("the workload exited with status 1; its verdict: tick 3: the next waiting datagram is 0 bytes, expected 5", None, "workload-state")]
+    #[case(
+        "Error (criu/namespaces.c:463): Can't dump nested ipc namespace for 451",
+        None,
+        "unsupported-resource"
+    )]
+    #[case(
+        "Error (criu/sk-queue.c:144): skqueue: Control messages in queue, not supported",
+        None,
+        "unsupported-resource"
+    )]
+    #[case(
+        "../src/lxc/criu.c: exec_criu: 402 No such file or directory - Failed getting freezer path",
+        Some("ENOENT"),
+        "tool-limitation"
+    )]
+    #[case(
+        "Error (criu/sk-queue.c:144): skqueue: Control messages in queue, not supported",
+        None,
+        "unsupported-resource"
+    )]
+    #[case("Error (criu/files-reg.c:1042): Can't create link remap for /tmp/crtest/unlinked/keep.dat. Use link-remap option.", None, "unsupported-resource")]
+    #[case(
+        "Error (criu/cr-dump.c:1618): A session leader of 397(1) is outside of its pid namespace",
+        None,
+        "unsupported-resource"
+    )]
     #[case("nothing recognisable", None, "unknown")]
     fn classes_of_real_lines(#[case] line: &str, #[case] errno: Option<&str>, #[case] want: &str) {
         assert_eq!(classify([line], errno), want);

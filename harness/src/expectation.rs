@@ -41,14 +41,25 @@ pub fn apply(expect: &Expect, outcome: Outcome, failure: &mut Option<Failure>) -
                 .errno
                 .as_ref()
                 .is_none_or(|e| f.errno.as_ref() == Some(e));
-            if class_ok && errno_ok {
+            let text_ok = expect.contains.as_ref().is_none_or(|t| {
+                f.first_error_line
+                    .as_ref()
+                    .is_some_and(|l| l.contains(t.as_str()))
+                    || f.message.contains(t.as_str())
+            });
+            if class_ok && errno_ok && text_ok {
                 Outcome::Xfail
             } else {
                 f.message = format!(
-                    "{} (expected class {} errno {}, got class {} errno {})",
+                    "{} (expected class {} errno {}{}, got class {} errno {})",
                     f.message,
                     expect.class.as_deref().unwrap_or("any"),
                     expect.errno.as_deref().unwrap_or("any"),
+                    expect
+                        .contains
+                        .as_ref()
+                        .map(|t| format!(" and `{t}`"))
+                        .unwrap_or_default(),
                     f.class.as_deref().unwrap_or("none"),
                     f.errno.as_deref().unwrap_or("none"),
                 );
@@ -68,7 +79,9 @@ mod tests {
             outcome: ExpectedOutcome::Fail,
             class: class.map(Into::into),
             errno: errno.map(Into::into),
+            contains: None,
             reason: Some("pid taken".into()),
+            variants: None,
         }
     }
 
@@ -94,6 +107,17 @@ mod tests {
         let e = expect_fail(Some("pid-collision"), None);
         assert_eq!(apply(&e, Outcome::Fail, &mut f), Outcome::Fail);
         assert!(f.unwrap().message.contains("expected class pid-collision"));
+    }
+
+    #[test]
+    fn expected_text_must_be_there() {
+        let mut f = failure("workload-state", "EEXIST");
+        f.as_mut().unwrap().first_error_line = Some("tick 3: personality: expected 1".into());
+        let mut e = expect_fail(Some("workload-state"), None);
+        e.contains = Some("personality".into());
+        assert_eq!(apply(&e, Outcome::Fail, &mut f.clone()), Outcome::Xfail);
+        e.contains = Some("NoNewPrivs".into());
+        assert_eq!(apply(&e, Outcome::Fail, &mut f), Outcome::Fail);
     }
 
     #[test]

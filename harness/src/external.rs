@@ -29,7 +29,8 @@ pub(crate) fn run(run: &mut Run, kind: StepKind) -> Result<(), StepError> {
     let (program, args) = run.command();
     let line = crate::command::command_line(&program.display().to_string(), &args);
     let out = run.work.join(OUTPUT);
-    let started = duct::cmd(&program, &args)
+    // As a string, not a path: duct would make a bare name relative to the working directory.
+    let started = duct::cmd(program.as_os_str(), &args)
         .dir(&run.work)
         .stdin_null()
         .stderr_to_stdout()

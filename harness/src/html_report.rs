@@ -91,7 +91,9 @@ pub fn render(report: &RunReport, history: &[Entry]) -> String {
         "<p class=\"legend\"><span class=\"v-pass\">pass</span><span class=\"v-partial\">partial\
          </span><span class=\"v-fail\">fail</span><span class=\"v-error\">error (could not \
          run)</span><span class=\"v-skip\">skipped</span><span class=\"v-empty\">not run</span>\
-         </p>\n",
+         &nbsp; trend over the last runs: <b style=\"color:#2ca02c\">passed</b>, median \
+         <b style=\"color:#1f77b4\">checkpoint</b> and <b style=\"color:#ff7f0e\">restore</b> \
+         time</p>\n",
     );
     h.push_str(&matrix_table(report, &grid, history));
     h.push_str(&why_section(report, &grid));
@@ -182,7 +184,7 @@ fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {
         for ui in 0..grid.userlands.len() {
             match grid.cells[ki][ui] {
                 Some(i) => h.push_str(&cell_td(report, &report.cells[i], history)),
-                None => h.push_str("<td class=\"v-empty\">not run</td>"),
+                None => h.push_str("<td class=\"v-empty\">not run</td>\n"),
             }
         }
         h.push_str("</tr>\n");
@@ -264,7 +266,7 @@ fn cell_td(report: &RunReport, cell: &CellReport, history: &[Entry]) -> String {
     );
     h.push_str(&history::svg(&points));
     h.push_str(&scenarios_details(report, cell));
-    h.push_str("</td>");
+    h.push_str("</td>\n");
     h
 }
 
@@ -275,7 +277,7 @@ fn ms(v: Option<u64>) -> String {
 fn scenarios_details(report: &RunReport, cell: &CellReport) -> String {
     let dir = cell_dir(report, cell);
     let mut h = format!(
-        "<details><summary>{} scenarios</summary><table class=\"sc\"><tr><th>outcome</th>\
+        "<details><summary>scenarios ({})</summary><table class=\"sc\"><tr><th>outcome</th>\
          <th>scenario</th><th>s</th><th>checkpoint ms</th><th>restore ms</th></tr>",
         cell.scenarios.len()
     );
@@ -376,7 +378,10 @@ pub fn failure_details(f: &Failure, dir: &str, artifacts: &[String]) -> String {
                     } else {
                         join_dir(dir, a)
                     };
-                    format!("<a href=\"{}\">{}</a>", href(&p), escape(a))
+                    let shown = a
+                        .strip_prefix(dir)
+                        .map_or(a.as_str(), |r| r.trim_start_matches('/'));
+                    format!("<a href=\"{}\">{}</a>", href(&p), escape(shown))
                 })
                 .collect::<Vec<_>>()
                 .join(" "),

@@ -27,7 +27,7 @@ use crate::executor::{Run, StepError};
 use crate::lxc_config::{self as conf, Dump, Info};
 use crate::outcome::{Outcome, StepRecord};
 use crate::scenario::{
-    ready_spec, LxcInit, LxcMode, LxcOptions, ReadySpec, StepKind, Target, Variant,
+    ready_spec, LxcInit, LxcMode, LxcNetwork, LxcOptions, ReadySpec, StepKind, Target, Variant,
 };
 use crtest_workloads::protocol::{Ready, READY_FILE};
 use nix::sys::signal::{kill, Signal};
@@ -191,7 +191,28 @@ fn start(run: &mut Run) -> Result<(), StepError> {
     }
     let info = wait_state(run, StepKind::Start, "RUNNING")?;
     ct(run).init = info.pid.map(Pid::from_raw);
-    Ok(())
+    check_address(run, StepKind::Start, &info)
+}
+
+/// A veth container holds its address on `eth0` (lxc-info lists it).
+fn check_address(run: &mut Run, step: StepKind, info: &Info) -> Result<(), StepError> {
+    if ct(run).opts.network != LxcNetwork::Veth
+        || info.ips.iter().any(|ip| ip == conf::container_ip())
+    {
+        return Ok(());
+    }
+    Err(StepError::fail(
+        step,
+        format!(
+            "the container's veth has no address {} (lxc-info shows {})",
+            conf::container_ip(),
+            if info.ips.is_empty() {
+                "none".to_string()
+            } else {
+                info.ips.join(", ")
+            }
+        ),
+    ))
 }
 
 /// Writes the container's rootfs, launcher and config.
@@ -573,6 +594,7 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     };
     ct(run).init = Some(init);
+    check_address(run, step, &info)?;
     let app = ct(run).app.expect("ready before checkpoint");
     let members = members(init);
     let Some(host) = host_pid(&members, app) else {

@@ -23,6 +23,13 @@ pub const BRIDGE: &str = "lxcbr0";
 pub const BRIDGE_ADDRESS: &str = "10.0.3.1/24";
 /// The container's address on the bridge (one container runs at a time).
 pub const CONTAINER_ADDRESS: &str = "10.0.3.2/24";
+/// [`CONTAINER_ADDRESS`] without its prefix length, as `lxc-info` shows it.
+pub fn container_ip() -> &'static str {
+    CONTAINER_ADDRESS
+        .split('/')
+        .next()
+        .unwrap_or(CONTAINER_ADDRESS)
+}
 /// The container's default route.
 pub const GATEWAY: &str = "10.0.3.1";
 /// `PATH` inside the container.
@@ -131,7 +138,8 @@ pub fn config_text(c: &ConfigSpec) -> String {
         LxcInit::Liblxc => {}
     }
     match c.network {
-        LxcNetwork::Empty => out += "lxc.net.0.type = empty\n",
+        // `flags = up` brings the namespace's `lo` up (without it `lo` stays down).
+        LxcNetwork::Empty => out += "lxc.net.0.type = empty\nlxc.net.0.flags = up\n",
         LxcNetwork::Veth => {
             out += &format!(
                 "lxc.net.0.type = veth\n\
@@ -277,6 +285,8 @@ pub struct Info {
     pub state: Option<String>,
     /// The host pid of the container's init, while it runs.
     pub pid: Option<i32>,
+    /// The container's addresses (`IP:` lines), while it runs.
+    pub ips: Vec<String>,
 }
 
 /// Reads `lxc-info` output (`State:   RUNNING`, `PID:   107`).
@@ -288,6 +298,7 @@ pub fn parse_info(text: &str) -> Info {
             match key.trim() {
                 "State" => info.state = Some(value.to_string()),
                 "PID" => info.pid = value.parse().ok(),
+                "IP" => info.ips.push(value.to_string()),
                 _ => {}
             }
         }
@@ -506,14 +517,16 @@ mod tests {
             parse_info(running),
             Info {
                 state: Some("RUNNING".into()),
-                pid: Some(108)
+                pid: Some(108),
+                ips: vec!["10.0.3.11".into()],
             }
         );
         assert_eq!(
             parse_info("Name:           a1\nState:          STOPPED\n"),
             Info {
                 state: Some("STOPPED".into()),
-                pid: None
+                pid: None,
+                ips: Vec::new(),
             }
         );
     }
@@ -551,7 +564,10 @@ mod tests {
             first_log_error(log).as_deref(),
             Some("../src/lxc/lsm/apparmor.c:apparmor_prepare:1080 - Cannot use generated profile: apparmor_parser not available")
         );
-        assert_eq!(first_log_error("lxc c 1 INFO x - ../src/lxc/a.c:1 - fine\n"), None);
+        assert_eq!(
+            first_log_error("lxc c 1 INFO x - ../src/lxc/a.c:1 - fine\n"),
+            None
+        );
     }
 
     #[test]

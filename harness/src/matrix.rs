@@ -422,9 +422,14 @@ pub fn run(args: &MatrixArgs) -> i32 {
         Ok(d) => d,
         Err(e) => return fail(3, &e),
     };
+    let t = Instant::now();
     if let Err(e) = freeze_guest_binaries(&frozen.path().join("bin")) {
         return fail(3, &e);
     }
+    eprintln!(
+        "matrix: guest binaries ready in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut top = match RunDir::create(&args.results) {
         Ok(r) => r,
         Err(e) => return fail(3, &e),
@@ -615,7 +620,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("20261126-200000-abcd");
         std::fs::create_dir(&dir).unwrap();
-        let report = crate::fixtures::matrix_report();
+        // From a run.json on disk, as `crtest merge` and CI read it: no VM involved.
+        std::fs::write(
+            dir.join("run.json"),
+            serde_json::to_string_pretty(&crate::fixtures::matrix_report()).unwrap(),
+        )
+        .unwrap();
+        let (_, report) = results::load_run(&dir).unwrap();
         write_views(&dir, &report).unwrap();
         write_views(&dir, &report).unwrap();
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

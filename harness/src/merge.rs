@@ -125,6 +125,7 @@ pub fn merge_reports(inputs: &[RunReport]) -> Result<RunReport, MergeError> {
                     out.cells.push(moved);
                     plan.cells.push(MatrixCell {
                         dir: Some(target_dir),
+                        wall_ms: None,
                         ..mc
                     });
                 }
@@ -314,6 +315,21 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
         }
     }
     let run_id = run.report.run_id.clone();
+    // Each merged cell directory gets its own run.json, as a matrix run's cells have.
+    for cell in &merged.cells {
+        let dir = run.dir.join("cells").join(&cell.id);
+        let prefix = format!("cells/{}/", cell.id);
+        let mut own = RunDir::create_at(&dir, &run_id)?;
+        let mut c = cell.clone();
+        for s in &mut c.scenarios {
+            for a in &mut s.artifacts {
+                *a = a.strip_prefix(&prefix).unwrap_or(a).to_string();
+            }
+        }
+        own.report.started_at.clone_from(&merged.started_at);
+        own.report.cells.push(c);
+        own.finish()?;
+    }
     run.report = RunReport { run_id, ..merged };
     let finished = run.report.finished;
     run.finish()?;
@@ -438,6 +454,12 @@ mod tests {
             ["cells/kernel-sid+userland-bookworm/scenarios/counterloop/dump-1.log"]
         );
         assert!(run.dir.join("junit.xml").is_file());
+        let (_, own) = results::load_run(&sid).unwrap();
+        assert_eq!(own.cells.len(), 1);
+        assert_eq!(
+            own.cells[0].scenarios[0].artifacts,
+            ["scenarios/counterloop/dump-1.log"]
+        );
         let code = super::run(&MergeArgs {
             inputs: inputs.clone(),
             results: t.path().join("merged2"),

@@ -306,8 +306,15 @@ pub struct Expect {
     pub class: Option<String>,
     /// The errno the diagnosis must name, e.g. `EBUSY`.
     pub errno: Option<String>,
+    /// Text the failure's first error line (or message) must contain, so that an expected
+    /// failure cannot hide a different one of the same class.
+    pub contains: Option<String>,
     /// Why the failure is expected (shown in reports).
     pub reason: Option<String>,
+    /// The variants the expectation holds for (default: all); the others are expected to
+    /// pass (e.g. `["plain", "pre-dump"]` when a leave-running dump leaves the state alone).
+    #[serde(default)]
+    pub variants: Option<Vec<Variant>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -569,6 +576,14 @@ impl Scenario {
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];
+        if base
+            .expect
+            .variants
+            .as_ref()
+            .is_some_and(|vs| !vs.contains(&Variant::Plain))
+        {
+            out[0].expect = Expect::default();
+        }
         for v in file.variants {
             if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
                 return Err(invalid(
@@ -579,6 +594,13 @@ impl Scenario {
             let mut s = base.clone();
             s.name = format!("{name}@{}", v.as_str());
             s.variant = v;
+            if s.expect
+                .variants
+                .as_ref()
+                .is_some_and(|vs| !vs.contains(&v))
+            {
+                s.expect = Expect::default();
+            }
             if v == Variant::LeaveRunning {
                 // The tree goes on after the dump and verifies itself; nothing to restore.
                 s.steps.retain(|p| p.kind != StepKind::Restore);
