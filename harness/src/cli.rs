@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// Stop the whole run after this many seconds; unfinished scenarios are marked.
     #[arg(long, value_name = "SECONDS")]
     pub timeout_s: Option<u64>,
+    /// Guests at once: the scenarios are dealt into this many shards, each in its own VM
+    /// with one vCPU (default: 1; the number of cores is a good choice for a long catalog).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
     /// Keep the criu images of passing scenarios too (always kept on failure).
     #[arg(long)]
     pub keep_images: bool,
@@ -283,6 +287,10 @@ fn run(args: &RunArgs) -> i32 {
     let res = match &cell {
         None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
+        Some(cell) if args.jobs > 1 && chosen.len() > 1 => {
+            crate::parallel::run_cell(cell, &chosen, args.jobs, &mut run, args.verbose)
+                .map_err(|e| (3, e.to_string()))
+        }
         Some(cell) => vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
             .map_err(|e| (3, e.to_string())),
     };

@@ -117,3 +117,75 @@ fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
     }
     texts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{run_scenario, ExecConfig};
+    use crate::outcome::ScenarioResult;
+    use crate::scenario::Scenario;
+
+    /// Runs an external scenario given as TOML; the run directory stays for inspection.
+    fn run(toml: &str) -> (ScenarioResult, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let sc = Scenario::parse(&dir.path().join("ext.toml"), toml)
+            .unwrap()
+            .remove(0);
+        let cfg = ExecConfig {
+            work_root: dir.path().join("work"),
+            run_dir: dir.path().join("run"),
+            bin_dir: dir.path().into(),
+            criu: "criu".into(),
+            keep_images: false,
+        };
+        (run_scenario(&cfg, &sc, &mut |_| {}), dir)
+    }
+
+    #[test]
+    fn exit_zero_passes_and_keeps_the_output() {
+        let (r, dir) =
+            run("description = \"d\"\n[external]\ncommand = [\"sh\", \"-c\", \"echo all good\"]\n");
+        assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+        assert_eq!(r.steps.len(), 1);
+        assert_eq!(r.steps[0].step, "run");
+        let kept = dir.path().join("run/scenarios/ext").join(OUTPUT);
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "all good\n");
+    }
+
+    #[test]
+    fn a_failure_is_named_from_the_collected_criu_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("restore.log");
+        let script = format!(
+            "echo '(00.1) Error (criu/mount-v2.c:324): mnt-v2: Failed to move_mount from /lib to /x: Invalid argument' > {}; echo 'Failed failed restoring'; exit 1",
+            log.display()
+        );
+        let toml = format!(
+            "description = \"d\"\n[external]\ncommand = [\"sh\", \"-c\", \"{}\"]\ncollect = [\"/nonexistent/dump.log\", \"{}\"]\n[expect]\noutcome = \"fail\"\nclass = \"invalid-argument\"\nerrno = \"EINVAL\"\n",
+            script.replace('"', "\\\""),
+            log.display()
+        );
+        let (r, run_dir) = run(&toml);
+        assert_eq!(r.outcome, Outcome::Xfail, "{r:?}");
+        let f = r.failure.unwrap();
+        assert_eq!(f.exit_status, Some(1));
+        assert!(
+            f.first_error_line
+                .unwrap()
+                .contains("Failed to move_mount from /lib"),
+            "the criu line wins over the output's last line"
+        );
+        assert!(run_dir
+            .path()
+            .join("run/scenarios/ext/restore.log")
+            .exists());
+    }
+
+    #[test]
+    fn a_missing_command_is_an_error() {
+        let (r, _dir) =
+            run("description = \"d\"\n[external]\ncommand = [\"no-such-test-command\"]\n");
+        assert_eq!(r.outcome, Outcome::Error);
+        assert_eq!(r.failure.unwrap().class.as_deref(), Some("missing-tool"));
+    }
+}

@@ -138,10 +138,10 @@ fn meta(report: &RunReport) -> String {
 }
 
 /// The cell of a column or row whose versions go in its header.
-fn first_cell<'a>(
-    report: &'a RunReport,
+fn first_cell(
+    report: &RunReport,
     indices: impl Iterator<Item = Option<usize>>,
-) -> Option<&'a CellReport> {
+) -> Option<&CellReport> {
     verdict::representative(report, indices)
 }
 

@@ -40,6 +40,7 @@ pub mod lxc_config;
 pub mod matrix;
 pub mod merge;
 pub mod outcome;
+pub mod parallel;
 pub mod proctree;
 pub mod progress;
 pub mod report;

@@ -73,12 +73,17 @@ pub fn cell_summary(cell: &CellReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "cell {}: kernel {} ({}), userland {} (criu {}), {}{}",
+        "cell {}: kernel {} ({}), userland {} (criu {}{}), {}{}",
         cell.id,
         cell.kernel.release,
         cell.kernel.source,
         cell.userland.suite,
         cell.userland.criu.as_deref().unwrap_or("?"),
+        cell.userland
+            .lxc
+            .as_deref()
+            .map(|v| format!(", lxc {v}"))
+            .unwrap_or_default(),
         cell.qemu.accel,
         cell.boot_ms
             .map(|ms| format!(", boot {:.1} s", ms as f64 / 1000.0))

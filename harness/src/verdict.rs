@@ -166,10 +166,10 @@ pub fn first_line(message: &str) -> String {
 
 /// The cell whose versions best stand for a row or a column: the first that was prepared
 /// (its kernel release known).
-pub fn representative<'a>(
-    report: &'a RunReport,
+pub fn representative(
+    report: &RunReport,
     indices: impl Iterator<Item = Option<usize>>,
-) -> Option<&'a CellReport> {
+) -> Option<&CellReport> {
     let cells: Vec<&CellReport> = indices.flatten().map(|i| &report.cells[i]).collect();
     cells
         .iter()

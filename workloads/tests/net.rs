@@ -60,6 +60,39 @@ fn tcpconn_catches_bytes_taken_out() {
 }
 
 #[test]
+fn tcpconn_catches_bytes_made_up() {
+    if !root_or_skip("tcpconn_catches_bytes_made_up") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_tcpconn"), FAST);
+    let fd = detail_number(&detail, "server") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // 100 bytes the workload never wrote reach the client, as a restore that put data
+    // twice into its receive queue would leave it.
+    let extra = [b'x'; 100];
+    // SAFETY: a valid buffer.
+    let n = unsafe {
+        libc::send(
+            stolen.as_raw_fd(),
+            extra.as_ptr().cast(),
+            extra.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    assert_eq!(n, 100);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "server -> client: ",
+            "1100 bytes wait at the receiver, more than the 1000 that were written and none read",
+        ],
+    );
+}
+
+#[test]
 fn tcplisten_passes() {
     let detail = passes(env!("CARGO_BIN_EXE_tcplisten"), FAST);
     assert!(detail.contains("accepted 2 new connections"), "{detail}");

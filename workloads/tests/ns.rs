@@ -33,6 +33,14 @@ fn pidns_passes_and_names_its_init() {
         nspid.ends_with(" 1") || nspid.ends_with("\t1"),
         "NSpid {nspid}"
     );
+    // The init leads its own session, from inside the namespace: outside it is the
+    // session of the init's outer pid, inside the session of pid 1.
+    let nssid = crtest_workloads::procfs::field(&status, "NSsid")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(nssid, [ready.pid.to_string(), "1".to_string()], "NSsid");
     w.wait_progress_increase();
     let (code, verdict) = w.verify();
     assert_pass(code, &verdict, &w.log());

@@ -1,0 +1,191 @@
+//! One cell's scenarios in several guests at once (`crtest run -j N`).
+//!
+//! The scenarios are dealt into N shards by their expected cost; each shard runs in its own
+//! QEMU (one vCPU each when there are several) and writes into `shards/<i>/` of the run;
+//! the shards' reports are then joined into the run's one cell report, in catalog order,
+//! with artifact paths relative to the run.
+
+use crate::progress::TerminalReporter;
+use crate::results::{CellReport, ResultsError, RunDir};
+use crate::scenario::Scenario;
+use crate::vm_run::{self, Cell};
+
+/// Deals scenarios into `n` shards, largest expected cost (time limit) first, each to the
+/// shard with the least cost so far. Deterministic: ties go to the lower shard.
+pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
+    let n = n.max(1);
+    let mut order: Vec<&Scenario> = scenarios.iter().collect();
+    order.sort_by(|a, b| b.timeout_s.cmp(&a.timeout_s).then(a.name.cmp(&b.name)));
+    let mut shards: Vec<(u64, Vec<Scenario>)> = vec![(0, Vec::new()); n];
+    for sc in order {
+        let (cost, list) = shards
+            .iter_mut()
+            .min_by_key(|(cost, _)| *cost)
+            .expect("at least one shard");
+        *cost += sc.timeout_s;
+        list.push(sc.clone());
+    }
+    shards
+        .into_iter()
+        .map(|(_, list)| list)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Joins shard reports into one; scenarios in the order of `catalog`.
+pub fn join(mut parts: Vec<(String, CellReport)>, catalog: &[Scenario]) -> Option<CellReport> {
+    let (_, first) = parts.first()?.clone();
+    let mut joined = CellReport {
+        scenarios: Vec::new(),
+        notes: Vec::new(),
+        boot_ms: None,
+        boot_marks: Vec::new(),
+        ..first
+    };
+    joined.qemu.boots = 0;
+    for (dir, part) in parts.iter_mut() {
+        joined.qemu.boots += part.qemu.boots;
+        let faster = joined.boot_ms.is_none() || part.boot_ms < joined.boot_ms;
+        if faster && part.boot_ms.is_some() {
+            joined.boot_ms = part.boot_ms;
+            joined.boot_marks = part.boot_marks.clone();
+        }
+        for n in &part.notes {
+            if !joined.notes.contains(n) {
+                joined.notes.push(n.clone());
+            }
+        }
+        for mut s in std::mem::take(&mut part.scenarios) {
+            for a in &mut s.artifacts {
+                *a = format!("{dir}/{a}");
+            }
+            joined.scenarios.push(s);
+        }
+    }
+    let rank = |name: &str| {
+        catalog
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or(usize::MAX)
+    };
+    joined.scenarios.sort_by_key(|s| rank(&s.name));
+    Some(joined)
+}
+
+/// Runs the cell's scenarios in `jobs` guests and adds the joined cell report to `run`.
+pub fn run_cell(
+    cell: &Cell,
+    scenarios: &[Scenario],
+    jobs: usize,
+    run: &mut RunDir,
+    verbose: bool,
+) -> Result<(), ResultsError> {
+    let shards = deal(scenarios, jobs);
+    let cell = Cell {
+        cpus: if shards.len() > 1 { 1 } else { cell.cpus },
+        ..cell.clone()
+    };
+    let run_id = run.report.run_id.clone();
+    let results: Vec<Result<(String, CellReport), ResultsError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| {
+                let (cell, run_id) = (&cell, &run_id);
+                let rel = format!("shards/{i}");
+                let dir = run.dir.join(&rel);
+                scope.spawn(move || {
+                    let mut sub = RunDir::create_at(&dir, run_id)?;
+                    let mut reporter = TerminalReporter::new(verbose);
+                    vm_run::run_cell(cell, shard, &[], &mut sub, &mut reporter)?;
+                    sub.finish()?;
+                    let report = sub.report.cells.pop().unwrap_or_default();
+                    Ok((rel, report))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Ok(Default::default())))
+            .collect()
+    });
+    let mut parts = Vec::new();
+    for r in results {
+        parts.push(r?);
+    }
+    if let Some(mut joined) = join(parts, scenarios) {
+        joined.notes.push(format!(
+            "ran in {} guests at once ({} vCPU each); shards under shards/",
+            shards.len(),
+            cell.cpus
+        ));
+        run.report.cells.push(joined);
+    }
+    run.save()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Failure, Outcome, ScenarioResult};
+    use std::path::Path;
+
+    fn sc(name: &str, timeout: u64) -> Scenario {
+        let mut s = Scenario::parse(
+            Path::new(&format!("{name}.toml")),
+            "description = \"d\"\nworkload = \"counterloop\"\n",
+        )
+        .unwrap()
+        .remove(0);
+        s.timeout_s = timeout;
+        s
+    }
+
+    #[test]
+    fn dealing_balances_cost_and_is_deterministic() {
+        let all = vec![
+            sc("a", 180),
+            sc("big", 600),
+            sc("b", 180),
+            sc("c", 180),
+            sc("d", 180),
+        ];
+        let shards = deal(&all, 2);
+        let names = |v: &Vec<Scenario>| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&shards[0]), ["big"]);
+        assert_eq!(names(&shards[1]), ["a", "b", "c", "d"]);
+        assert_eq!(deal(&all, 2).len(), 2);
+        assert_eq!(deal(&all[..1], 4).len(), 1, "no empty shards");
+    }
+
+    #[test]
+    fn joined_report_keeps_catalog_order_and_relocates_artifacts() {
+        let all = vec![sc("a", 1), sc("b", 1), sc("c", 1)];
+        let result = |name: &str| {
+            let mut r = ScenarioResult::without_steps(name, Outcome::Pass, Failure::default());
+            r.artifacts = vec![format!("scenarios/{name}/dump-1.log")];
+            r
+        };
+        let part = |names: &[&str], boot| CellReport {
+            id: "cell".into(),
+            boot_ms: Some(boot),
+            scenarios: names.iter().map(|n| result(n)).collect(),
+            ..CellReport::default()
+        };
+        let joined = join(
+            vec![
+                ("shards/0".into(), part(&["c"], 900)),
+                ("shards/1".into(), part(&["b", "a"], 800)),
+            ],
+            &all,
+        )
+        .unwrap();
+        let names: Vec<_> = joined.scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(joined.boot_ms, Some(800));
+        assert_eq!(
+            joined.scenarios[2].artifacts,
+            ["shards/0/scenarios/c/dump-1.log"]
+        );
+    }
+}
