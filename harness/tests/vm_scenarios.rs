@@ -222,19 +222,19 @@ fn run_all(
     cell: &Mutex<Option<vm_run::Cell>>,
     scenarios: &[Scenario],
 ) -> Result<Vec<ScenarioResult>, String> {
-    let guard = cell.lock().map_err(|_| "cell lock poisoned".to_string())?;
-    let cell = guard.as_ref().ok_or("no cell")?;
+    // A copy, so the fault trials are not kept waiting for the lock.
+    let cell = cell
+        .lock()
+        .map_err(|_| "cell lock poisoned".to_string())?
+        .clone()
+        .ok_or("no cell")?;
     let root = crtest::guest_build::workspace_root().join("target/vm-test-results");
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     eprintln!("vm trials: results in {}", run.dir.display());
-    vm_run::run_cell(
-        cell,
-        scenarios,
-        &[],
-        &mut run,
-        &mut TerminalReporter::new(false),
-    )
-    .map_err(|e| e.to_string())?;
+    // As many guests at once as there are cores: the catalog is long.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crtest::parallel::run_cell(&cell, scenarios, jobs, &mut run, false)
+        .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
     Ok(run.report.cells.remove(0).scenarios)
 }
