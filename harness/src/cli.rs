@@ -260,6 +260,10 @@ fn run(args: &RunArgs) -> i32 {
     };
     let mut reporter = TerminalReporter::new(args.verbose);
     let cell = if args.host {
+        if !nix::unistd::geteuid().is_root() {
+            let e = crate::host_run::HostError::NotRoot;
+            return fail(e.exit_code(), &e);
+        }
         None
     } else {
         match vm_run::prepare(

@@ -551,6 +551,37 @@ mod tests {
         );
     }
 
+    /// Mutated rule files give errors or rules, never a panic, and evaluating whatever
+    /// parses never panics either.
+    #[test]
+    fn mutated_rules_never_panic() {
+        let text = include_str!("../data/compat-rules.toml").as_bytes();
+        let mut seed: u64 = 7;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let alphabet = b"=<>,.0123456789[]\"#\n az";
+        let e = evidence("6.13.4-amd64", "3.17.1", false);
+        for round in 0..2000 {
+            let mut b = text.to_vec();
+            if round % 2 == 0 {
+                b.truncate(next() % b.len());
+            }
+            for _ in 0..1 + next() % 6 {
+                let at = next() % b.len().max(1);
+                if !b.is_empty() {
+                    b[at] = alphabet[next() % alphabet.len()];
+                }
+            }
+            if let Ok(rules) = parse_rules(&String::from_utf8_lossy(&b)) {
+                let _ = render(&analyze_with(&e, &rules));
+            }
+        }
+    }
+
     #[test]
     fn ranges() {
         assert!(in_range("6.13.2", ">=6.13"));

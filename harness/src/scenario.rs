@@ -1005,6 +1005,41 @@ mod tests {
         assert_eq!(err, "unknown scenario `zz`; known scenarios: a, b, c");
     }
 
+    /// Mutated scenario files (every truncation, random byte changes) give errors, never a
+    /// panic.
+    #[test]
+    fn mutated_files_never_panic() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let alphabet = b"=[]\"#\n ,.-_az09{}'\\";
+        for entry in std::fs::read_dir(&dir).unwrap().flatten().take(20) {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let bytes = text.as_bytes();
+            for cut in 0..bytes.len() {
+                let t = String::from_utf8_lossy(&bytes[..cut]);
+                let _ = Scenario::parse(Path::new("x.toml"), &t);
+            }
+            for _ in 0..300 {
+                let mut b = bytes.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = next() % b.len().max(1);
+                    if !b.is_empty() {
+                        b[at] = alphabet[next() % alphabet.len()];
+                    }
+                }
+                let _ = Scenario::parse(Path::new("x.toml"), &String::from_utf8_lossy(&b));
+            }
+        }
+    }
+
     #[test]
     fn the_shipped_scenarios_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");

@@ -104,7 +104,166 @@ type Fault = fn(vm_run::Cell) -> Result<(), String>;
 const FAULTS: &[(&str, Fault)] = &[
     ("panic_at_boot", panic_at_boot),
     ("hang_at_boot", hang_at_boot),
+    ("sigint_mid_run", sigint_mid_run),
+    ("sigkill_mid_run", sigkill_mid_run),
+    ("kernel_without_cr", kernel_without_cr),
 ];
+
+/// Starts `crtest run` on three scenarios and waits until the guest has finished one.
+fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args([
+            "run",
+            "--scenario",
+            "counterloop,fileio1,ptree1",
+            "--results",
+        ])
+        .arg(results)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let end = std::time::Instant::now() + Duration::from_secs(300);
+    while std::time::Instant::now() < end {
+        if let Some(r) = read_run(results) {
+            if r.cells.first().is_some_and(|c| !c.scenarios.is_empty()) {
+                return Ok(child);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err("the run did not finish a scenario in 300 s".into())
+}
+
+fn read_run(results: &std::path::Path) -> Option<crtest::results::RunReport> {
+    let text = std::fs::read_to_string(results.join("latest/run.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn wait_exit(
+    child: &mut std::process::Child,
+    secs: u64,
+) -> Result<std::process::ExitStatus, String> {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(s);
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            return Err(format!("crtest did not exit within {secs} s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGINT mid-run: QEMU is killed, run.json says interrupted, the finished scenario is kept
+/// and the others are marked, and crtest exits 130.
+fn sigint_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut child = start_run(dir.path())?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(|e| e.to_string())?;
+    let status = wait_exit(&mut child, 60)?;
+    if status.code() != Some(130) {
+        return Err(format!("want exit 130, got {status}"));
+    }
+    let r = read_run(dir.path()).ok_or("no valid run.json after SIGINT")?;
+    if r.finished
+        || !r
+            .interrupted
+            .as_deref()
+            .is_some_and(|i| i.contains("SIGINT"))
+    {
+        return Err(format!(
+            "run.json should say interrupted by SIGINT: {:?}",
+            r.interrupted
+        ));
+    }
+    let scenarios = &r.cells[0].scenarios;
+    if scenarios.len() != 3 || !scenarios.iter().any(|s| s.outcome == Outcome::Pass) {
+        return Err(format!("want 3 results, one passed: {scenarios:?}"));
+    }
+    let marked = scenarios
+        .iter()
+        .filter(|s| s.failure.as_ref().is_some_and(|f| f.step == "interrupted"));
+    if marked.count() == 0 {
+        return Err(format!("no scenario marked interrupted: {scenarios:?}"));
+    }
+    let left = qemu_processes_under(dir.path());
+    if !left.is_empty() {
+        return Err(format!("QEMU left running after SIGINT: {left:?}"));
+    }
+    Ok(())
+}
+
+/// SIGKILL mid-run: nothing can be caught, but QEMU dies with its parent (parent-death
+/// signal) and the last run.json written is complete JSON.
+fn sigkill_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut child = start_run(dir.path())?;
+    child.kill().map_err(|e| e.to_string())?;
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_secs(2));
+    let left = qemu_processes_under(dir.path());
+    if !left.is_empty() {
+        return Err(format!("QEMU left running after SIGKILL: {left:?}"));
+    }
+    let r = read_run(dir.path()).ok_or("run.json is not valid after SIGKILL")?;
+    if r.finished || r.cells[0].scenarios.is_empty() {
+        return Err("run.json should be unfinished with the finished scenario kept".into());
+    }
+    Ok(())
+}
+
+/// A kernel whose config lacks CONFIG_CHECKPOINT_RESTORE: `crtest doctor` names the rule
+/// and the missing option, and exits 1.
+fn kernel_without_cr(cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let config = cell
+        .kernel
+        .config
+        .clone()
+        .ok_or("the cell's kernel has no config")?;
+    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    let broken = dir.path().join("config");
+    std::fs::write(
+        &broken,
+        text.replace(
+            "CONFIG_CHECKPOINT_RESTORE=y",
+            "# CONFIG_CHECKPOINT_RESTORE is not set",
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut args: Vec<std::ffi::OsString> = vec!["doctor".into(), "--kernel".into()];
+    args.push(cell.kernel.bzimage.clone().into());
+    if let Some(m) = &cell.kernel.modules_dir {
+        args.push("--modules".into());
+        args.push(m.clone().into());
+    }
+    args.extend(["--config".into(), broken.into(), "--results".into()]);
+    args.push(dir.path().join("results").into());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(&args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(1)
+        || !stdout.contains("no-checkpoint-restore")
+        || !stdout.contains("missing CONFIG_CHECKPOINT_RESTORE")
+    {
+        return Err(format!(
+            "want exit 1 naming the rule and the option; got {:?}\n{stdout}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
 
 /// An initramfs whose /init does not exist: the kernel panics ("No working init found").
 /// Every scenario gets `panic` with the panic lines, QEMU is gone, run.json is complete.

@@ -147,6 +147,94 @@ fn unixstream_catches_bytes_taken_out() {
 }
 
 #[test]
+fn unix_sockets_pass_with_control_messages() {
+    for bin in [
+        env!("CARGO_BIN_EXE_unixstream"),
+        env!("CARGO_BIN_EXE_unixdgram"),
+        env!("CARGO_BIN_EXE_unixseqpacket"),
+    ] {
+        for (args, says) in [
+            (
+                ["--passcred", "1", "--pass-fd", "0"],
+                "each to b with the sender's SCM_CREDENTIALS,",
+            ),
+            (
+                ["--passcred", "0", "--pass-fd", "1"],
+                "passed.dat's descriptor with its message,",
+            ),
+            (
+                ["--passcred", "1", "--pass-fd", "1"],
+                "SCM_CREDENTIALS and passed.dat's descriptor",
+            ),
+        ] {
+            let all: Vec<&str> = FAST.iter().copied().chain(args).collect();
+            let detail = passes(bin, &all);
+            assert!(detail.contains(says), "{bin} {args:?}: {detail}");
+        }
+    }
+}
+
+#[test]
+fn unixstream_catches_a_changed_passed_file() {
+    let mut w = Running::start(
+        env!("CARGO_BIN_EXE_unixstream"),
+        &["--tick-ms", "5", "--pass-fd", "1"],
+    );
+    w.wait_ready();
+    // The descriptor in the queue is still passed.dat's; change the file under it, as a
+    // restore that passed another file (or a copy) would look to its receiver.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.path("passed.dat"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"\xff\xfe", 1000).unwrap();
+    w.wait_progress_increase();
+    let (code, verdict) = w.verify();
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[
+            "content of passed.dat (received from the a -> b queue) fd ",
+            "differs at offset 1000",
+        ],
+    );
+}
+
+#[test]
+fn unixdgram_catches_a_lost_passcred() {
+    if !root_or_skip("unixdgram_catches_a_lost_passcred") {
+        return;
+    }
+    let mut w = Running::start(
+        env!("CARGO_BIN_EXE_unixdgram"),
+        &["--tick-ms", "5", "--passcred", "1"],
+    );
+    let detail = w.wait_ready().detail;
+    let fd = detail_number(&detail, "b") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    let off: libc::c_int = 0;
+    // SAFETY: an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            stolen.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("b (fd {fd}): SO_PASSCRED: expected 1, got 0")],
+    );
+}
+
+#[test]
 fn sysvmsg_passes() {
     if !root_or_skip("sysvmsg_passes") {
         return;
@@ -452,6 +540,49 @@ fn timerfd_catches_a_disarmed_timer() {
         &verdict,
         &w.log(),
         &[&format!("timerfd periodic (fd {fd}): disarmed (it_value 0, it_interval 0), expected an interval of 20 ms")],
+    );
+}
+
+#[test]
+fn timerfd_catches_a_periodic_timer_left_stopped() {
+    if !root_or_skip("timerfd_catches_a_periodic_timer_left_stopped") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_timerfd"));
+    let fd = detail_number(&detail, "periodic") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // What criu 3.17 makes of a periodic timer dumped while expired and unread:
+    // timerfd_settime with it_value 0 (which disarms) and the interval, then one pending
+    // expiration put back with TFD_IOC_SET_TICKS.
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        },
+        it_value: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    };
+    // SAFETY: valid structs; TFD_IOC_SET_TICKS (_IOW('T', 0, u64)) reads one u64.
+    unsafe {
+        assert_eq!(
+            libc::timerfd_settime(stolen.as_raw_fd(), 0, &spec, std::ptr::null_mut()),
+            0
+        );
+        let ticks: u64 = 1;
+        // Without CONFIG_CHECKPOINT_RESTORE the ioctl is refused; the timer is stopped all
+        // the same.
+        let _ = libc::ioctl(stolen.as_raw_fd(), 0x4008_5400, &ticks);
+    }
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "timerfd periodic (fd {fd}): stopped: remaining time 0 ms with an interval of 20 ms"
+        )],
     );
 }
 

@@ -1,0 +1,115 @@
+//! Bad input gets a clear message and the documented exit code, never a panic: 2 for bad
+//! usage or input, 3 for infrastructure that cannot run.
+
+use std::process::{Command, Output};
+
+fn crtest(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(args)
+        .output()
+        .expect("crtest runs")
+}
+
+fn check(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn unknown_scenario_lists_the_known_ones() {
+    let out = crtest(&["run", "--scenario", "no-such-scenario"]);
+    check(
+        &out,
+        2,
+        "unknown scenario `no-such-scenario`; known scenarios:",
+    );
+    check(&out, 2, "fileio1");
+}
+
+#[test]
+fn malformed_scenario_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "description = \"x\"\nworkload = \"counterloop\"\nitterations = 2\n",
+    )
+    .unwrap();
+    let out = crtest(&["list", "--scenarios", dir.path().to_str().unwrap()]);
+    check(&out, 2, "mine.toml");
+    check(&out, 2, "line 3");
+    check(&out, 2, "itterations");
+}
+
+#[test]
+fn unknown_workload_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("w.toml"),
+        "description = \"x\"\nworkload = \"nope\"\n",
+    )
+    .unwrap();
+    let out = crtest(&["list", "--scenarios", dir.path().to_str().unwrap()]);
+    check(&out, 2, "unknown workload `nope`");
+}
+
+#[test]
+fn bad_usage_is_2() {
+    let out = crtest(&["run", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = crtest(&["run", "--modules", "/tmp"]);
+    assert_eq!(out.status.code(), Some(2), "--modules needs --kernel");
+}
+
+#[test]
+fn a_kernel_that_is_not_one_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bzImage");
+    std::fs::write(&fake, b"this is not a kernel").unwrap();
+    let out = crtest(&[
+        "run",
+        "--scenario",
+        "counterloop",
+        "--kernel",
+        fake.to_str().unwrap(),
+    ]);
+    check(&out, 2, "bzImage");
+    let out = crtest(&[
+        "run",
+        "--scenario",
+        "counterloop",
+        "--kernel",
+        "/nonexistent/bzImage",
+    ]);
+    check(&out, 2, "/nonexistent/bzImage");
+}
+
+#[test]
+fn corrupt_or_missing_image_directory_is_bad_input() {
+    let out = crtest(&["ckptinfo", "/nonexistent/images"]);
+    check(&out, 2, "/nonexistent/images");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.img"), b"hello, not an image").unwrap();
+    let out = crtest(&["ckptinfo", dir.path().to_str().unwrap()]);
+    check(&out, 2, "inventory.img");
+}
+
+#[test]
+fn host_mode_refuses_without_root() {
+    // As root, drop to `nobody` for this one command (setpriv is in util-linux).
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        c.arg(env!("CARGO_BIN_EXE_crtest"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_crtest"))
+    };
+    let out = cmd
+        .args(["run", "--host", "--scenario", "counterloop"])
+        .current_dir("/")
+        .output()
+        .expect("crtest runs");
+    check(&out, 2, "needs root");
+}
