@@ -313,6 +313,7 @@ fn wait_ready(run: &mut Run) -> Result<(), StepError> {
             "before the workload was ready",
         ));
     }
+    wait_state(run, StepKind::WaitReady, "RUNNING")?;
     let init = ct(run).init.expect("a running container has an init");
     let members = members(init);
     // The workload names its pid as it sees it: inside the container.
@@ -956,14 +957,15 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
         };
         let info = conf::parse_info(&ran.output);
         let state = info.state.clone().unwrap_or_default();
-        let execute_gone = want == "RUNNING"
-            && ct(run)
-                .execute
-                .as_mut()
-                .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
-        // Once a tool has returned, STOPPED is final: the container died.
-        let died = state == "STOPPED" && want != "STOPPED";
-        if state == want || execute_gone || died || Instant::now() >= limit {
+        // lxc-execute runs in the background: the container may not be up yet, and it is
+        // gone for good only once lxc-execute exits. Otherwise the tool has returned, and
+        // STOPPED is final: the container died.
+        let died = want != "STOPPED"
+            && match ct(run).execute.as_mut() {
+                Some(child) => !matches!(child.try_wait(), Ok(None)),
+                None => state == "STOPPED",
+            };
+        if state == want || died || Instant::now() >= limit {
             let ok = state == want;
             record(run, "lxc-info", t, ok);
             log_command(

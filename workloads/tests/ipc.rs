@@ -166,6 +166,10 @@ fn unix_sockets_pass_with_control_messages() {
                 ["--passcred", "1", "--pass-fd", "1"],
                 "SCM_CREDENTIALS and passed.dat's descriptor",
             ),
+            (
+                ["--accepted-names", "0", "--pass-fd", "0"],
+                " and options over",
+            ),
         ] {
             let all: Vec<&str> = FAST.iter().copied().chain(args).collect();
             let detail = passes(bin, &all);
