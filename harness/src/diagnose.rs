@@ -182,6 +182,12 @@ mod tests {
         None,
         "unsupported-resource"
     )]
+    #[case("Error (criu/util.c:642): exited, status=127", None, "missing-tool")]
+    #[case(
+        "Error (criu/sockets.c:435): sockets: Sockets (family 1 proto 0) are not collected",
+        None,
+        "missing-kernel-feature"
+    )]
     #[case("nothing recognisable", None, "unknown")]
     fn classes_of_real_lines(#[case] line: &str, #[case] errno: Option<&str>, #[case] want: &str) {
         assert_eq!(classify([line], errno), want);

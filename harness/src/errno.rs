@@ -11,6 +11,10 @@ pub fn name(n: i32) -> Option<String> {
 /// The errno a line of tool output carries, by name. Understood forms: `errno=N`,
 /// `errno N`, `-N reported by netlink`, `(-N)`, and strerror texts (`Device or resource busy`).
 pub fn find(line: &str) -> Option<String> {
+    // A shell's "sh: 1: iptables: not found": the program's execve failed with ENOENT.
+    if line.starts_with("sh: ") && line.trim_end().ends_with(": not found") {
+        return Some("ENOENT".into());
+    }
     number_after(line, "errno=")
         .or_else(|| number_after(line, "errno "))
         .and_then(name)
@@ -71,6 +75,7 @@ mod tests {
         "execvp(\"iptables-restore\", ...) failed: No such file or directory",
         Some("ENOENT")
     )]
+    #[case("sh: 1: iptables: not found", Some("ENOENT"))]
     #[case("nothing to see", None)]
     fn errno_forms(#[case] line: &str, #[case] want: Option<&str>) {
         assert_eq!(find(line).as_deref(), want);

@@ -91,7 +91,10 @@ pub fn run_scenario(
         r.detail = Some(why);
         return r;
     }
-    if let Err(f) = prepare_dir(&work).and_then(|()| run.copy_inputs()) {
+    if let Err(f) = prepare_dir(&work)
+        .and_then(|()| run.copy_inputs())
+        .and_then(|()| guest_commands(&sc.before, "before"))
+    {
         failure = Some(*f);
         outcome = Outcome::Error;
     }
@@ -135,6 +138,13 @@ pub fn run_scenario(
         }
     }
     run.cleanup();
+    if let Err(f) = guest_commands(&sc.after, "after") {
+        // Putting things back failed: the guest is not as the next scenario expects.
+        if failure.is_none() {
+            outcome = Outcome::Error;
+            failure = Some(*f);
+        }
+    }
     steps.append(&mut run.substeps);
     if let Some(f) = failure.as_mut() {
         crate::expectation::diagnose(f, &[]);
@@ -175,6 +185,37 @@ impl StepError {
         self.outcome = outcome;
         self
     }
+}
+
+/// Runs a scenario's `before` or `after` guest commands; the first failure stops them.
+fn guest_commands(commands: &[Vec<String>], which: &str) -> Result<(), Box<Failure>> {
+    for argv in commands {
+        let Some((program, args)) = argv.split_first() else {
+            continue;
+        };
+        let failed = |message: String, status: Option<i32>, line: Option<String>| {
+            Box::new(Failure {
+                step: which.into(),
+                command: Some(command::command_line(program, args)),
+                exit_status: status,
+                first_error_line: line,
+                message,
+                ..Failure::default()
+            })
+        };
+        match command::run(program, args, Duration::from_secs(60)) {
+            Ok(r) if r.ok() => {}
+            Ok(r) => {
+                return Err(failed(
+                    format!("a `{which}` command failed with status {}", r.status),
+                    Some(r.status),
+                    r.tail(1).pop(),
+                ))
+            }
+            Err(e) => return Err(failed(e.to_string(), None, None)),
+        }
+    }
+    Ok(())
 }
 
 fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
@@ -394,6 +435,11 @@ impl Run<'_> {
             // The tree goes on: it must not have noticed the dump.
             return self.continuity(StepKind::Checkpoint);
         }
+        if self.sc.dump_args.iter().any(|a| a == "--leave-running") {
+            // Asked for by the scenario itself: the original goes on, and the restore that
+            // follows meets it (the pid-collision reproducer).
+            return Ok(());
+        }
         // The dump killed the tree. Collect the root, and the children re-parented to us,
         // so that every pid is free again for the restore.
         let _ = reap(pid, Duration::from_secs(10));
@@ -594,7 +640,9 @@ impl Run<'_> {
         let errno = first
             .as_deref()
             .and_then(errno::find)
-            .or_else(|| errno::find_in(log_text.lines().filter(|l| l.contains("Error"))));
+            .or_else(|| errno::find_in(log_text.lines().filter(|l| l.contains("Error"))))
+            // What the tools criu runs said on stderr (lines without criu's timestamp).
+            .or_else(|| errno::find_in(log_text.lines().filter(|l| !l.starts_with('('))));
         let mut e = StepError::fail(
             step,
             if ran.timed_out {

@@ -129,6 +129,13 @@ struct ScenarioFile {
     requires: Requires,
     #[serde(default)]
     expect: Expect,
+    /// Guest commands run before the scenario starts (each an argv; a failure is an `error`),
+    /// e.g. to take a module or a tool away for a reproducer.
+    #[serde(default)]
+    before: Vec<Vec<String>>,
+    /// Guest commands run after the scenario, whatever happened (to put things back).
+    #[serde(default)]
+    after: Vec<Vec<String>>,
     /// Which C/R tool runs the checkpoint and restore (default `criu`).
     #[serde(default)]
     backend: Backend,
@@ -363,6 +370,9 @@ pub struct Scenario {
     pub expect: Expect,
     pub backend: Backend,
     pub lxc: Option<LxcOptions>,
+    /// Guest commands before the scenario and after it (always).
+    pub before: Vec<Vec<String>>,
+    pub after: Vec<Vec<String>>,
     /// Where the scenario was read from.
     pub source: PathBuf,
 }
@@ -473,6 +483,8 @@ impl Scenario {
                 expect: file.expect,
                 backend: Backend::Criu,
                 lxc: None,
+                before: file.before,
+                after: file.after,
                 source: path.to_path_buf(),
             }]);
         }
@@ -573,6 +585,8 @@ impl Scenario {
             expect: file.expect,
             backend: file.backend,
             lxc,
+            before: file.before,
+            after: file.after,
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];
