@@ -19,6 +19,7 @@ pub fn find(line: &str) -> Option<String> {
         .or_else(|| number_after(line, "errno "))
         .and_then(name)
         .or_else(|| netlink(line))
+        .or_else(|| negative_in_parens(line))
         .or_else(|| by_text(line))
 }
 
@@ -40,6 +41,15 @@ fn netlink(line: &str) -> Option<String> {
     let end = line.find(" reported by netlink")?;
     let start = line[..end].rfind([' ', '('])? + 1;
     name(line[start..end].parse().ok()?)
+}
+
+/// `... missing (-2)`: criu's habit of printing a negative errno in parentheses. `(-1)` is
+/// criu's generic failure, not EPERM, so it does not count.
+fn negative_in_parens(line: &str) -> Option<String> {
+    let start = line.rfind("(-")? + 2;
+    let end = start + line[start..].find(')')?;
+    let n: i32 = line[start..end].parse().ok()?;
+    (n > 1).then(|| name(n)).flatten()
 }
 
 fn by_text(line: &str) -> Option<String> {
@@ -76,6 +86,9 @@ mod tests {
         Some("ENOENT")
     )]
     #[case("sh: 1: iptables: not found", Some("ENOENT"))]
+    #[case("Error (criu/sockets.c:209): sockets: Diag module missing (-2)", Some("ENOENT"))]
+    #[case("Error (criu/cr-dump.c:1635): Dump files (pid: 102) failed with -1", None)]
+    #[case("Error (criu/x.c:1): something failed (-1)", None)]
     #[case("nothing to see", None)]
     fn errno_forms(#[case] line: &str, #[case] want: Option<&str>) {
         assert_eq!(find(line).as_deref(), want);
