@@ -93,8 +93,9 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     if let Err(e) = setup::loopback_up() {
         notes.push(format!("lo up: {e}"));
     }
-    notes.extend(setup::lxc_host());
     mark("network");
+    notes.extend(setup::lxc_host());
+    mark("lxc");
     port.send(&Event::AgentReady {
         kernel_release: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())

@@ -188,7 +188,11 @@ mod tests {
         None,
         "missing-kernel-feature"
     )]
-    #[case("Error (criu/sockets.c:209): sockets: Diag module missing (-2)", Some("ENOENT"), "missing-kernel-feature")]
+    #[case(
+        "Error (criu/sockets.c:209): sockets: Diag module missing (-2)",
+        Some("ENOENT"),
+        "missing-kernel-feature"
+    )]
     #[case("nothing recognisable", None, "unknown")]
     fn classes_of_real_lines(#[case] line: &str, #[case] errno: Option<&str>, #[case] want: &str) {
         assert_eq!(classify([line], errno), want);

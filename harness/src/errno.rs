@@ -86,8 +86,14 @@ mod tests {
         Some("ENOENT")
     )]
     #[case("sh: 1: iptables: not found", Some("ENOENT"))]
-    #[case("Error (criu/sockets.c:209): sockets: Diag module missing (-2)", Some("ENOENT"))]
-    #[case("Error (criu/cr-dump.c:1635): Dump files (pid: 102) failed with -1", None)]
+    #[case(
+        "Error (criu/sockets.c:209): sockets: Diag module missing (-2)",
+        Some("ENOENT")
+    )]
+    #[case(
+        "Error (criu/cr-dump.c:1635): Dump files (pid: 102) failed with -1",
+        None
+    )]
     #[case("Error (criu/x.c:1): something failed (-1)", None)]
     #[case("nothing to see", None)]
     fn errno_forms(#[case] line: &str, #[case] want: Option<&str>) {

@@ -443,6 +443,15 @@ impl Run<'_> {
         // The dump killed the tree. Collect the root, and the children re-parented to us,
         // so that every pid is free again for the restore.
         let _ = reap(pid, Duration::from_secs(10));
+        let mut tree = tree;
+        if !self.ns_init {
+            // The tree as criu saw it (children born after the walk above, a shell's
+            // short-lived ones say), read from the dump's own pstree.
+            if let Ok(dumped) = crate::ckpt_dir::Checkpoint::load(&images) {
+                tree.extend(dumped.tasks.iter().map(|t| Pid::from_raw(t.pid as i32)));
+            }
+            tree.retain(|p| p.as_raw() > 1 && *p != Pid::this());
+        }
         let end = Instant::now() + Duration::from_secs(10);
         while let Some(left) = tree.iter().find(|p| proctree::exists(**p)) {
             if Instant::now() >= end {

@@ -293,17 +293,19 @@ pub fn lxc_host() -> Vec<String> {
         return Vec::new();
     }
     let mut notes = Vec::new();
-    for args in [
-        vec!["link", "add", BRIDGE, "type", "bridge"],
-        vec!["addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE],
-        vec!["link", "set", BRIDGE, "up"],
-    ] {
-        let args: Vec<String> = args.into_iter().map(String::from).collect();
-        match crate::command::run("ip", &args, Duration::from_secs(10)) {
+    // One `ip` for the three commands: each process costs a tenth of a second under TCG.
+    let batch = format!(
+        "link add {BRIDGE} type bridge\naddr add {BRIDGE_ADDRESS} dev {BRIDGE}\nlink set {BRIDGE} up\n"
+    );
+    let file = Path::new("/run/crtest/lxcbr0.ip");
+    let args = vec!["-batch".to_string(), file.display().to_string()];
+    match std::fs::write(file, batch) {
+        Err(e) => notes.push(format!("lxc: cannot write {}: {e}", file.display())),
+        Ok(()) => match crate::command::run("ip", &args, Duration::from_secs(10)) {
             Ok(r) if r.ok() => {}
             Ok(r) => notes.push(format!("lxc: {}: {}", r.command, r.output.trim())),
             Err(e) => notes.push(format!("lxc: {e}")),
-        }
+        },
     }
     let path = Path::new(conf::DEFAULT_CONF);
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -19,7 +19,16 @@ type Shared = Arc<OnceLock<Result<Vec<ScenarioResult>, String>>>;
 
 fn main() {
     let args = Arguments::from_args();
-    let scenarios = crtest::cli::catalog(&[]).expect("the shipped scenarios load");
+    // The shipped catalog and the worked examples of users' own programs.
+    let examples: Vec<std::path::PathBuf> =
+        std::fs::read_dir(crtest::guest_build::workspace_root().join("scenarios/examples"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+    let scenarios = crtest::cli::catalog(&examples).expect("the shipped scenarios load");
     let name = |s: &Scenario| format!("vm::{}", s.name);
     let selected: Vec<Scenario> = scenarios
         .iter()
