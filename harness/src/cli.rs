@@ -153,9 +153,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     pub timeout_s: Option<u64>,
     /// Guests at once: the scenarios are dealt into this many shards, each in its own VM
-    /// with one vCPU (default: 1; the number of cores is a good choice for a long catalog).
-    #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
-    pub jobs: usize,
+    /// with one vCPU (default: the number of cores; 1 = one guest with --cpus vCPUs).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Keep the criu images of passing scenarios too (always kept on failure).
     #[arg(long)]
     pub keep_images: bool,
@@ -288,11 +288,14 @@ fn run(args: &RunArgs) -> i32 {
     if let Some(secs) = args.timeout_s {
         crate::interrupt::after(std::time::Duration::from_secs(secs));
     }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let res = match &cell {
         None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
-        Some(cell) if args.jobs > 1 && chosen.len() > 1 => {
-            crate::parallel::run_cell(cell, &chosen, args.jobs, &mut run, args.verbose)
+        Some(cell) if jobs > 1 && chosen.len() > 1 => {
+            crate::parallel::run_cell(cell, &chosen, jobs, &mut run, args.verbose)
                 .map_err(|e| (3, e.to_string()))
         }
         Some(cell) => vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
