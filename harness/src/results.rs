@@ -216,6 +216,16 @@ pub struct QemuInfo {
     pub boots: u32,
 }
 
+/// Checks that run directories can be made under `root` (creating it when missing).
+pub fn check_writable(root: &Path) -> Result<(), ResultsError> {
+    std::fs::create_dir_all(root).map_err(write_err(root))?;
+    tempfile::Builder::new()
+        .prefix(".crtest-probe-")
+        .tempfile_in(root)
+        .map(drop)
+        .map_err(write_err(root))
+}
+
 /// A run directory being written.
 pub struct RunDir {
     pub dir: PathBuf,

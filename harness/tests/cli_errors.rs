@@ -113,3 +113,41 @@ fn host_mode_refuses_without_root() {
         .expect("crtest runs");
     check(&out, 2, "needs root");
 }
+
+/// A suite the archive does not have: the userland cannot be built; exit 3 naming it.
+#[test]
+fn a_userland_suite_that_does_not_exist() {
+    let out = crtest(&[
+        "run",
+        "--scenario",
+        "counterloop",
+        "--userland",
+        "crtest-no-such-suite",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(2) | Some(3)),
+        "want 2 (unknown name) or 3 (cannot build): {stderr}"
+    );
+    assert!(stderr.contains("crtest-no-such-suite"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A results directory that cannot be written: exit 3 naming it, before any guest boots.
+#[test]
+fn a_results_directory_that_cannot_be_written() {
+    let out = crtest(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"").unwrap();
+    let results = file.join("results");
+    let out = crtest(&[
+        "run",
+        "--scenario",
+        "counterloop",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    check(&out, 3, "not-a-dir");
+}
