@@ -259,15 +259,15 @@ fn run(args: &RunArgs) -> i32 {
         Err(e) => return fail(2, &e),
     };
     let mut reporter = TerminalReporter::new(args.verbose);
+    if args.host && !nix::unistd::geteuid().is_root() {
+        let e = crate::host_run::HostError::NotRoot;
+        return fail(e.exit_code(), &e);
+    }
     // Before minutes of preparing images: can the results be written at all?
     if let Err(e) = crate::results::check_writable(&args.results) {
         return fail(3, &e);
     }
     let cell = if args.host {
-        if !nix::unistd::geteuid().is_root() {
-            let e = crate::host_run::HostError::NotRoot;
-            return fail(e.exit_code(), &e);
-        }
         None
     } else {
         match vm_run::prepare(
