@@ -49,21 +49,9 @@ pub fn tail_lines(text: &str, n: usize) -> Vec<String> {
 pub fn command_line(program: &str, args: &[String]) -> String {
     std::iter::once(program)
         .chain(args.iter().map(String::as_str))
-        .map(quote)
+        .map(crtest_vm::command::shell_quote)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 /// Runs `program args` with stdin from /dev/null; kills it after `timeout`.

@@ -37,21 +37,22 @@ pub fn required() -> Vec<Requirement> {
     parse_fragment(include_str!("../../kernel-config/criu.config"))
 }
 
-/// Parses a kernel `.config` into option -> value (`n` for "is not set").
+/// Parses a kernel `.config` into option -> value (`y`, `m`, `n` for "is not set", or the
+/// value itself), with the vm crate's parser.
 pub fn parse_config(text: &str) -> BTreeMap<String, String> {
-    let mut map = BTreeMap::new();
-    for l in text.lines() {
-        if let Some(rest) = l.strip_prefix("# ") {
-            if let Some(opt) = rest.strip_suffix(" is not set") {
-                map.insert(opt.to_string(), "n".to_string());
-            }
-        } else if let Some((k, v)) = l.split_once('=') {
-            if k.starts_with("CONFIG_") {
-                map.insert(k.to_string(), v.trim_matches('"').to_string());
-            }
-        }
-    }
-    map
+    use crtest_vm::kconfig::ConfigValue;
+    crtest_vm::kconfig::parse(text)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                ConfigValue::Yes => "y".to_string(),
+                ConfigValue::Module => "m".to_string(),
+                ConfigValue::No => "n".to_string(),
+                ConfigValue::Value(s) => s,
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 /// Required options the config does not satisfy, each as `CONFIG_X=is (want W): why`.
