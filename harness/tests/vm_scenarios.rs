@@ -121,8 +121,12 @@ const FAULTS: &[(&str, Fault)] = &[
 /// Starts `crtest run` on three scenarios and waits until the guest has finished one.
 fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        // One guest: its run.json is rewritten after every scenario (with -j N each shard's
+        // is, under shards/, and the run's own is joined at the end).
         .args([
             "run",
+            "-j",
+            "1",
             "--scenario",
             "counterloop,fileio1,ptree1",
             "--results",
