@@ -126,15 +126,32 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
             output: p.output,
         });
     }
+    let clean = crate::guest_health::taint();
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
             name: sc.name.clone(),
         });
-        let result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
+        let mut result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
         executor::reap_orphans();
+        let leftovers = crate::guest_health::kill_leftovers();
+        if !leftovers.is_empty() {
+            result.leftovers = leftovers;
+        }
+        let letters = crate::guest_health::new_taint_letters(clean, crate::guest_health::taint());
+        if !letters.is_empty() {
+            crate::guest_health::mark_tainted(&mut result, &letters);
+        }
         port.send(&Event::ScenarioFinished {
             result: Box::new(result),
         });
+        if !letters.is_empty() {
+            // A tainted kernel is not a clean base for the next scenario: the host boots
+            // a new guest for the rest.
+            port.send(&Event::RestartRequested {
+                reason: format!("the kernel became tainted ({letters}) during {}", sc.name),
+            });
+            return Ok(());
+        }
     }
     port.send(&Event::Done);
     Ok(())

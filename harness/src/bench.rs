@@ -277,6 +277,7 @@ mod tests {
             detail: None,
             failure: None,
             artifacts: vec![],
+            leftovers: vec![],
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

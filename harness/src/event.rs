@@ -44,6 +44,11 @@ pub enum Event {
         status: i32,
         output: String,
     },
+    /// The guest is no longer a clean base (its kernel became tainted): the agent stops
+    /// and the host boots a new guest for the scenarios left.
+    RestartRequested {
+        reason: String,
+    },
     /// The agent could not go on (bad plan, a mount that failed, ...).
     AgentError {
         message: String,

@@ -161,6 +161,7 @@ pub fn run_scenario(
         detail: run.detail,
         failure,
         artifacts,
+        leftovers: Vec::new(),
     }
 }
 

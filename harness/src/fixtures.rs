@@ -26,6 +26,7 @@ pub fn scenario(
         detail: None,
         failure: None,
         artifacts: vec![],
+        leftovers: vec![],
     }
 }
 

@@ -251,6 +251,7 @@ mod tests {
             detail: None,
             failure: None,
             artifacts: vec![],
+            leftovers: vec![],
         }
     }
 

@@ -26,6 +26,7 @@ pub mod external;
 #[cfg(test)]
 mod fixtures;
 pub mod guest_build;
+pub mod guest_health;
 pub mod guest_setup;
 pub mod history;
 pub mod host_run;

@@ -124,6 +124,9 @@ pub struct ScenarioResult {
     /// Files kept for this scenario, relative to the run directory.
     #[serde(default)]
     pub artifacts: Vec<String>,
+    /// Processes the scenario left running in the guest (killed after it), `name(pid)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<String>,
 }
 
 impl ScenarioResult {
@@ -138,6 +141,7 @@ impl ScenarioResult {
             detail: None,
             failure: Some(failure),
             artifacts: Vec::new(),
+            leftovers: Vec::new(),
         }
     }
 }

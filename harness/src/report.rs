@@ -133,6 +133,7 @@ mod tests {
             detail: Some("copied".into()),
             failure: None,
             artifacts: vec![],
+            leftovers: vec![],
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

@@ -136,6 +136,9 @@ struct ScenarioFile {
     /// Guest commands run after the scenario, whatever happened (to put things back).
     #[serde(default)]
     after: Vec<Vec<String>>,
+    /// Run in a guest of its own, booted just for it (default false).
+    #[serde(default)]
+    fresh_kernel: bool,
     /// Which C/R tool runs the checkpoint and restore (default `criu`).
     #[serde(default)]
     backend: Backend,
@@ -373,6 +376,9 @@ pub struct Scenario {
     /// Guest commands before the scenario and after it (always).
     pub before: Vec<Vec<String>>,
     pub after: Vec<Vec<String>>,
+    /// Needs a guest booted just for it.
+    #[serde(default)]
+    pub fresh_kernel: bool,
     /// Where the scenario was read from.
     pub source: PathBuf,
 }
@@ -485,6 +491,7 @@ impl Scenario {
                 lxc: None,
                 before: file.before,
                 after: file.after,
+                fresh_kernel: file.fresh_kernel,
                 source: path.to_path_buf(),
             }]);
         }
@@ -587,6 +594,7 @@ impl Scenario {
             lxc,
             before: file.before,
             after: file.after,
+            fresh_kernel: file.fresh_kernel,
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];

@@ -409,6 +409,8 @@ enum BootEnd {
     AgentError(String),
     /// A signal asked the run to stop.
     Interrupted(i32),
+    /// The guest is no longer a clean base (taint, oops): boot a new one for the rest.
+    Restart(String),
 }
 
 /// Runs `scenarios` on the cell, adding its report to `run` and saving after each scenario.
@@ -464,8 +466,17 @@ pub fn run_cell(
     stage_inputs(&remaining, &run.dir)?;
     while !remaining.is_empty() || !probes.is_empty() {
         let boot = Boot::new(cell, accel, &run.dir);
+        // A scenario that needs a fresh kernel gets a boot of its own; the others share one.
+        let batch: Vec<Scenario> = match remaining.first() {
+            Some(first) if first.fresh_kernel => vec![first.clone()],
+            _ => remaining
+                .iter()
+                .take_while(|s| !s.fresh_kernel)
+                .cloned()
+                .collect(),
+        };
         let plan = GuestPlan {
-            scenarios: remaining.clone(),
+            scenarios: batch,
             keep_images: cell.keep_images,
             probes: std::mem::take(&mut probes),
         };
@@ -496,7 +507,8 @@ pub fn run_cell(
             )?;
         }
         match outcome {
-            BootEnd::Done | BootEnd::Interrupted(_) => break,
+            BootEnd::Interrupted(_) => break,
+            BootEnd::Done if remaining.is_empty() => break,
             BootEnd::KvmSilent if accel == Accel::Kvm => {
                 let note = "the KVM guest printed nothing; falling back to TCG".to_string();
                 reporter.on(&Progress::AccelNote { note: note.clone() });
@@ -657,8 +669,14 @@ impl<'a> Boot<'a> {
                     }),
                     Event::ScenarioFinished { result } => {
                         current = None;
-                        self.record(*result, remaining, run, index, &mut console, reporter)?;
+                        let name = result.name.clone();
+                        if self.record(*result, remaining, run, index, &mut console, reporter)? {
+                            break 'watch BootEnd::Restart(format!(
+                                "the kernel reported trouble (see the console) during {name}"
+                            ));
+                        }
                     }
+                    Event::RestartRequested { reason } => break 'watch BootEnd::Restart(reason),
                     Event::AgentError { message } => {
                         let cell = &mut run.report.cells[index];
                         cell.notes.push(format!("agent error: {message}"));
@@ -734,9 +752,10 @@ impl<'a> Boot<'a> {
         index: usize,
         console: &mut ConsoleWatch,
         reporter: &mut dyn Reporter,
-    ) -> Result<(), ResultsError> {
+    ) -> Result<bool, ResultsError> {
         let trouble = console.take_trouble();
-        if !trouble.is_empty() {
+        let troubled = !trouble.is_empty();
+        if troubled {
             let f = result.failure.get_or_insert_with(|| Failure {
                 step: "scenario".into(),
                 message: "the kernel reported trouble while the scenario ran".into(),
@@ -752,7 +771,8 @@ impl<'a> Boot<'a> {
             result: Box::new(result.clone()),
         });
         run.report.cells[index].scenarios.push(result);
-        run.save()
+        run.save()?;
+        Ok(troubled)
     }
 
     /// After a boot that did not finish: the running scenario gets the blame, the others wait
@@ -772,6 +792,15 @@ impl<'a> Boot<'a> {
         let (outcome, message) = match end {
             BootEnd::Done => return Ok(()),
             BootEnd::KvmSilent => return Ok(()),
+            BootEnd::Restart(reason) => {
+                run.report.cells[index]
+                    .notes
+                    .push(format!("guest rebooted: {reason}"));
+                reporter.on(&Progress::GuestLost {
+                    reason: reason.clone(),
+                });
+                return Ok(());
+            }
             BootEnd::Exited(m) => (Outcome::Error, m.clone()),
             BootEnd::AgentError(m) => (Outcome::Error, format!("the guest agent failed: {m}")),
             BootEnd::BootTimeout => (
@@ -830,6 +859,7 @@ impl<'a> Boot<'a> {
                 );
                 result.artifacts.push("console.log".into());
                 self.record(result, remaining, run, index, console, reporter)
+                    .map(|_| ())
             }
             (true, None) if !remaining.is_empty() && !matches!(end, BootEnd::AgentError(_)) => {
                 // Lost between scenarios: try the rest on a new boot once more.

@@ -116,7 +116,79 @@ const FAULTS: &[(&str, Fault)] = &[
     ("sigint_mid_run", sigint_mid_run),
     ("sigkill_mid_run", sigkill_mid_run),
     ("kernel_without_cr", kernel_without_cr),
+    ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
 ];
+
+/// After each scenario the agent checks the taint flag and for leftover processes. A scenario
+/// that leaves a process behind gets it named (and killed); one that taints the kernel fails
+/// and the next runs in a new guest; a `fresh-kernel` scenario gets a guest of its own.
+fn taint_leftovers_fresh_kernel(cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).map_err(|e| e.to_string())
+    };
+    write(
+        "t1-leftover.toml",
+        "description = \"leaves a process behind\"\n[program]\n\
+         command = [\"sh\", \"-c\", \"setsid sleep 1000 & touch started; exec sleep 1000\"]\n\
+         ready = \"file:started\"\ncheck = [\"true\"]\n",
+    )?;
+    write(
+        "t2-taint.toml",
+        "description = \"taints the kernel (W)\"\nworkload = \"counterloop\"\n\
+         before = [[\"sh\", \"-c\", \"echo 512 > /proc/sys/kernel/tainted\"]]\n",
+    )?;
+    write(
+        "t3-after.toml",
+        "description = \"after the taint\"\nworkload = \"counterloop\"\n",
+    )?;
+    write(
+        "t4-fresh.toml",
+        "description = \"wants its own guest\"\nworkload = \"counterloop\"\nfresh-kernel = true\n",
+    )?;
+    let scenarios: Vec<Scenario> =
+        crtest::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
+    let mut run = RunDir::create(&dir.path().join("results")).map_err(|e| e.to_string())?;
+    vm_run::run_cell(
+        &cell,
+        &scenarios,
+        &[],
+        &mut run,
+        &mut TerminalReporter::new(false),
+    )
+    .map_err(|e| e.to_string())?;
+    let c = &run.report.cells[0];
+    let by = |n: &str| {
+        c.scenarios
+            .iter()
+            .find(|s| s.name == n)
+            .ok_or(format!("no result for {n}"))
+    };
+    let t1 = by("t1-leftover")?;
+    if t1.outcome != Outcome::Pass || !t1.leftovers.iter().any(|l| l.starts_with("sleep(")) {
+        return Err(format!("t1: want pass with a leftover sleep named: {t1:?}"));
+    }
+    let t2 = by("t2-taint")?;
+    let tainted = t2
+        .failure
+        .as_ref()
+        .is_some_and(|f| f.message.contains("tainted (W)"));
+    if t2.outcome != Outcome::Fail || !tainted {
+        return Err(format!("t2: want fail naming the taint: {t2:?}"));
+    }
+    for n in ["t3-after", "t4-fresh"] {
+        if by(n)?.outcome != Outcome::Pass {
+            return Err(format!("{n}: want pass: {:?}", by(n)?));
+        }
+    }
+    if c.qemu.boots != 3 || !c.notes.iter().any(|n| n.contains("guest rebooted")) {
+        return Err(format!(
+            "want 3 boots (taint, fresh kernel): {} boots, notes {:?}",
+            c.qemu.boots, c.notes
+        ));
+    }
+    Ok(())
+}
 
 /// Starts `crtest run` on three scenarios and waits until the guest has finished one.
 fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
