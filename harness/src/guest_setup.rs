@@ -230,7 +230,8 @@ pub fn root_mounts() -> Result<(), SetupError> {
 }
 
 /// Kernel modules criu's dump and restore use (socket diagnostics, netfilter for the network
-/// lock, tun/veth). Loading is best effort: each failure is returned as a note.
+/// lock, tun/veth). The host puts them in the initramfs when the kernel has them, and the
+/// agent loads them with the boot modules; one the kernel lacks is left out with a note.
 pub const CRIU_MODULES: &[&str] = &[
     "unix_diag",
     "inet_diag",
@@ -250,24 +251,6 @@ pub const CRIU_MODULES: &[&str] = &[
     // `criu check --all` mounts autofs.
     "autofs4",
 ];
-
-/// `modprobe` each module; a note for each that fails.
-pub fn load_modules(names: &[&str]) -> Vec<String> {
-    let mut notes = Vec::new();
-    for name in names {
-        match crate::command::run("modprobe", &[name.to_string()], Duration::from_secs(30)) {
-            Ok(r) if r.ok() => {}
-            Ok(r) => notes.push(format!(
-                "modprobe {name}: {}",
-                r.tail(1)
-                    .pop()
-                    .unwrap_or_else(|| format!("status {}", r.status))
-            )),
-            Err(e) => notes.push(e.to_string()),
-        }
-    }
-    notes
-}
 
 /// Brings the loopback interface up (criu needs it, see DESIGN.md).
 pub fn loopback_up() -> Result<(), String> {
