@@ -9,6 +9,33 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// A `Duration` as a `timespec`.
+pub fn timespec(d: std::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// A `timespec` as a `Duration`.
+pub fn duration(t: &libc::timespec) -> std::time::Duration {
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A non-blocking call's return value: `Ok(None)` when it would have blocked, the errno
+/// for any other failure, the count otherwise.
+pub fn unless_would_block(ret: isize) -> io::Result<Option<usize>> {
+    if ret >= 0 {
+        return Ok(Some(ret as usize));
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
 /// `Ok(ret)` for a non-negative return value, the errno otherwise.
 pub fn cvt(ret: c_int) -> io::Result<c_int> {
     if ret < 0 {

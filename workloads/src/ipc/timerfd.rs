@@ -24,6 +24,7 @@ use crate::args::{Args, Opt};
 use crate::check::Problems;
 use crate::files::fd_err;
 use crate::protocol::Workload;
+use crate::sys::{duration as dur, timespec as ts};
 use crate::{procfs, steady, sys};
 use nix::libc;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -48,17 +49,6 @@ struct Timer {
     last_left: Duration,
     clockid: String,
     flags: String,
-}
-
-fn ts(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    }
-}
-
-fn dur(t: &libc::timespec) -> Duration {
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn create(

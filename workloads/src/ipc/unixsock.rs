@@ -264,15 +264,10 @@ fn recv(fd: RawFd) -> std::io::Result<Option<Received>> {
     msg.msg_controllen = std::mem::size_of_val(&control);
     // SAFETY: as above.
     let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.kind() == std::io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(e)
-        };
-    }
-    buf.truncate(n as usize);
+    let Some(n) = crate::sys::unless_would_block(n)? else {
+        return Ok(None);
+    };
+    buf.truncate(n);
     let mut got = Received {
         data: buf,
         truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,

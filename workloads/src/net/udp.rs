@@ -60,15 +60,10 @@ fn recv_from(fd: RawFd) -> std::io::Result<Option<(Vec<u8>, String)>> {
             (&mut from as *mut libc::sockaddr_in).cast(),
             &mut len,
         );
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return if e.kind() == std::io::ErrorKind::WouldBlock {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        buf.truncate(n as usize);
+        let Some(n) = crate::sys::unless_would_block(n)? else {
+            return Ok(None);
+        };
+        buf.truncate(n);
         Ok(Some((buf, addr_text(&from))))
     }
 }

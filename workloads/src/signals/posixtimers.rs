@@ -20,6 +20,7 @@ use crate::args::{Args, Opt};
 use crate::check::Problems;
 use crate::protocol::Workload;
 use crate::signals::{self, rtmin};
+use crate::sys::{duration as dur, timespec as ts};
 use crate::{steady, sys};
 use nix::libc;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -72,17 +73,6 @@ struct Timer {
     id: libc::timer_t,
     interval: Duration,
     last_left: Duration,
-}
-
-fn ts(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    }
-}
-
-fn dur(t: libc::timespec) -> Duration {
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn create(
@@ -174,7 +164,7 @@ fn check(timers: &mut [Timer]) -> Result<(), String> {
             p.push(format!("{} (id {:?}): timer_gettime: {e}", t.label, t.id));
             continue;
         }
-        let (interval, left) = (dur(spec.it_interval), dur(spec.it_value));
+        let (interval, left) = (dur(&spec.it_interval), dur(&spec.it_value));
         if interval != t.interval {
             p.push(format!(
                 "{}: interval expected {} ns, got {} ns",

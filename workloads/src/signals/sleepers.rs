@@ -21,6 +21,7 @@
 use crate::args::{Args, Opt};
 use crate::check::Problems;
 use crate::protocol::Workload;
+use crate::sys::{duration as dur, timespec as ts};
 use crate::{signals, steady};
 use nix::libc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,17 +77,6 @@ struct Cycle {
     target: Instant,
     end: Instant,
     eintr: u32,
-}
-
-fn ts(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    }
-}
-
-fn dur(t: &libc::timespec) -> Duration {
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn monotonic_now() -> libc::timespec {
