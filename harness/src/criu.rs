@@ -50,10 +50,23 @@ const NOISE: &[&str] = &[
     "Error (criu/cr-restore.c:1480): 1 killed by signal 9", // follow-on of an earlier error
 ];
 
-/// The first meaningful `Error (file:line): message` line of a criu log, from `Error` on.
+/// Warnings that name the cause of the errors after them. compel only warns when its
+/// `PTRACE_SEIZE` fails (a zombie cannot be told apart by the errno); the error that follows,
+/// `Unable to detach from N: No such process`, is a follow-on.
+const CAUSES: &[&str] = &["Unable to interrupt task"];
+
+/// The first meaningful `Error (file:line): message` line of a criu log, from `Error` on,
+/// or the `Warn (...)` line before it that names its cause.
 pub fn first_error_line(log: &str) -> Option<String> {
     log.lines()
-        .filter_map(|l| l.find("Error (").map(|i| l[i..].trim_end()))
+        .filter_map(|l| {
+            if let Some(i) = l.find("Error (") {
+                return Some(&l[i..]);
+            }
+            let i = l.find("Warn  (")?;
+            CAUSES.iter().any(|c| l.contains(c)).then(|| &l[i..])
+        })
+        .map(str::trim_end)
         .find(|l| !NOISE.iter().any(|n| l.starts_with(n)))
         .map(str::to_string)
 }
@@ -105,5 +118,25 @@ mod tests {
             Some("Error (criu/libnetlink.c:84): ERROR -101 reported by netlink")
         );
         assert_eq!(first_error_line("(0.1) all fine\n"), None);
+    }
+
+    #[test]
+    fn a_warning_that_names_the_cause_comes_first() {
+        // From criu 3.17.1 dumping a process another tracer holds (repro-traced).
+        let log = "(00.031635) Detected cgroup V1 freezer\n\
+(00.032100) Warn  (compel/src/lib/infect.c:127): Unable to interrupt task: 125 (Operation not permitted)\n\
+(00.032525) Unlock network\n\
+(00.033182) Error (compel/src/lib/infect.c:356): Unable to detach from 125: No such process\n\
+(00.033534) Error (criu/cr-dump.c:2053): Dumping FAILED.\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Warn  (compel/src/lib/infect.c:127): Unable to interrupt task: 125 (Operation not permitted)")
+        );
+        // Other warnings are not causes.
+        let log = "(0.1) Warn  (criu/x.c:1): something odd\n(0.2) Error (criu/y.c:2): real\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Error (criu/y.c:2): real")
+        );
     }
 }

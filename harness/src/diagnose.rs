@@ -98,6 +98,16 @@ mod tests {
     // Each excerpt is a real line from a criu or tool log.
     #[rstest]
     #[case(
+        "Error (criu/cgroup.c:1093): cg: Can't move 99 into unified//crtest-busy/leaf/cgroup.procs (-1/10): Device or resource busy",
+        Some("EBUSY"),
+        "resource-busy"
+    )]
+    #[case(
+        "Warn  (compel/src/lib/infect.c:127): Unable to interrupt task: 125 (Operation not permitted)",
+        Some("EPERM"),
+        "permission"
+    )]
+    #[case(
         "Error (criu/cr-restore.c:1469): Can't fork for 156: File exists",
         Some("EEXIST"),
         "pid-collision"

@@ -97,11 +97,13 @@ pub(crate) fn run(run: &mut Run, kind: StepKind) -> Result<(), StepError> {
 }
 
 /// Copies the collected files into the working directory (as `NAME.log`, which the results
-/// keep) and returns their texts, in the order given.
+/// keep) and returns their texts, in the order given. A relative path names a file of the
+/// working directory.
 fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
     let mut texts = Vec::new();
     for path in collect {
-        let Ok(text) = std::fs::read_to_string(path) else {
+        let path = work.join(path);
+        let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
         let name = path
@@ -112,7 +114,10 @@ fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
         } else {
             format!("{name}.log")
         };
-        let _ = std::fs::write(work.join(name), &text);
+        let kept = work.join(name);
+        if kept != path {
+            let _ = std::fs::write(kept, &text);
+        }
         texts.push(text);
     }
     texts
