@@ -278,6 +278,7 @@ mod tests {
             failure: None,
             artifacts: vec![],
             leftovers: vec![],
+            screens: None,
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

@@ -98,6 +98,11 @@ mod tests {
     // Each excerpt is a real line from a criu or tool log.
     #[rstest]
     #[case(
+        "result: FAIL (progress 0): setup failed: cannot start Xvnc: ENOENT: No such file or directory",
+        Some("ENOENT"),
+        "missing-tool"
+    )]
+    #[case(
         "Error (criu/cgroup.c:1093): cg: Can't move 99 into unified//crtest-busy/leaf/cgroup.procs (-1/10): Device or resource busy",
         Some("EBUSY"),
         "resource-busy"

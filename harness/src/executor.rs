@@ -58,6 +58,12 @@ pub(crate) struct Run<'a> {
     pub(crate) substeps: Vec<StepRecord>,
     /// The checkpointed root is the init of its own pid namespace.
     pub(crate) ns_init: bool,
+    /// A `[vnc]` scenario's screenshots so far.
+    pub(crate) screens: Option<crate::outcome::Screens>,
+    /// The screenshot taken before the checkpoint, to compare the restored screen with.
+    pub(crate) screen_before: Option<crate::frame::Frame>,
+    /// The screenshot taken after the restore, to see what typing changes.
+    pub(crate) screen_restored: Option<crate::frame::Frame>,
 }
 
 /// Runs `sc` to its end and returns its result; `emit` receives step events as they happen.
@@ -79,6 +85,9 @@ pub fn run_scenario(
         lxc: None,
         substeps: Vec::new(),
         ns_init: false,
+        screens: None,
+        screen_before: None,
+        screen_restored: None,
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -162,6 +171,7 @@ pub fn run_scenario(
         failure,
         artifacts,
         leftovers: Vec::new(),
+        screens: run.screens,
     }
 }
 
@@ -243,9 +253,17 @@ impl Run<'_> {
         if let Target::External(_) = self.sc.target {
             return crate::external::run(self, kind);
         }
+        crate::vnc_steps::before_step(self, kind, iteration)?;
         if self.sc.backend == Backend::Lxc {
-            return crate::lxc::step(self, kind, iteration);
+            crate::lxc::step(self, kind, iteration)?;
+        } else {
+            self.backend_step(kind, iteration)?;
         }
+        crate::vnc_steps::after_step(self, kind, iteration)
+    }
+
+    /// One step with criu.
+    fn backend_step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
         match kind {
             StepKind::Start => self.start(),
             StepKind::WaitReady => self.wait_ready(),
@@ -784,7 +802,8 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
     for name in names {
         let n = name.to_string_lossy();
         let src = work.join(&name);
-        let wanted = n.ends_with(".log") || n == RESULT_FILE || n == READY_FILE;
+        let wanted =
+            n.ends_with(".log") || n.ends_with(".png") || n == RESULT_FILE || n == READY_FILE;
         let images = (n.starts_with("images-") || n.starts_with("pre-")) && images;
         let copied = (wanted && std::fs::copy(&src, dest.join(&name)).is_ok())
             || (images && copy_dir(&src, &dest.join(&name)).is_ok());

@@ -27,6 +27,7 @@ pub fn scenario(
         failure: None,
         artifacts: vec![],
         leftovers: vec![],
+        screens: None,
     }
 }
 

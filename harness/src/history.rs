@@ -252,6 +252,7 @@ mod tests {
             failure: None,
             artifacts: vec![],
             leftovers: vec![],
+            screens: None,
         }
     }
 

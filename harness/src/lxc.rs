@@ -614,7 +614,7 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     );
     run.pid = Some(host);
     if ct(run).opts.pause_after_restore {
-        pause(run)?;
+        pause(run, iteration)?;
     } else {
         check_tree(run, step)?;
     }
@@ -623,7 +623,7 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
 
 /// The wiki's `lxc-restart --pause` then `lxc-unfreeze`: freeze at once, show the container
 /// stands still, thaw it.
-fn pause(run: &mut Run) -> Result<(), StepError> {
+fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     let step = StepKind::Restore;
     let name = ct(run).name.clone();
     let ran = tool(run, step, "lxc-freeze", &conf::name_args(&name))?;
@@ -683,6 +683,7 @@ fn pause(run: &mut Run) -> Result<(), StepError> {
     } else {
         None
     };
+    crate::vnc_steps::frozen_probe(run, iteration)?;
     record(run, "frozen", t, true);
     if let Some(p) = watched {
         if p < run.progress_at_checkpoint {

@@ -116,6 +116,9 @@ pub fn config_text(c: &ConfigSpec) -> String {
         c.rootfs.display()
     );
     out += "lxc.mount.entry = /usr usr none ro,bind 0 0\n";
+    // Debian's alternatives (`vi`, `Xvnc`, `x-terminal-emulator`) are links through
+    // /etc/alternatives: without it those names dangle in the container.
+    out += "lxc.mount.entry = /etc/alternatives etc/alternatives none ro,bind,create=dir 0 0\n";
     out += &bind_entry(c.bin_dir, "ro");
     out += &bind_entry(c.work, "rw");
     out += "lxc.mount.entry = tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0\n";

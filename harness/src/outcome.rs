@@ -127,6 +127,29 @@ pub struct ScenarioResult {
     /// Processes the scenario left running in the guest (killed after it), `name(pid)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leftovers: Vec<String>,
+    /// The screenshots of a `[vnc]` scenario and how they compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screens: Option<Screens>,
+}
+
+/// The screenshots of a `[vnc]` scenario (PNG files, paths relative to the run directory)
+/// and their comparisons.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screens {
+    /// Before the checkpoint, after `type-before`.
+    pub before: Option<String>,
+    /// After the (last) restore.
+    pub restored: Option<String>,
+    /// `before` against `restored`: the figure the scenario is judged by.
+    pub restore_diff: Option<crate::frame::Diff>,
+    /// The restored screen dimmed, with the pixels that differ from `before` in red.
+    pub diff_image: Option<String>,
+    /// After `type-after`.
+    pub typed: Option<String>,
+    /// `restored` against `typed`: what the keys typed after the restore changed.
+    pub typing_diff: Option<crate::frame::Diff>,
+    /// The limit `restore_diff` was held to.
+    pub max_diff_pixels: u64,
 }
 
 impl ScenarioResult {
@@ -142,6 +165,7 @@ impl ScenarioResult {
             failure: Some(failure),
             artifacts: Vec::new(),
             leftovers: Vec::new(),
+            screens: None,
         }
     }
 }

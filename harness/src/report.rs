@@ -134,6 +134,7 @@ mod tests {
             failure: None,
             artifacts: vec![],
             leftovers: vec![],
+            screens: None,
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

@@ -139,12 +139,57 @@ struct ScenarioFile {
     /// Run in a guest of its own, booted just for it (default false).
     #[serde(default)]
     fresh_kernel: bool,
+    /// A guest userland with more packages than the default (`vnc`), see
+    /// [`crate::userland_variant`]; scenarios that name one share a boot of that image.
+    #[serde(default)]
+    userland_variant: Option<String>,
     /// Which C/R tool runs the checkpoint and restore (default `criu`).
     #[serde(default)]
     backend: Backend,
     /// Container settings, with `backend = "lxc"`.
     #[serde(default)]
     lxc: Option<LxcOptions>,
+    /// A desktop seen through VNC: screenshots and keys (see [`VncOptions`]).
+    #[serde(default)]
+    vnc: Option<VncOptions>,
+}
+
+/// A scenario whose workload shows a desktop on an RFB (VNC) server: the harness's own VNC
+/// client types into it and takes screenshots before the checkpoint, after the restore
+/// (compared with the first) and after typing more (which must change the screen).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VncOptions {
+    /// The RFB server's UNIX socket, relative to the working directory.
+    #[serde(default = "default_vnc_socket")]
+    pub socket: PathBuf,
+    /// Keys typed once the desktop is up, before the first screenshot (`{Escape}`,
+    /// `{Return}`, ... see [`crate::rfb::parse_keys`]).
+    #[serde(default)]
+    pub type_before: String,
+    /// Keys typed after the restore, before the last screenshot and the verify step.
+    #[serde(default)]
+    pub type_after: String,
+    /// A file of the working directory that must then hold `expect-text`.
+    #[serde(default)]
+    pub expect_file: Option<PathBuf>,
+    #[serde(default)]
+    pub expect_text: Option<String>,
+    /// Pixels the restored screen may differ in from the checkpointed one (a cursor blink).
+    #[serde(default = "default_max_diff")]
+    pub max_diff_pixels: u64,
+    /// Where the pointer goes before typing (focus follows it under twm); default: the
+    /// middle of the screen.
+    #[serde(default)]
+    pub pointer: Option<[u16; 2]>,
+}
+
+fn default_vnc_socket() -> PathBuf {
+    PathBuf::from("vnc.sock")
+}
+
+fn default_max_diff() -> u64 {
+    200
 }
 
 /// The C/R tool a scenario goes through.
@@ -373,12 +418,18 @@ pub struct Scenario {
     pub expect: Expect,
     pub backend: Backend,
     pub lxc: Option<LxcOptions>,
+    /// Screenshots and keys through VNC.
+    #[serde(default)]
+    pub vnc: Option<VncOptions>,
     /// Guest commands before the scenario and after it (always).
     pub before: Vec<Vec<String>>,
     pub after: Vec<Vec<String>>,
     /// Needs a guest booted just for it.
     #[serde(default)]
     pub fresh_kernel: bool,
+    /// The userland variant the scenario needs (`None`: the default image).
+    #[serde(default)]
+    pub userland_variant: Option<String>,
     /// Where the scenario was read from.
     pub source: PathBuf,
 }
@@ -448,6 +499,17 @@ impl Scenario {
                 "give one of `workload`, `program` or `external`".into(),
             ));
         }
+        if let Some(v) = &file.userland_variant {
+            if crate::userland_variant::find(v).is_none() {
+                return Err(invalid(
+                    "userland-variant",
+                    format!(
+                        "unknown userland variant `{v}`; known: {}",
+                        crate::userland_variant::names().join(", ")
+                    ),
+                ));
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(mut e) = file.external {
             if e.command.is_empty() {
@@ -457,6 +519,12 @@ impl Scenario {
                 return Err(invalid(
                     "external",
                     "an external test has no `steps`, `iterations` or `variants`: it runs to its end".into(),
+                ));
+            }
+            if file.vnc.is_some() {
+                return Err(invalid(
+                    "vnc",
+                    "an external test runs its own tools: no `[vnc]`".into(),
                 ));
             }
             if file.backend != Backend::Criu || file.lxc.is_some() {
@@ -489,9 +557,11 @@ impl Scenario {
                 expect: file.expect,
                 backend: Backend::Criu,
                 lxc: None,
+                vnc: None,
                 before: file.before,
                 after: file.after,
                 fresh_kernel: file.fresh_kernel,
+                userland_variant: file.userland_variant.clone(),
                 source: path.to_path_buf(),
             }]);
         }
@@ -564,6 +634,20 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(v) = &file.vnc {
+            for (key, text) in [
+                ("vnc.type-before", &v.type_before),
+                ("vnc.type-after", &v.type_after),
+            ] {
+                crate::rfb::parse_keys(text).map_err(|m| invalid(key, m))?;
+            }
+            if v.expect_file.is_some() != v.expect_text.is_some() {
+                return Err(invalid(
+                    "vnc.expect-file",
+                    "give `expect-file` and `expect-text` together".into(),
+                ));
+            }
+        }
         if file.iterations == 0 {
             return Err(invalid("iterations", "must be at least 1".into()));
         }
@@ -592,9 +676,11 @@ impl Scenario {
             expect: file.expect,
             backend: file.backend,
             lxc,
+            vnc: file.vnc,
             before: file.before,
             after: file.after,
             fresh_kernel: file.fresh_kernel,
+            userland_variant: file.userland_variant.clone(),
             source: path.to_path_buf(),
         };
         let mut out = vec![base.clone()];

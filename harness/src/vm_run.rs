@@ -464,14 +464,47 @@ pub fn run_cell(
         run.report.cells[index].scenarios.push(r);
     }
     stage_inputs(&remaining, &run.dir)?;
+    // Scenarios of a userland variant run after the others, one boot of its image for all.
+    remaining.sort_by(|a, b| a.userland_variant.cmp(&b.userland_variant));
+    let mut images: Vec<(String, PathBuf)> = Vec::new();
     while !remaining.is_empty() || !probes.is_empty() {
-        let boot = Boot::new(cell, accel, &run.dir);
-        // A scenario that needs a fresh kernel gets a boot of its own; the others share one.
+        let variant = remaining.first().and_then(|s| s.userland_variant.clone());
+        let rootfs = match &variant {
+            None => cell.userland.image.clone(),
+            Some(v) => match variant_image(cell, v, &mut images, reporter) {
+                Ok(image) => image,
+                Err(e) => {
+                    // Only the variant's scenarios are lost; the others ran already.
+                    let mut lost: Vec<Scenario> = remaining
+                        .iter()
+                        .filter(|s| s.userland_variant.as_deref() == Some(v.as_str()))
+                        .cloned()
+                        .collect();
+                    remaining.retain(|s| s.userland_variant.as_deref() != Some(v.as_str()));
+                    let message = format!("userland variant `{v}`: {e}");
+                    Boot::new(cell, accel, &run.dir).fail_all(
+                        &mut lost,
+                        run,
+                        index,
+                        Outcome::Error,
+                        "prepare",
+                        &message,
+                        &[],
+                        reporter,
+                    )?;
+                    continue;
+                }
+            },
+        };
+        let mut boot = Boot::new(cell, accel, &run.dir);
+        boot.rootfs = rootfs;
+        // A scenario that needs a fresh kernel gets a boot of its own; the others of the same
+        // userland share one.
         let batch: Vec<Scenario> = match remaining.first() {
             Some(first) if first.fresh_kernel => vec![first.clone()],
             _ => remaining
                 .iter()
-                .take_while(|s| !s.fresh_kernel)
+                .take_while(|s| !s.fresh_kernel && s.userland_variant == variant)
                 .cloned()
                 .collect(),
         };
@@ -524,11 +557,40 @@ pub fn run_cell(
     run.save()
 }
 
+/// The image of userland variant `name` of the cell's suite, built (or found in the cache)
+/// the first time a batch needs it.
+fn variant_image(
+    cell: &Cell,
+    name: &str,
+    built: &mut Vec<(String, PathBuf)>,
+    reporter: &mut dyn Reporter,
+) -> Result<PathBuf, PrepareError> {
+    if let Some((_, image)) = built.iter().find(|(n, _)| n == name) {
+        return Ok(image.clone());
+    }
+    let suite = &cell.userland.suite;
+    reporter.on(&Progress::Prepare {
+        what: format!("userland {suite}+{name}"),
+    });
+    let t = Instant::now();
+    let cache = Cache::from_env()?;
+    let packages = crate::userland_variant::packages(Some(name));
+    let userland = crtest_vm::userland::build(&cache, suite, &packages)?;
+    reporter.on(&Progress::Prepared {
+        what: format!("userland {suite}+{name}"),
+        ms: t.elapsed().as_millis() as u64,
+    });
+    built.push((name.to_string(), userland.image.clone()));
+    Ok(userland.image)
+}
+
 /// One QEMU boot and the state followed while it runs.
 struct Boot<'a> {
     cell: &'a Cell,
     accel: Accel,
     console_path: PathBuf,
+    /// The root image: the cell's userland or one of its variants.
+    rootfs: PathBuf,
 }
 
 impl<'a> Boot<'a> {
@@ -537,6 +599,7 @@ impl<'a> Boot<'a> {
             cell,
             accel,
             console_path: run_dir.join("console.log"),
+            rootfs: cell.userland.image.clone(),
         }
     }
 
@@ -544,7 +607,7 @@ impl<'a> Boot<'a> {
         VmSpec {
             kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
-            rootfs: self.cell.userland.image.clone(),
+            rootfs: self.rootfs.clone(),
             modules_dir: self.cell.modules_share.clone(),
             results_dir: run_dir.to_path_buf(),
             results_tag: paths::RESULTS_TAG.into(),

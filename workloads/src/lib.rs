@@ -30,6 +30,7 @@
 //! - tty ([`tty`]): `pty`.
 //! - ns ([`ns`]): `pidns`, `utsns`, `ipcns`, `mntns`.
 //! - shell ([`shell`]): `bashpty`.
+//! - desktop ([`desktop`]): `vncdesk`, the wiki's VNC desktop (Xvnc, twm, xterm, vi).
 
 /// Every workload binary, by name. The harness accepts these in scenario files and ships
 /// them in the guest; a new binary in `src/bin/` must be added here.
@@ -81,12 +82,14 @@ pub const ALL: &[&str] = &[
     "unixstream",
     "unlinked",
     "utsns",
+    "vncdesk",
     "zombies",
 ];
 
 pub mod args;
 pub mod check;
 pub mod counter;
+pub mod desktop;
 pub mod family;
 pub mod fileio;
 pub mod files;
