@@ -4,7 +4,7 @@
 //! (details/summary) onto its scenarios, each failure onto its full report.
 
 use crate::history::{self, Entry};
-use crate::outcome::{Failure, ScenarioResult};
+use crate::outcome::{Failure, ScenarioResult, Screens};
 use crate::results::{CellReport, RunReport};
 use crate::verdict::{self, CellVerdict, Grid};
 use std::fmt::Write;
@@ -68,6 +68,8 @@ table.sc td,table.sc th{border:1px solid #ddd;padding:.2em .4em;text-align:left;
 dl.failure{margin:.2em 0}dl.failure dt{font-weight:bold;float:left;clear:left;width:6.5em}
 dl.failure dd{margin-left:7em}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;border:1px solid #ccc}
+.screens{display:flex;flex-wrap:wrap;gap:.6em;margin:.3em 0}.screens figure{margin:0}
+.screens img{width:320px;border:1px solid #ccc;display:block}.screens figcaption{font-size:.8em;color:#555}
 ";
 
 /// The page for a run, with each cell's trend from `history`.
@@ -296,6 +298,9 @@ fn scenarios_details(report: &RunReport, cell: &CellReport) -> String {
         if let Some(d) = &s.detail {
             let _ = write!(extra, "<div class=\"small\">{}</div>", escape(d));
         }
+        if let Some(sc) = &s.screens {
+            extra.push_str(&screens_figure(sc, &dir));
+        }
         if let (true, Some(f)) = (s.outcome.is_bad(), &s.failure) {
             extra.push_str(&failure_details(f, &dir, &s.artifacts));
         }
@@ -328,6 +333,49 @@ fn scenarios_details(report: &RunReport, cell: &CellReport) -> String {
         h.push_str("</ul></div>");
     }
     h.push_str("</details>");
+    h
+}
+
+/// A `[vnc]` scenario's screenshots side by side, with the figures they were judged by.
+pub fn screens_figure(sc: &Screens, dir: &str) -> String {
+    let shots = [
+        (&sc.before, "before the checkpoint"),
+        (&sc.restored, "after the restore"),
+        (&sc.diff_image, "differences (red)"),
+        (&sc.typed, "typed after the restore"),
+    ];
+    let mut h = String::from("<div class=\"screens\">");
+    for (path, caption) in shots {
+        if let Some(p) = path {
+            let target = href(&join_dir(dir, p));
+            let _ = write!(
+                h,
+                "<figure><a href=\"{target}\"><img src=\"{target}\" alt=\"{caption}\"></a>\
+                 <figcaption>{caption}</figcaption></figure>"
+            );
+        }
+    }
+    h.push_str("</div>");
+    let mut figures = Vec::new();
+    if let Some(d) = &sc.restore_diff {
+        figures.push(format!(
+            "restored against checkpointed: {} of {} pixels differ (at most {} allowed)",
+            d.differing, d.total, sc.max_diff_pixels
+        ));
+    }
+    if let Some(d) = &sc.typing_diff {
+        figures.push(format!(
+            "typing after the restore changed {} pixels",
+            d.differing
+        ));
+    }
+    if !figures.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"small\">{}</div>",
+            escape(&figures.join("; "))
+        );
+    }
     h
 }
 
@@ -433,6 +481,24 @@ fn why_section(report: &RunReport, grid: &Grid) -> String {
 mod tests {
     use super::*;
     use crate::fixtures;
+
+    #[test]
+    fn screenshots_side_by_side_with_their_figures() {
+        let sc = Screens {
+            before: Some("scenarios/lxc-vnc/screen-before.png".into()),
+            restored: Some("scenarios/lxc-vnc/screen-restored.png".into()),
+            restore_diff: Some(crate::frame::Diff {
+                differing: 0,
+                total: 307200,
+                bbox: None,
+            }),
+            diff_image: Some("scenarios/lxc-vnc/screen-diff.png".into()),
+            typed: None,
+            typing_diff: None,
+            max_diff_pixels: 200,
+        };
+        insta::assert_snapshot!(screens_figure(&sc, "cells/c 1"));
+    }
 
     #[test]
     fn escaping() {

@@ -1,7 +1,7 @@
 //! Text rendering of results for the terminal: one line per scenario, and for each one that
 //! did not pass, the failure report a developer reads to know what broke.
 
-use crate::outcome::{Failure, ScenarioResult};
+use crate::outcome::{Failure, ScenarioResult, Screens};
 use crate::results::{counts, CellReport};
 use std::fmt::Write;
 
@@ -27,6 +27,32 @@ pub fn scenario_line(s: &ScenarioResult) -> String {
         let _ = write!(line, "  ({})", phases.join(", "));
     }
     line
+}
+
+/// A `[vnc]` scenario's figures and screenshots, indented under its line.
+pub fn screens_block(sc: &Screens) -> String {
+    let mut out = String::new();
+    if let Some(d) = &sc.restore_diff {
+        let _ = writeln!(
+            out,
+            "    screens: after the restore {} of {} pixels differ from before the checkpoint (at most {})",
+            d.differing, d.total, sc.max_diff_pixels
+        );
+    }
+    if let Some(d) = &sc.typing_diff {
+        let _ = writeln!(
+            out,
+            "    typing after the restore changed {} pixels",
+            d.differing
+        );
+    }
+    for p in [&sc.before, &sc.restored, &sc.diff_image, &sc.typed]
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(out, "    {p}");
+    }
+    out
 }
 
 /// The failure report: step, command, status, first error line, errno, kernel messages.
@@ -91,6 +117,9 @@ pub fn cell_summary(cell: &CellReport) -> String {
     );
     for s in &cell.scenarios {
         let _ = writeln!(out, "  {}", scenario_line(s));
+        if let Some(sc) = &s.screens {
+            out.push_str(&screens_block(sc));
+        }
         if let (true, Some(f)) = (s.outcome.is_bad(), &s.failure) {
             out.push_str(&failure_block(f));
         }

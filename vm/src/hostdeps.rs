@@ -103,6 +103,35 @@ pub const KERNEL_BUILD_TOOLS: &[HostTool] = &[
     },
 ];
 
+/// The VNC desktop of the `vnc` userland variant, for the host test of the harness's VNC
+/// client (`harness/tests/vnc_desktop.rs`). Fonts are named by a file of theirs.
+pub const DESKTOP_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "Xvnc",
+        package: "tigervnc-standalone-server",
+    },
+    HostTool {
+        command: "twm",
+        package: "twm",
+    },
+    HostTool {
+        command: "xterm",
+        package: "xterm",
+    },
+    HostTool {
+        command: "xsetroot",
+        package: "x11-xserver-utils",
+    },
+    HostTool {
+        command: "vi",
+        package: "vim-tiny",
+    },
+    HostTool {
+        command: "/usr/share/fonts/X11/misc/6x13.pcf.gz",
+        package: "xfonts-base",
+    },
+];
+
 /// Whether a tool is there: a command on `PATH` (or in sbin), or a file named by its path.
 pub fn present(command: &str) -> bool {
     if command.starts_with('/') {

@@ -83,13 +83,46 @@ impl ModuleIndex {
                 Err(source) => Err(ModulesError::Read { path, source }),
             }
         };
-        Ok(Self::parse(
+        let mut idx = Self::parse(
             dir,
             &read("modules.dep", true)?,
             &read("modules.builtin", false)?,
             &read("modules.softdep", false)?,
             &read("modules.alias", false)?,
-        ))
+        );
+        // Not text: NUL-separated, and authors' names need not be UTF-8.
+        let modinfo = dir.join("modules.builtin.modinfo");
+        match fs::read(&modinfo) {
+            Ok(bytes) => idx.add_builtin_aliases(&String::from_utf8_lossy(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(ModulesError::Read {
+                    path: modinfo,
+                    source,
+                })
+            }
+        }
+        Ok(idx)
+    }
+
+    /// The aliases of builtin modules from `modules.builtin.modinfo` (`NAME.alias=ALIAS`
+    /// records separated by NULs): a kernel built with `crc32c_generic` in has no
+    /// `modules.alias` line for `crc32c`, only this.
+    pub fn add_builtin_aliases(&mut self, modinfo: &str) {
+        for record in modinfo.split('\0') {
+            let Some((module, alias)) = record.split_once(".alias=") else {
+                continue;
+            };
+            if alias.contains(['*', '?', '[']) || module.contains('=') {
+                continue;
+            }
+            let m = normalize(module);
+            self.builtin.insert(m.clone());
+            let mods = self.aliases.entry(normalize(alias)).or_default();
+            if !mods.contains(&m) {
+                mods.push(m);
+            }
+        }
     }
 
     /// Builds an index from the texts of the four files.
@@ -312,6 +345,25 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
     #[case::requested_twice(&["jbd2", "ext4"], &["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"])]
     fn resolves(#[case] req: &[&str], #[case] expected: &[&str]) {
         assert_eq!(names(&idx().resolve(req).unwrap()), expected);
+    }
+
+    #[test]
+    fn builtin_aliases_come_from_modinfo() {
+        // A kernel built from source with crc32c_generic in: modules.alias does not know
+        // `crc32c`, modules.builtin.modinfo does.
+        let mut idx = ModuleIndex::parse(
+            Path::new("/m"),
+            "kernel/fs/ext4/ext4.ko:\n",
+            "kernel/crypto/crc32c_generic.ko\n",
+            "",
+            "",
+        );
+        assert!(idx.resolve(&["crc32c"]).is_err());
+        idx.add_builtin_aliases(
+            "ext4.softdep=pre: crypto-crc32c\0crc32c_generic.alias=crypto-crc32c\0crc32c_generic.alias=crc32c\0crc32c_generic.author=Cl\u{fffd}y\0",
+        );
+        assert_eq!(names(&idx.resolve(&["crc32c", "ext4"]).unwrap()), ["ext4"]);
+        assert!(idx.is_builtin("crc32c_generic"));
     }
 
     #[test]
