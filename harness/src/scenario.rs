@@ -943,6 +943,47 @@ mod tests {
     }
 
     #[test]
+    fn a_desktop_seen_through_vnc() {
+        let s = parse(
+            "description = \"d\"\nworkload = \"vncdesk\"\nuserland-variant = \"vnc\"\n[vnc]\ntype-before = \"ihi{Escape}\"\nexpect-file = \"notes.txt\"\nexpect-text = \"hi\\n\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.userland_variant.as_deref(), Some("vnc"));
+        let v = s.vnc.unwrap();
+        assert_eq!(v.socket, PathBuf::from("vnc.sock"));
+        assert_eq!(v.max_diff_pixels, 200);
+        assert_eq!(v.expect_text.as_deref(), Some("hi\n"));
+    }
+
+    #[rstest]
+    #[case::unknown_variant(
+        "userland-variant = \"gnome\"\n",
+        "unknown userland variant `gnome`; known: vnc"
+    )]
+    #[case::bad_key("[vnc]\ntype-before = \"{Esc}\"\n", "vnc.type-before")]
+    #[case::file_without_text(
+        "[vnc]\nexpect-file = \"n.txt\"\n",
+        "give `expect-file` and `expect-text` together"
+    )]
+    #[case::unknown_field("[vnc]\nscreen = 1\n", "screen")]
+    fn bad_desktop_settings_are_named(#[case] extra: &str, #[case] want: &str) {
+        let err = parse(&format!(
+            "description = \"d\"\nworkload = \"vncdesk\"\n{extra}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+
+    #[test]
+    fn an_external_test_takes_no_vnc() {
+        let err = parse("description = \"d\"\n[external]\ncommand = [\"true\"]\n[vnc]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no `[vnc]`"), "{err}");
+    }
+
+    #[test]
     fn defaults_expand_to_the_five_steps() {
         let s = parse("description = \"d\"\nworkload = \"counterloop\"\n").unwrap();
         assert_eq!(s.name, "demo");
