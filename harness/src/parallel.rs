@@ -11,19 +11,33 @@ use crate::scenario::Scenario;
 use crate::vm_run::{self, Cell};
 
 /// Deals scenarios into `n` shards, largest expected cost (time limit) first, each to the
-/// shard with the least cost so far. Deterministic: ties go to the lower shard.
+/// shard with the least cost so far; the scenarios of a userland variant are dealt as one.
+/// Deterministic: ties go to the lower shard.
 pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
     let n = n.max(1);
-    let mut order: Vec<&Scenario> = scenarios.iter().collect();
-    order.sort_by(|a, b| b.timeout_s.cmp(&a.timeout_s).then(a.name.cmp(&b.name)));
+    // Scenarios of one userland variant go to one shard together: one image, one boot.
+    let mut units: Vec<Vec<&Scenario>> = Vec::new();
+    for sc in scenarios {
+        let same = sc.userland_variant.as_ref().and_then(|v| {
+            units
+                .iter_mut()
+                .find(|u| u[0].userland_variant.as_ref() == Some(v))
+        });
+        match same {
+            Some(unit) => unit.push(sc),
+            None => units.push(vec![sc]),
+        }
+    }
+    let cost = |u: &Vec<&Scenario>| u.iter().map(|s| s.timeout_s).sum::<u64>();
+    units.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a[0].name.cmp(&b[0].name)));
     let mut shards: Vec<(u64, Vec<Scenario>)> = vec![(0, Vec::new()); n];
-    for sc in order {
-        let (cost, list) = shards
+    for unit in units {
+        let (total, list) = shards
             .iter_mut()
-            .min_by_key(|(cost, _)| *cost)
+            .min_by_key(|(total, _)| *total)
             .expect("at least one shard");
-        *cost += sc.timeout_s;
-        list.push(sc.clone());
+        *total += cost(&unit);
+        list.extend(unit.into_iter().cloned());
     }
     shards
         .into_iter()
@@ -155,6 +169,14 @@ mod tests {
         assert_eq!(names(&shards[0]), ["big"]);
         assert_eq!(names(&shards[1]), ["a", "b", "c", "d"]);
         assert_eq!(deal(&all, 2).len(), 2);
+        // The scenarios of a userland variant stay together.
+        let mut v1 = sc("v1", 100);
+        let mut v2 = sc("v2", 100);
+        v1.userland_variant = Some("vnc".into());
+        v2.userland_variant = Some("vnc".into());
+        let shards = deal(&[sc("a", 150), v1, sc("b", 150), v2], 2);
+        assert_eq!(names(&shards[0]), ["v1", "v2"]);
+        assert_eq!(names(&shards[1]), ["a", "b"]);
         assert_eq!(deal(&all[..1], 4).len(), 1, "no empty shards");
     }
 
