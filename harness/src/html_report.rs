@@ -347,7 +347,13 @@ pub fn screens_figure(sc: &Screens, dir: &str) -> String {
     let mut h = String::from("<div class=\"screens\">");
     for (path, caption) in shots {
         if let Some(p) = path {
-            let target = href(&join_dir(dir, p));
+            // Paths are relative to the run; a cell's own report has them inside its dir.
+            let p = if !dir.is_empty() && p.starts_with(dir) {
+                p.clone()
+            } else {
+                join_dir(dir, p)
+            };
+            let target = href(&p);
             let _ = write!(
                 h,
                 "<figure><a href=\"{target}\"><img src=\"{target}\" alt=\"{caption}\"></a>\

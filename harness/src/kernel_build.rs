@@ -775,6 +775,41 @@ mod tests {
     }
 
     #[test]
+    fn revision_of_a_git_checkout() {
+        if !crtest_vm::hostdeps::present("git") {
+            eprintln!("skipping: git is not installed");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(t.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(t.path().join("Makefile"), "VERSION = 6\n").unwrap();
+        git(&["add", "Makefile"]);
+        git(&["commit", "-q", "-m", "v6"]);
+        let clean = source_revision(t.path(), "6.0.0").unwrap();
+        assert!(clean.starts_with("git:") && clean.len() == 44, "{clean}");
+        std::fs::write(t.path().join("Makefile"), "VERSION = 7\n").unwrap();
+        let dirty = source_revision(t.path(), "6.0.0").unwrap();
+        assert!(dirty.starts_with(&format!("{clean}+dirty:")), "{dirty}");
+        // A directory below a checkout is not the checkout: its listing names it.
+        std::fs::create_dir(t.path().join("sub")).unwrap();
+        std::fs::write(t.path().join("sub/Makefile"), "VERSION = 6\n").unwrap();
+        let sub = source_revision(&t.path().join("sub"), "6.0.0").unwrap();
+        assert!(sub.starts_with("tree:6.0.0:"), "{sub}");
+    }
+
+    #[test]
     fn make_lines_and_progress() {
         assert_eq!(
             make_argv(

@@ -275,7 +275,7 @@ pub fn run_one(
 /// Prefixes a cell's artifact paths with its directory, so they are relative to the run.
 pub fn relocate(mut cell: CellReport, dir: &str) -> CellReport {
     for s in &mut cell.scenarios {
-        for a in &mut s.artifacts {
+        for a in s.paths_mut() {
             *a = format!("{dir}/{a}");
         }
     }

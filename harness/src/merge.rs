@@ -162,7 +162,7 @@ pub fn merge_reports(inputs: &[RunReport]) -> Result<RunReport, MergeError> {
 /// `target` (relative to the merged run).
 fn rebase(mut cell: CellReport, old_dir: Option<&str>, target: &str) -> CellReport {
     for s in &mut cell.scenarios {
-        for a in &mut s.artifacts {
+        for a in s.paths_mut() {
             let inner = match old_dir {
                 Some(d) => a
                     .strip_prefix(d)
@@ -322,7 +322,7 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
         let mut own = RunDir::create_at(&dir, &run_id)?;
         let mut c = cell.clone();
         for s in &mut c.scenarios {
-            for a in &mut s.artifacts {
+            for a in s.paths_mut() {
                 *a = a.strip_prefix(&prefix).unwrap_or(a).to_string();
             }
         }

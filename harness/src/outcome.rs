@@ -153,6 +153,22 @@ pub struct Screens {
 }
 
 impl ScenarioResult {
+    /// Every file path the result holds (kept files, screenshots), relative to its run
+    /// directory: what moves when the result moves into another run (shards, cells, merges).
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let screens = self.screens.iter_mut().flat_map(|s| {
+            [
+                &mut s.before,
+                &mut s.restored,
+                &mut s.diff_image,
+                &mut s.typed,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        self.artifacts.iter_mut().chain(screens)
+    }
+
     /// A result for a scenario that did not get to run its steps.
     pub fn without_steps(name: &str, outcome: Outcome, failure: Failure) -> ScenarioResult {
         ScenarioResult {

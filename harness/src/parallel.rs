@@ -70,7 +70,7 @@ pub fn join(mut parts: Vec<(String, CellReport)>, catalog: &[Scenario]) -> Optio
             }
         }
         for mut s in std::mem::take(&mut part.scenarios) {
-            for a in &mut s.artifacts {
+            for a in s.paths_mut() {
                 *a = format!("{dir}/{a}");
             }
             joined.scenarios.push(s);
@@ -186,6 +186,10 @@ mod tests {
         let result = |name: &str| {
             let mut r = ScenarioResult::without_steps(name, Outcome::Pass, Failure::default());
             r.artifacts = vec![format!("scenarios/{name}/dump-1.log")];
+            r.screens = Some(crate::outcome::Screens {
+                before: Some(format!("scenarios/{name}/screen-before.png")),
+                ..Default::default()
+            });
             r
         };
         let part = |names: &[&str], boot| CellReport {
@@ -208,6 +212,11 @@ mod tests {
         assert_eq!(
             joined.scenarios[2].artifacts,
             ["shards/0/scenarios/c/dump-1.log"]
+        );
+        let screens = joined.scenarios[2].screens.as_ref().unwrap();
+        assert_eq!(
+            screens.before.as_deref(),
+            Some("shards/0/scenarios/c/screen-before.png")
         );
     }
 }

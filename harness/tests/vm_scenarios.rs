@@ -15,7 +15,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-type Shared = Arc<OnceLock<Result<Vec<ScenarioResult>, String>>>;
+type Shared = Arc<OnceLock<Result<(std::path::PathBuf, Vec<ScenarioResult>), String>>>;
 
 fn main() {
     let args = Arguments::from_args();
@@ -74,7 +74,7 @@ fn main() {
                     return Err(Failed::from(format!("no guest: {why}")));
                 }
                 let results = shared.get_or_init(|| run_all(&cell, &selected));
-                let results = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
+                let (run_dir, results) = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
                 let r = results
                     .iter()
                     .find(|r| r.name == sc_name)
@@ -86,6 +86,15 @@ fn main() {
                         msg.push_str(&crtest::report::failure_block(f));
                     }
                     return Err(msg.into());
+                }
+                // A desktop's screenshots are where run.json says, and are images.
+                let screens = r.screens.clone().unwrap_or_default();
+                for p in [screens.before, screens.restored, screens.typed]
+                    .into_iter()
+                    .flatten()
+                {
+                    crtest::frame::Frame::read_png(&run_dir.join(&p))
+                        .map_err(|e| Failed::from(format!("{sc_name}: screenshot {p}: {e}")))?;
                 }
                 Ok(())
             });
@@ -465,7 +474,7 @@ fn matches_filter(args: &Arguments, name: &str) -> bool {
 fn run_all(
     cell: &Mutex<Option<vm_run::Cell>>,
     scenarios: &[Scenario],
-) -> Result<Vec<ScenarioResult>, String> {
+) -> Result<(std::path::PathBuf, Vec<ScenarioResult>), String> {
     // A copy, so the fault trials are not kept waiting for the lock.
     let cell = cell
         .lock()
@@ -480,5 +489,5 @@ fn run_all(
     crtest::parallel::run_cell(&cell, scenarios, jobs, &mut run, false)
         .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
-    Ok(run.report.cells.remove(0).scenarios)
+    Ok((run.dir.clone(), run.report.cells.remove(0).scenarios))
 }
