@@ -151,17 +151,21 @@ impl Desktop {
         lines[lines.len().saturating_sub(3)..].join(" / ")
     }
 
-    fn start(dir: &Path, args: &Args) -> Result<Desktop, String> {
-        let n = args.get(DISPLAY.name);
-        let mut d = Desktop {
+    fn new(dir: &Path, args: &Args) -> Desktop {
+        Desktop {
             dir: dir.to_path_buf(),
-            display: format!(":{n}"),
+            display: format!(":{}", args.get(DISPLAY.name)),
             programs: Vec::new(),
-        };
+        }
+    }
+
+    /// Starts the programs in turn; on failure the ones started are left for `stop`.
+    fn start(&mut self, args: &Args) -> Result<(), String> {
+        let dir = self.dir.clone();
         let socket = dir.join(RFB_SOCKET);
-        let mut xvnc = d.command("Xvnc");
+        let mut xvnc = self.command("Xvnc");
         xvnc.args([
-            d.display.as_str(),
+            self.display.as_str(),
             "-geometry",
             &format!("{}x{}", args.get(WIDTH.name), args.get(HEIGHT.name)),
             "-depth",
@@ -172,15 +176,15 @@ impl Desktop {
         ])
         .arg(&socket)
         .args(["-rfbport", "-1", "-nolisten", "tcp", "-desktop", "cr-tests"]);
-        d.spawn("Xvnc", "xvnc", xvnc)?;
-        d.wait_for_x(&socket)?;
+        self.spawn("Xvnc", "xvnc", xvnc)?;
+        self.wait_for_x(&socket)?;
         let twmrc = dir.join("twmrc");
         std::fs::write(&twmrc, TWMRC)
             .map_err(|e| format!("write {}: {}", twmrc.display(), errno_text(&e)))?;
-        let mut twm = d.command("twm");
+        let mut twm = self.command("twm");
         twm.arg("-f").arg(&twmrc);
-        d.spawn("twm", "twm", twm)?;
-        let mut xterm = d.command("xterm");
+        self.spawn("twm", "twm", twm)?;
+        let mut xterm = self.command("xterm");
         xterm.args([
             "-geometry",
             "80x24+20+20",
@@ -190,8 +194,7 @@ impl Desktop {
             "vi",
             NOTES,
         ]);
-        d.spawn("xterm", "xterm", xterm)?;
-        Ok(d)
+        self.spawn("xterm", "xterm", xterm)
     }
 
     /// Waits until the RFB socket exists and the X server paints the root window.
@@ -270,10 +273,11 @@ impl Desktop {
 }
 
 pub fn run(wl: &mut Workload, args: &Args) -> Result<String, String> {
-    let mut desk = match Desktop::start(wl.dir(), args) {
-        Ok(d) => d,
-        Err(e) => wl.setup_failed(&e),
-    };
+    let mut desk = Desktop::new(wl.dir(), args);
+    if let Err(e) = desk.start(args) {
+        desk.stop();
+        wl.setup_failed(&e);
+    }
     let detail = format!(
         "{} on {}, RFB on {}, vi editing {}",
         desk.pids(),
