@@ -134,6 +134,28 @@ pub struct CatalogArgs {
     pub tag: Vec<String>,
 }
 
+impl CatalogArgs {
+    /// See [`select`].
+    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, i32> {
+        select(&self.scenario_dirs, names, &self.tag)
+    }
+}
+
+/// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have
+/// one of `tags`; an unreadable catalog, an unknown name or an empty selection is bad
+/// input: the message is printed and `Err` holds the exit code (2).
+fn select(dirs: &[PathBuf], names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
+    let all = catalog(dirs).map_err(|e| fail(2, &e))?;
+    match scenario::select(&all, names, tags) {
+        Ok(c) if c.is_empty() => Err(fail(
+            2,
+            &"no scenario matches the selection (see `crtest list`)",
+        )),
+        Ok(c) => Ok(c),
+        Err(e) => Err(fail(2, &e)),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -247,16 +269,9 @@ pub fn list_line(s: &Scenario) -> String {
 }
 
 fn run(args: &RunArgs) -> i32 {
-    let all = match catalog(&args.catalog.scenario_dirs) {
-        Ok(a) => a,
-        Err(e) => return fail(2, &e),
-    };
-    let chosen = match scenario::select(&all, &args.scenario, &args.catalog.tag) {
-        Ok(c) if c.is_empty() => {
-            return fail(2, &"no scenario matches the selection (see `crtest list`)")
-        }
+    let chosen = match args.catalog.select(&args.scenario) {
         Ok(c) => c,
-        Err(e) => return fail(2, &e),
+        Err(code) => return code,
     };
     let mut reporter = TerminalReporter::new(args.verbose);
     if args.host && !nix::unistd::geteuid().is_root() {
@@ -393,13 +408,13 @@ fn doctor(args: &DoctorArgs) -> i32 {
 }
 
 fn repro(args: &ReproArgs) -> i32 {
-    let all = match catalog(&args.scenario_dirs) {
-        Ok(a) => a,
-        Err(e) => return fail(2, &e),
-    };
-    let chosen = match scenario::select(&all, std::slice::from_ref(&args.scenario), &[]) {
+    let chosen = match select(
+        &args.scenario_dirs,
+        std::slice::from_ref(&args.scenario),
+        &[],
+    ) {
         Ok(c) => c,
-        Err(e) => return fail(2, &e),
+        Err(code) => return code,
     };
     let mut reporter = TerminalReporter::new(true);
     let cell = match vm_run::prepare(

@@ -363,28 +363,36 @@ impl Run<'_> {
         Ok(())
     }
 
-    pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
-        let limit = Instant::now() + self.step_budget();
-        let ready_name = match &self.sc.target {
+    /// The file whose appearance means the target is ready, or `None` when it has none (an
+    /// external test; a program ready after a delay, which is slept here).
+    pub(crate) fn ready_file(&self) -> Result<Option<PathBuf>, StepError> {
+        let name = match &self.sc.target {
             Target::Workload { .. } => READY_FILE.to_string(),
             Target::Program(p) => match ready_spec(&p.ready) {
                 Ok(ReadySpec::File(f)) => f,
                 Ok(ReadySpec::DelayMs(ms)) => {
                     std::thread::sleep(Duration::from_millis(ms).min(self.step_budget()));
-                    return match self.exited() {
-                        Some(gone) => Err(self.workload_died(StepKind::WaitReady, gone)),
-                        None => Ok(()),
-                    };
+                    return Ok(None);
                 }
                 Err(e) => return Err(StepError::fail(StepKind::WaitReady, e)),
             },
             // An external test has no readiness (it runs as one `run` step).
-            Target::External(_) => return Ok(()),
+            Target::External(_) => return Ok(None),
         };
-        let ready = self.work.join(&ready_name);
+        Ok(Some(self.work.join(name)))
+    }
+
+    /// Waits until `ready` exists, within the step's budget; `gone` returns the step's
+    /// failure once the workload has ended without it.
+    pub(crate) fn wait_for_file(
+        &mut self,
+        ready: &Path,
+        mut gone: impl FnMut(&mut Self) -> Option<StepError>,
+    ) -> Result<(), StepError> {
+        let limit = Instant::now() + self.step_budget();
         while !ready.exists() {
-            if let Some(gone) = self.exited() {
-                return Err(self.workload_died(StepKind::WaitReady, gone));
+            if let Some(e) = gone(self) {
+                return Err(e);
             }
             if Instant::now() >= limit {
                 return Err(StepError::fail(
@@ -395,6 +403,20 @@ impl Run<'_> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        Ok(())
+    }
+
+    /// `gone` for [`Run::wait_for_file`] when the workload is the executor's child.
+    fn workload_gone(&mut self) -> Option<StepError> {
+        let status = self.exited()?;
+        Some(self.workload_died(StepKind::WaitReady, status))
+    }
+
+    pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
+        let Some(ready) = self.ready_file()? else {
+            return self.workload_gone().map_or(Ok(()), Err);
+        };
+        self.wait_for_file(&ready, Run::workload_gone)?;
         // The process to checkpoint is the one `ready` names: a workload may start its real
         // tree elsewhere (in a new pid namespace, say) and let the starter exit.
         let named = std::fs::read_to_string(&ready)

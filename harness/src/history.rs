@@ -234,27 +234,7 @@ pub fn svg(points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Phases, ScenarioResult};
-
-    pub(crate) fn scenario(name: &str, outcome: Outcome, ck: u64, rs: u64) -> ScenarioResult {
-        ScenarioResult {
-            name: name.into(),
-            outcome,
-            duration_ms: ck + rs,
-            phases: Phases {
-                ready_ms: None,
-                checkpoint_ms: Some(ck),
-                restore_ms: Some(rs),
-                verify_ms: None,
-            },
-            steps: vec![],
-            detail: None,
-            failure: None,
-            artifacts: vec![],
-            leftovers: vec![],
-            screens: None,
-        }
-    }
+    use crate::fixtures::scenario;
 
     fn run(id: &str, outcomes: &[Outcome]) -> RunReport {
         let scenarios = outcomes

@@ -26,9 +26,7 @@ use crate::errno;
 use crate::executor::{Run, StepError};
 use crate::lxc_config::{self as conf, Dump, Info};
 use crate::outcome::{Outcome, StepRecord};
-use crate::scenario::{
-    ready_spec, LxcInit, LxcMode, LxcNetwork, LxcOptions, ReadySpec, StepKind, Target, Variant,
-};
+use crate::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Target, Variant};
 use crtest_workloads::protocol::{Ready, READY_FILE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -273,38 +271,11 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), LxcError> {
 // ---- wait-ready ----
 
 fn wait_ready(run: &mut Run) -> Result<(), StepError> {
-    let limit = Instant::now() + run.step_budget();
-    let ready_name = match &run.sc.target {
-        Target::Workload { .. } => Some(READY_FILE.to_string()),
-        Target::Program(p) => match ready_spec(&p.ready) {
-            Ok(ReadySpec::File(f)) => Some(f),
-            Ok(ReadySpec::DelayMs(ms)) => {
-                std::thread::sleep(Duration::from_millis(ms).min(run.step_budget()));
-                None
-            }
-            Err(e) => return Err(StepError::fail(StepKind::WaitReady, e)),
-        },
-        Target::External(_) => None,
-    };
-    if let Some(name) = ready_name {
-        let ready = run.work.join(name);
-        while !ready.exists() {
-            if !container_alive(run) {
-                return Err(died(
-                    run,
-                    StepKind::WaitReady,
-                    "before the workload was ready",
-                ));
-            }
-            if Instant::now() >= limit {
-                return Err(StepError::fail(
-                    StepKind::WaitReady,
-                    "the workload did not become ready in time",
-                )
-                .with_outcome(Outcome::Timeout));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    if let Some(ready) = run.ready_file()? {
+        run.wait_for_file(&ready, |run| {
+            (!container_alive(run))
+                .then(|| died(run, StepKind::WaitReady, "before the workload was ready"))
+        })?;
     }
     if !container_alive(run) {
         return Err(died(

@@ -18,7 +18,7 @@
 use crate::cell_choice::{self, KernelName};
 use crate::progress::{Progress, Reporter};
 use crate::results::{self, CellReport, MatrixCell, MatrixInfo, RunDir, RunReport};
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 use crate::shard::Shard;
 use crate::vm_run::{self, CellOptions, KernelChoice};
 use clap::Args;
@@ -390,16 +390,9 @@ pub fn run(args: &MatrixArgs) -> i32 {
         eprintln!("crtest: {e}");
         code
     };
-    let all = match crate::cli::catalog(&args.catalog.scenario_dirs) {
-        Ok(a) => a,
-        Err(e) => return fail(2, &e),
-    };
-    let chosen = match scenario::select(&all, &args.scenario, &args.catalog.tag) {
-        Ok(c) if c.is_empty() => {
-            return fail(2, &"no scenario matches the selection (see `crtest list`)")
-        }
+    let chosen = match args.catalog.select(&args.scenario) {
         Ok(c) => c,
-        Err(e) => return fail(2, &e),
+        Err(code) => return code,
     };
     let kernels = match cell_choice::parse_kernel_list(&args.kernels) {
         Ok(k) => k,
@@ -569,7 +562,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join(format!("{name}.toml"));
         std::fs::write(&p, text).unwrap();
-        scenario::load_dir(t.path()).unwrap().remove(0)
+        crate::scenario::load_dir(t.path()).unwrap().remove(0)
     }
 
     #[test]

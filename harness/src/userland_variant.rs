@@ -35,7 +35,8 @@ pub fn names() -> Vec<&'static str> {
 
 /// The packages of the userland for `variant` (the default image's for `None`).
 pub fn packages(variant: Option<&str>) -> Vec<&'static str> {
-    let mut p = crate::vm_run::USERLAND_PACKAGES.to_vec();
+    let mut p = crtest_vm::userland::DEFAULT_PACKAGES.to_vec();
+    p.extend_from_slice(crate::vm_run::LXC_PACKAGES);
     if let Some(v) = variant.and_then(find) {
         p.extend_from_slice(v.packages);
     }

@@ -22,19 +22,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Packages of the default guest userland.
-pub const USERLAND_PACKAGES: &[&str] = &[
-    "criu",
-    "kmod",
-    "iproute2",
-    "iptables",
-    "util-linux",
-    "procps",
-    "busybox",
-    // The lxc backend: lxc-execute/-start/-checkpoint/-freeze, and LXC's own C/R test.
-    "lxc",
-    "lxc-tests",
-];
+/// Packages the harness adds to the vm crate's default userland
+/// ([`crtest_vm::userland::DEFAULT_PACKAGES`]): the lxc backend's tools
+/// (lxc-execute/-start/-checkpoint/-freeze) and LXC's own C/R test.
+pub const LXC_PACKAGES: &[&str] = &["lxc", "lxc-tests"];
 
 /// Modules the agent loads from the initramfs to reach its root and shares.
 pub const BOOT_MODULES: &[&str] = &[
@@ -167,7 +158,8 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         what: format!("userland {suite}"),
     });
     let t = Instant::now();
-    let userland = crtest_vm::userland::build(&cache, &suite, USERLAND_PACKAGES)?;
+    let packages = crate::userland_variant::packages(None);
+    let userland = crtest_vm::userland::build(&cache, &suite, &packages)?;
     reporter.on(&Progress::Prepared {
         what: format!(
             "userland {suite} (criu {})",

@@ -110,8 +110,6 @@ impl Desktop {
         c.current_dir(&self.dir)
             .env("DISPLAY", &self.display)
             .env("HOME", &self.dir)
-            // An LXC container's init passes no PATH on.
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             // The C locale: twm and xterm then need only the fonts of xfonts-base.
             .env("LC_ALL", "C")
             .stdin(Stdio::null());

@@ -78,30 +78,25 @@ impl State {
             let gen = self.gens[i];
             fill_page(self.page(i), REGION, i, gen);
         }
+        self.verdict(&bad)
+    }
+
+    /// Pass, or the pages that differ described.
+    fn verdict(&self, bad: &[BadPage]) -> Result<(), String> {
         if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(describe_bad_pages(
-                "anonymous region",
-                self.map.addr(),
-                self.pages,
-                &bad,
-            ))
+            return Ok(());
         }
+        Err(describe_bad_pages(
+            "anonymous region",
+            self.map.addr(),
+            self.pages,
+            bad,
+        ))
     }
 
     fn check_all(&mut self) -> Result<(), String> {
         let bad: Vec<BadPage> = (0..self.pages).filter_map(|i| self.check_page(i)).collect();
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(describe_bad_pages(
-                "anonymous region",
-                self.map.addr(),
-                self.pages,
-                &bad,
-            ))
-        }
+        self.verdict(&bad)
     }
 }
 
