@@ -16,6 +16,54 @@ use crate::{procfs, sys};
 use nix::libc;
 use std::io;
 
+/// Size of the alternate signal stacks the workloads set up.
+pub const ALTSTACK: usize = 64 * 1024;
+
+/// Maps an alternate signal stack of [`ALTSTACK`] bytes and makes it the calling thread's;
+/// it must stay mapped (the returned mapping kept) as long as it is in use.
+pub fn set_altstack() -> Result<sys::Mapping, String> {
+    let stack = sys::mmap(
+        ALTSTACK,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE,
+        None,
+        0,
+    )
+    .map_err(|e| format!("mmap of the alternate stack: {e}"))?;
+    let ss = libc::stack_t {
+        ss_sp: stack.ptr().cast(),
+        ss_flags: 0,
+        ss_size: ALTSTACK,
+    };
+    // SAFETY: the caller keeps the stack mapped while it is the alternate stack.
+    sys::cvt(unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) })
+        .map_err(|e| format!("sigaltstack: {e}"))?;
+    Ok(stack)
+}
+
+/// The calling thread's alternate stack: address, size, flags.
+fn current_altstack() -> (usize, usize, i32) {
+    // SAFETY: querying the calling thread's alternate stack.
+    unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut old);
+        (old.ss_sp as usize, old.ss_size, old.ss_flags)
+    }
+}
+
+/// Notes in `p` when the calling thread's alternate stack is no longer `stack`, as
+/// [`set_altstack`] made it.
+pub fn check_altstack(stack: &sys::Mapping, p: &mut crate::check::Problems) {
+    let want = (stack.addr(), ALTSTACK, 0);
+    let got = current_altstack();
+    if got != want {
+        p.push(format!(
+            "alternate stack: expected {:#x} size {} flags {}, got {:#x} size {} flags {}",
+            want.0, want.1, want.2, got.0, got.1, got.2
+        ));
+    }
+}
+
 const NAMES: [&str; 31] = [
     "SIGHUP",
     "SIGINT",

@@ -40,8 +40,6 @@ pub const OPTIONS: &[Opt] = &[
     },
 ];
 
-const ALTSTACK: usize = 64 * 1024;
-
 thread_local! {
     static OWN_VALUE: Cell<u64> = const { Cell::new(0) };
 }
@@ -82,15 +80,6 @@ fn current_mask() -> u64 {
     }
 }
 
-fn current_altstack() -> (usize, usize, i32) {
-    // SAFETY: querying the calling thread's alternate stack.
-    unsafe {
-        let mut old: libc::stack_t = std::mem::zeroed();
-        libc::sigaltstack(std::ptr::null(), &mut old);
-        (old.ss_sp as usize, old.ss_size, old.ss_flags)
-    }
-}
-
 struct Worker {
     i: usize,
     tid: i32,
@@ -106,22 +95,8 @@ impl Worker {
             .map_err(|e| format!("PR_SET_NAME: {e}"))?;
         OWN_VALUE.with(|v| v.set(own_value(i)));
         signals::block(&blocked_by(i)).map_err(|e| format!("blocking signals: {e}"))?;
-        let stack = sys::mmap(
-            ALTSTACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE,
-            None,
-            0,
-        )
-        .map_err(|e| format!("mmap of the alternate stack: {e}"))?;
-        let ss = libc::stack_t {
-            ss_sp: stack.ptr().cast(),
-            ss_flags: 0,
-            ss_size: ALTSTACK,
-        };
-        // SAFETY: the stack stays mapped for the thread's life.
-        sys::cvt(unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) })
-            .map_err(|e| format!("sigaltstack: {e}"))?;
+        // Kept in the Worker: mapped for the thread's life.
+        let stack = signals::set_altstack()?;
         Ok(Worker {
             i,
             tid: sys::gettid(),
@@ -150,14 +125,7 @@ impl Worker {
                 mask_text(mask)
             ));
         }
-        let want = (self.stack.addr(), ALTSTACK, 0);
-        let got = current_altstack();
-        if got != want {
-            p.push(format!(
-                "alternate stack: expected {:#x} size {} flags {}, got {:#x} size {} flags {}",
-                want.0, want.1, want.2, got.0, got.1, got.2
-            ));
-        }
+        signals::check_altstack(&self.stack, &mut p);
         p.into_result()
             .map_err(|e| format!("thread {} (tid {}): {e}", self.i, self.tid))
     }

@@ -18,7 +18,7 @@
 use crate::args::{Args, Opt};
 use crate::check::Problems;
 use crate::protocol::Workload;
-use crate::signals::{self, mask_of, mask_text};
+use crate::signals::{self, mask_of, mask_text, ALTSTACK};
 use crate::steady;
 use crate::sys::{self, Mapping};
 use nix::libc;
@@ -28,8 +28,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub const NAME: &str = "sighandlers";
 /// Command-line options.
 pub const OPTIONS: &[Opt] = &[steady::TICK_MS];
-
-const ALTSTACK: usize = 64 * 1024;
 
 static USR1_COUNT: AtomicU64 = AtomicU64::new(0);
 static USR1_MASK: AtomicU64 = AtomicU64::new(0);
@@ -109,15 +107,6 @@ fn ignore(sig: i32) -> std::io::Result<()> {
     }
 }
 
-fn current_altstack() -> (usize, usize, i32) {
-    // SAFETY: querying the alternate stack.
-    unsafe {
-        let mut old: libc::stack_t = std::mem::zeroed();
-        libc::sigaltstack(std::ptr::null(), &mut old);
-        (old.ss_sp as usize, old.ss_size, old.ss_flags)
-    }
-}
-
 const WATCHED: [i32; 5] = [
     libc::SIGUSR1,
     libc::SIGUSR2,
@@ -148,21 +137,8 @@ fn setup() -> Result<State, String> {
         .map_err(e("sigaction(SIGURG)"))?;
     ignore(libc::SIGPIPE).map_err(e("sigaction(SIGPIPE)"))?;
     ignore(libc::SIGHUP).map_err(e("sigaction(SIGHUP)"))?;
-    let stack = sys::mmap(
-        ALTSTACK,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE,
-        None,
-        0,
-    )
-    .map_err(e("mmap of the alternate stack"))?;
-    let ss = libc::stack_t {
-        ss_sp: stack.ptr().cast(),
-        ss_flags: 0,
-        ss_size: ALTSTACK,
-    };
-    // SAFETY: the stack stays mapped for the life of the process.
-    sys::cvt(unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) }).map_err(e("sigaltstack"))?;
+    // Kept in the State: mapped for the life of the process.
+    let stack = signals::set_altstack()?;
     let mut dispositions = Vec::new();
     for sig in WATCHED {
         let sa = signals::disposition(sig).map_err(e("sigaction query"))?;
@@ -193,14 +169,7 @@ impl State {
                 Err(e) => p.push(format!("sigaction({}): {e}", signals::name(*sig))),
             }
         }
-        let want = (self.stack.addr(), ALTSTACK, 0);
-        let got = current_altstack();
-        if got != want {
-            p.push(format!(
-                "alternate stack: expected {:#x} size {} flags {}, got {:#x} size {} flags {}",
-                want.0, want.1, want.2, got.0, got.1, got.2
-            ));
-        }
+        signals::check_altstack(&self.stack, p);
     }
 
     fn raise_and_check(&self, p: &mut Problems) {
