@@ -202,6 +202,16 @@ fn cell_dir(report: &RunReport, cell: &CellReport) -> String {
         .unwrap_or_default()
 }
 
+/// A result's file path as the report links it: paths are relative to the run, and a
+/// cell's own report may already have them inside its directory `dir`.
+fn in_cell(dir: &str, path: &str) -> String {
+    if !dir.is_empty() && path.starts_with(dir) {
+        path.to_string()
+    } else {
+        join_dir(dir, path)
+    }
+}
+
 fn join_dir(dir: &str, file: &str) -> String {
     if dir.is_empty() {
         file.to_string()
@@ -347,13 +357,7 @@ pub fn screens_figure(sc: &Screens, dir: &str) -> String {
     let mut h = String::from("<div class=\"screens\">");
     for (path, caption) in shots {
         if let Some(p) = path {
-            // Paths are relative to the run; a cell's own report has them inside its dir.
-            let p = if !dir.is_empty() && p.starts_with(dir) {
-                p.clone()
-            } else {
-                join_dir(dir, p)
-            };
-            let target = href(&p);
+            let target = href(&in_cell(dir, p));
             let _ = write!(
                 h,
                 "<figure><a href=\"{target}\"><img src=\"{target}\" alt=\"{caption}\"></a>\
@@ -427,11 +431,7 @@ pub fn failure_details(f: &Failure, dir: &str, artifacts: &[String]) -> String {
             artifacts
                 .iter()
                 .map(|a| {
-                    let p = if a.starts_with(dir) && !dir.is_empty() {
-                        a.clone()
-                    } else {
-                        join_dir(dir, a)
-                    };
+                    let p = in_cell(dir, a);
                     let shown = a
                         .strip_prefix(dir)
                         .map_or(a.as_str(), |r| r.trim_start_matches('/'));
