@@ -125,8 +125,15 @@ fn sleepers_pass_across_a_freeze() {
     std::thread::sleep(Duration::from_millis(50));
     let (code, verdict) = w.verify();
     assert_pass(code, &verdict, &w.log());
+    // Every kind of sleep has one that spanned the freeze; on a loaded machine a
+    // scheduling stall may count as a freeze for another sleep too.
+    let spanning: Vec<u64> = verdict
+        .detail
+        .split(" across a freeze")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
     assert!(
-        verdict.detail.contains("1 across a freeze"),
+        spanning.len() == 3 && spanning.iter().all(|n| *n >= 1),
         "{}",
         verdict.detail
     );
