@@ -1,6 +1,8 @@
 //! One trial per scenario, each checked in a real guest: a real kernel in QEMU, the real
 //! criu of the Debian userland. All selected scenarios share one boot (run on the first trial
 //! that needs it); each trial then reports its own scenario's outcome and failure report.
+//! A few failed scenarios are run once more: one that passes then is reported FLAKY with
+//! its first failure report (printed, not hidden), and passes.
 //!
 //! When the images cannot be had (no QEMU, no network for the first build), the trials are
 //! reported ignored and the reason is printed, never passed. With `CRTEST_REQUIRE_VM=1` (CI)
@@ -12,10 +14,22 @@ use crtest::results::RunDir;
 use crtest::scenario::Scenario;
 use crtest::vm_run::{self, CellOptions, KernelChoice};
 use libtest_mimic::{Arguments, Failed, Trial};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-type Shared = Arc<OnceLock<Result<(std::path::PathBuf, Vec<ScenarioResult>), String>>>;
+type Shared = Arc<OnceLock<Result<Vec<Got>, String>>>;
+
+/// A scenario's result in the VM trials, with the run directory holding its files.
+struct Got {
+    run_dir: PathBuf,
+    result: ScenarioResult,
+    /// The report of a first attempt that failed when the retry passed (flaky).
+    first_attempt: Option<String>,
+}
+
+/// At most this many failed scenarios are retried (more means a broken guest, not noise).
+const MAX_RETRIED: usize = 5;
 
 fn main() {
     let args = Arguments::from_args();
@@ -74,18 +88,17 @@ fn main() {
                     return Err(Failed::from(format!("no guest: {why}")));
                 }
                 let results = shared.get_or_init(|| run_all(&cell, &selected));
-                let (run_dir, results) = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
-                let r = results
+                let results = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
+                let got = results
                     .iter()
-                    .find(|r| r.name == sc_name)
+                    .find(|g| g.result.name == sc_name)
                     .ok_or_else(|| Failed::from(format!("{sc_name}: no result came back")))?;
+                let (r, run_dir) = (&got.result, &got.run_dir);
                 if r.outcome.is_bad() {
-                    let mut msg = crtest::report::scenario_line(r);
-                    if let Some(f) = &r.failure {
-                        msg.push('\n');
-                        msg.push_str(&crtest::report::failure_block(f));
-                    }
-                    return Err(msg.into());
+                    return Err(report(r).into());
+                }
+                if let Some(first) = &got.first_attempt {
+                    eprintln!("{sc_name}: FLAKY: passed when retried; the first attempt:\n{first}");
                 }
                 // A desktop's screenshots are where run.json says, and are images.
                 let screens = r.screens.clone().unwrap_or_default();
@@ -471,22 +484,72 @@ fn matches_filter(args: &Arguments, name: &str) -> bool {
     included && !skipped && !args.ignored
 }
 
-fn run_all(
-    cell: &Mutex<Option<vm_run::Cell>>,
-    scenarios: &[Scenario],
-) -> Result<(std::path::PathBuf, Vec<ScenarioResult>), String> {
+/// A scenario's line and failure report.
+fn report(r: &ScenarioResult) -> String {
+    let mut msg = crtest::report::scenario_line(r);
+    if let Some(f) = &r.failure {
+        msg.push('\n');
+        msg.push_str(&crtest::report::failure_block(f));
+    }
+    msg
+}
+
+/// Runs `scenarios` in guests of the cell, then once more those that failed (a few at
+/// most): the machines are shared and noisy, and criu has rare races of its own. A
+/// scenario that passes only when retried is reported FLAKY with its first failure.
+fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result<Vec<Got>, String> {
     // A copy, so the fault trials are not kept waiting for the lock.
     let cell = cell
         .lock()
         .map_err(|_| "cell lock poisoned".to_string())?
         .clone()
         .ok_or("no cell")?;
+    let (run_dir, results) = run_once(&cell, scenarios)?;
+    let mut got: Vec<Got> = results
+        .into_iter()
+        .map(|result| Got {
+            run_dir: run_dir.clone(),
+            result,
+            first_attempt: None,
+        })
+        .collect();
+    let failed: Vec<Scenario> = scenarios
+        .iter()
+        .filter(|s| {
+            got.iter()
+                .any(|g| g.result.name == s.name && g.result.outcome.is_bad())
+        })
+        .cloned()
+        .collect();
+    if failed.is_empty() || failed.len() > MAX_RETRIED {
+        return Ok(got);
+    }
+    let names: Vec<&str> = failed.iter().map(|s| s.name.as_str()).collect();
+    eprintln!("vm trials: retrying once: {}", names.join(", "));
+    let (retry_dir, again) = run_once(&cell, &failed)?;
+    for r in again.into_iter().filter(|r| !r.outcome.is_bad()) {
+        if let Some(g) = got.iter_mut().find(|g| g.result.name == r.name) {
+            *g = Got {
+                run_dir: retry_dir.clone(),
+                first_attempt: Some(report(&g.result)),
+                result: r,
+            };
+        }
+    }
+    Ok(got)
+}
+
+/// One run of `scenarios` (as many guests at once as there are cores) in a new run
+/// directory under `target/vm-test-results`.
+fn run_once(
+    cell: &vm_run::Cell,
+    scenarios: &[Scenario],
+) -> Result<(PathBuf, Vec<ScenarioResult>), String> {
     let root = crtest::guest_build::workspace_root().join("target/vm-test-results");
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     eprintln!("vm trials: results in {}", run.dir.display());
-    // As many guests at once as there are cores: the catalog is long.
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crtest::parallel::run_cell(&cell, scenarios, jobs, &mut run, false)
+    crtest::parallel::run_cell(cell, scenarios, jobs, &mut run, false)
         .map_err(|e| e.to_string())?;
     run.finish().map_err(|e| e.to_string())?;
     Ok((run.dir.clone(), run.report.cells.remove(0).scenarios))
