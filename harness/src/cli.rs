@@ -3,10 +3,11 @@
 //! Exit codes: 0 all good, 1 a scenario failed, 2 bad usage or bad input, 3 infrastructure
 //! could not run.
 
-use crate::progress::TerminalReporter;
-use crate::results::RunDir;
-use crate::scenario::{self, Scenario};
-use crate::vm_run::{self, CellOptions};
+use crate::host::catalog::{catalog, select, CatalogArgs};
+use crate::host::vm_run::{self, CellOptions};
+use crate::model::scenario::{self, Scenario};
+use crate::report::progress::TerminalReporter;
+use crate::results::run::RunDir;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -28,7 +29,7 @@ pub enum Command {
     /// List the scenarios with their tags.
     List(CatalogArgs),
     /// Read a CRIU image directory: the task tree, versions, statistics, errors in its logs.
-    Ckptinfo(crate::ckptinfo::CkptinfoArgs),
+    Ckptinfo(crate::ckpt::info::CkptinfoArgs),
     /// Do this kernel and these C/R tools work together? Versions, kernel options,
     /// `criu check`, known incompatibilities, and a verdict (exit 0 compatible, 1 not).
     Doctor(DoctorArgs),
@@ -40,13 +41,26 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the scenarios on every kernel x userland cell, several guests at once; writes
     /// run.json, junit.xml, report.html and summary.md.
-    Matrix(crate::matrix::MatrixArgs),
+    Matrix(crate::host::matrix::MatrixArgs),
     /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
-    Compare(crate::compare::CompareArgs),
+    Compare(crate::report::compare::CompareArgs),
     /// Join shard runs (`matrix --shard i/n`) into one run directory.
-    Merge(crate::merge::MergeArgs),
+    Merge(crate::report::merge::MergeArgs),
     /// Kernels for the guest: `kernel build --source DIR` builds one with the required options.
-    Kernel(crate::kernel_build::KernelArgs),
+    Kernel(crate::host::kernel_build::KernelArgs),
+    /// Install the host packages the main job (or, with --tests, the test suite) needs; as
+    /// non-root, print the apt-get command instead (exit 3).
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The packages of every test of the workspace, not only the main job's.
+    #[arg(long)]
+    pub tests: bool,
+    /// Only print the packages, one a line; install nothing.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +116,7 @@ pub struct ReproArgs {
 #[derive(Debug, Args)]
 pub struct CellFlags {
     #[command(flatten)]
-    pub cell: crate::cell_choice::CellArgs,
+    pub cell: crate::host::cell_choice::CellArgs,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u32,
@@ -121,38 +135,6 @@ impl CellFlags {
             memory_mib: self.memory,
             cpus: self.cpus,
         })
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct CatalogArgs {
-    /// Add the scenario files of this directory to the catalog (repeatable).
-    #[arg(long = "scenarios", value_name = "DIR")]
-    pub scenario_dirs: Vec<PathBuf>,
-    /// Only scenarios with one of these tags (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub tag: Vec<String>,
-}
-
-impl CatalogArgs {
-    /// See [`select`].
-    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, i32> {
-        select(&self.scenario_dirs, names, &self.tag)
-    }
-}
-
-/// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have
-/// one of `tags`; an unreadable catalog, an unknown name or an empty selection is bad
-/// input: the message is printed and `Err` holds the exit code (2).
-fn select(dirs: &[PathBuf], names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
-    let all = catalog(dirs).map_err(|e| fail(2, &e))?;
-    match scenario::select(&all, names, tags) {
-        Ok(c) if c.is_empty() => Err(fail(
-            2,
-            &"no scenario matches the selection (see `crtest list`)",
-        )),
-        Ok(c) => Ok(c),
-        Err(e) => Err(fail(2, &e)),
     }
 }
 
@@ -189,38 +171,45 @@ pub struct RunArgs {
 /// Parses the arguments and runs; returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    crate::interrupt::install();
+    crate::host::interrupt::install();
     match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => run(&args),
-        Command::Ckptinfo(args) => crate::ckptinfo::run(&args),
+        Command::Ckptinfo(args) => crate::ckpt::info::run(&args),
         Command::Doctor(args) => doctor(&args),
         Command::Repro(args) => repro(&args),
         Command::Bench(args) => bench(&args),
-        Command::Matrix(args) => crate::matrix::run(&args),
-        Command::Compare(args) => crate::compare::run(&args),
-        Command::Merge(args) => crate::merge::run(&args),
-        Command::Kernel(args) => crate::kernel_build::run(&args),
+        Command::Matrix(args) => crate::host::matrix::run(&args),
+        Command::Compare(args) => crate::report::compare::run(&args),
+        Command::Merge(args) => crate::report::merge::run(&args),
+        Command::Kernel(args) => crate::host::kernel_build::run(&args),
+        Command::Setup(args) => setup(&args),
     }
 }
 
-/// The catalog: the workspace's `scenarios/` plus the user's directories.
-pub fn catalog(dirs: &[PathBuf]) -> Result<Vec<Scenario>, scenario::ScenarioError> {
-    let mut all = scenario::load_dir(&crate::guest_build::workspace_root().join("scenarios"))?;
-    for dir in dirs {
-        for s in scenario::load_dir(dir)? {
-            if let Some(prev) = all.iter().find(|p| p.name == s.name) {
-                return Err(scenario::ScenarioError::Duplicate {
-                    name: s.name.clone(),
-                    first: prev.source.clone(),
-                    second: s.source,
-                });
-            }
-            all.push(s);
+fn setup(args: &SetupArgs) -> i32 {
+    use crtest_vm::hostdeps;
+    let tools = if args.tests {
+        hostdeps::test_tools()
+    } else {
+        hostdeps::DEFAULT_TOOLS.to_vec()
+    };
+    if args.list {
+        for p in hostdeps::packages(&tools) {
+            println!("{p}");
         }
+        return 0;
     }
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(all)
+    match hostdeps::ensure(&tools) {
+        Ok(()) => {
+            eprintln!(
+                "crtest: the host has every package it needs: {}",
+                hostdeps::packages(&tools).join(" ")
+            );
+            0
+        }
+        Err(e) => fail(3, &e),
+    }
 }
 
 fn list(args: &CatalogArgs) -> i32 {
@@ -275,11 +264,11 @@ fn run(args: &RunArgs) -> i32 {
     };
     let mut reporter = TerminalReporter::new(args.verbose);
     if args.host && !nix::unistd::geteuid().is_root() {
-        let e = crate::host_run::HostError::NotRoot;
+        let e = crate::host::host_run::HostError::NotRoot;
         return fail(e.exit_code(), &e);
     }
     // Before minutes of preparing images: can the results be written at all?
-    if let Err(e) = crate::results::check_writable(&args.results) {
+    if let Err(e) = crate::results::run::check_writable(&args.results) {
         return fail(3, &e);
     }
     let cell = if args.host {
@@ -305,38 +294,42 @@ fn run(args: &RunArgs) -> i32 {
     };
     eprintln!("results: {}", run.dir.display());
     if let Some(secs) = args.timeout_s {
-        crate::interrupt::after(std::time::Duration::from_secs(secs));
+        crate::host::interrupt::after(std::time::Duration::from_secs(secs));
     }
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let res = match &cell {
-        None => crate::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
+        None => crate::host::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
         Some(cell) if jobs > 1 && chosen.len() > 1 => {
-            crate::parallel::run_cell(cell, &chosen, jobs, &mut run, args.verbose)
+            crate::host::parallel::run_cell(cell, &chosen, jobs, &mut run, args.verbose)
                 .map_err(|e| (3, e.to_string()))
         }
-        Some(cell) => vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
-            .map_err(|e| (3, e.to_string())),
+        Some(cell) => {
+            let mut reporter = TerminalReporter::new(args.verbose)
+                .counting(crate::report::progress::Tally::new(chosen.len()));
+            vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
+                .map_err(|e| (3, e.to_string()))
+        }
     };
-    if let Err(e) = run.finish() {
+    if let Err(e) = crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by()) {
         return fail(3, &e);
     }
     let (kernel, userland) = match (&cell, args.cell.cell.choice()) {
         (Some(_), Ok(c)) => (c.kernel_label, c.userland),
         _ => ("host".to_string(), "host".to_string()),
     };
-    crate::matrix::record_single_run(&mut run, &kernel, &userland);
+    crate::report::views::record_single_run(&mut run, &kernel, &userland);
     if let Err((code, message)) = res {
         return fail(code, &message);
     }
     for c in &run.report.cells {
-        eprint!("\n{}", crate::report::cell_summary(c));
+        eprint!("\n{}", crate::report::text::cell_summary(c));
     }
     eprintln!("results: {}", run.dir.display());
-    if let Some(sig) = crate::interrupt::requested() {
-        eprintln!("crtest: stopped by {}", crate::interrupt::name(sig));
+    if let Some(sig) = crate::host::interrupt::requested() {
+        eprintln!("crtest: stopped by {}", crate::host::interrupt::name(sig));
         return 128 + sig;
     }
     if run.any_bad() {
@@ -349,7 +342,7 @@ fn run(args: &RunArgs) -> i32 {
 fn doctor(args: &DoctorArgs) -> i32 {
     let mut reporter = TerminalReporter::new(false);
     let evidence = if args.host {
-        match crate::host_run::doctor_evidence() {
+        match crate::host::host_run::doctor_evidence() {
             Ok(e) => e,
             Err(e) => return fail(e.exit_code(), &e),
         }
@@ -371,11 +364,11 @@ fn doctor(args: &DoctorArgs) -> i32 {
         let res = vm_run::run_cell(
             &cell,
             &[],
-            &crate::doctor::probes(),
+            &crate::diagnose::doctor::probes(),
             &mut run,
             &mut reporter,
         );
-        let _ = run.finish();
+        let _ = crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by());
         if let Err(e) = res {
             return fail(3, &e);
         }
@@ -391,14 +384,14 @@ fn doctor(args: &DoctorArgs) -> i32 {
         }
         vm_run::doctor_evidence(&cell, report)
     };
-    let report = crate::doctor::analyze(&evidence);
+    let report = crate::diagnose::doctor::analyze(&evidence);
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
         );
     } else {
-        print!("{}", crate::doctor::render(&report));
+        print!("{}", crate::diagnose::doctor::render(&report));
     }
     if report.verdict.compatible {
         0
@@ -435,12 +428,12 @@ fn repro(args: &ReproArgs) -> i32 {
         Err(e) => return fail(3, &e),
     };
     let res = vm_run::run_cell(&cell, &chosen, &[], &mut run, &mut reporter);
-    let _ = run.finish();
+    let _ = crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by());
     if let Err(e) = res {
         return fail(3, &e);
     }
     let cell_report = &run.report.cells[0];
-    eprint!("\n{}", crate::report::cell_summary(cell_report));
+    eprint!("\n{}", crate::report::text::cell_summary(cell_report));
     eprintln!("\nkept:");
     eprintln!("  run            {}", run.dir.display());
     eprintln!("  run.json       {}", run.dir.join("run.json").display());
@@ -484,13 +477,13 @@ fn bench(args: &BenchArgs) -> i32 {
     };
     let dir = args
         .results
-        .join(format!("bench-{}", crate::results::new_run_id()));
+        .join(format!("bench-{}", crate::results::run::new_run_id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return fail(3, &format!("cannot create {}: {e}", dir.display()));
     }
-    match crate::bench::run(&cell, &chosen, big, args.reps, &dir, &mut reporter) {
+    match crate::host::bench::run(&cell, &chosen, big, args.reps, &dir, &mut reporter) {
         Ok(r) => {
-            print!("{}", crate::bench::render(&r));
+            print!("{}", crate::host::bench::render(&r));
             eprintln!("bench: {}", dir.join("bench.json").display());
             0
         }

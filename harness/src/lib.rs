@@ -1,58 +1,38 @@
 //! cr-tests: a checkpoint/restart test and compatibility harness.
 //!
 //! Data flows one way: scenario files -> plan -> images -> VM -> guest agent runs the steps ->
-//! events + artifacts -> results. See DESIGN.md in the team's shared folder.
+//! events + artifacts -> results -> reports. See DESIGN.md in the team's shared folder.
+//!
+//! # Layout
+//!
+//! One folder per role. A folder may use the folders on its row and nothing else of this
+//! crate; `tests/architecture.rs` reads every `use crate::` and `crate::` path and fails on
+//! one that goes another way (within a folder, modules use each other freely).
+//!
+//! | folder | role | may use |
+//! |---|---|---|
+//! | `vnc/` | the RFB client and framebuffer frames (PNG, diffs) | (nothing) |
+//! | `diagnose/` | errno names, kernel messages, failure classes, criu log lines, the kernel config fragment, version rules, `doctor` | (nothing) |
+//! | `ckpt/` | the CRIU image reader behind `crtest ckptinfo` | `diagnose` |
+//! | `model/` | scenarios, their requirements and expectations, outcomes, the agent's events, userland variants | `vnc`, `diagnose` |
+//! | `exec/` | the executor: one scenario's steps, a shared step context, and the backends (criu, lxc, external, vnc) | `model`, `diagnose`, `ckpt`, `vnc` |
+//! | `results/` | run.json and run directories | `model`, `diagnose` |
+//! | `report/` | what is made of results: text, JUnit, KTAP, HTML, Markdown, history, compare, merge, verdicts, progress | `results`, `model`, `diagnose`, `vnc` |
+//! | `guest/` | the guest agent (PID 1): setup, health, the event channel | `exec`, `model`, `diagnose`, `ckpt`, `vnc` |
+//! | `host/` | everything about VMs and cells: images, QEMU runs, shards, parallel guests, matrix, bench, kernel builds, `--host` runs | everything but `cli` |
+//! | `cli.rs` | the command line: argument parsing and exit codes | everything |
+//!
+//! So the model depends on nothing above it, backends on the step context and not on the
+//! dispatcher, reports read results and never the other way, and the guest side never
+//! uses the host side.
 
-pub mod agent;
-pub mod bench;
-pub mod cell_choice;
-pub mod ckpt_dir;
-pub mod ckpt_entries;
-pub mod ckpt_image;
-pub mod ckpt_logs;
-pub mod ckpt_proto;
-pub mod ckptinfo;
+pub mod ckpt;
 pub mod cli;
-pub mod command;
-pub mod compare;
-pub mod criu;
 pub mod diagnose;
-pub mod doctor;
-pub mod errno;
-pub mod event;
-pub mod executor;
-pub mod expectation;
-pub mod external;
-#[cfg(test)]
-mod fixtures;
-pub mod frame;
-pub mod guest_build;
-pub mod guest_health;
-pub mod guest_setup;
-pub mod history;
-pub mod host_run;
-pub mod html_report;
-pub mod interrupt;
-pub mod junit;
-pub mod kernel_build;
-pub mod kernel_config;
-pub mod kmsg;
-pub mod lxc;
-pub mod lxc_config;
-pub mod matrix;
-pub mod merge;
-pub mod outcome;
-pub mod parallel;
-pub mod proctree;
-pub mod progress;
+pub mod exec;
+pub mod guest;
+pub mod host;
+pub mod model;
 pub mod report;
-pub mod requirements;
 pub mod results;
-pub mod rfb;
-pub mod scenario;
-pub mod shard;
-pub mod summary_md;
-pub mod userland_variant;
-pub mod verdict;
-pub mod vm_run;
-pub mod vnc_steps;
+pub mod vnc;

@@ -2,10 +2,10 @@
 //! and on broken copies of them: every corruption is an error naming the file and the byte
 //! offset, never a panic.
 
-use crtest::ckpt_dir::{self, Checkpoint, FileKind};
-use crtest::ckpt_entries::{Core, Decode, Inventory, PstreeEntry, StatsEntry};
-use crtest::ckpt_image::{self, CORE_MAGIC, INVENTORY_MAGIC, PSTREE_MAGIC, STATS_MAGIC};
-use crtest::ckptinfo::{collect, output, render, run, CkptinfoArgs};
+use crtest::ckpt::dir::{self, Checkpoint, FileKind};
+use crtest::ckpt::entries::{Core, Decode, Inventory, PstreeEntry, StatsEntry};
+use crtest::ckpt::image::{self, CORE_MAGIC, INVENTORY_MAGIC, PSTREE_MAGIC, STATS_MAGIC};
+use crtest::ckpt::info::{collect, output, render, run, CkptinfoArgs};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -241,9 +241,9 @@ fn log_errors_are_shown_even_when_the_images_are_broken() {
 #[test]
 fn verbose_lists_every_file_with_its_type() {
     let dir = fixture("ptree1/images-1");
-    let files = ckpt_dir::list_files(&dir).unwrap();
+    let files = dir::list_files(&dir).unwrap();
     assert_eq!(files.len(), fs::read_dir(&dir).unwrap().count());
-    let by_name: HashMap<&str, &ckpt_dir::FileInfo> =
+    let by_name: HashMap<&str, &dir::FileInfo> =
         files.iter().map(|f| (f.name.as_str(), f)).collect();
     let kind = |n: &str| by_name[n].kind.describe();
     assert_eq!(kind("core-154.img"), "CORE, 1 entry");
@@ -394,21 +394,21 @@ fn a_missing_core() {
 /// Decodes `data` as whatever its magic says, the way ckptinfo would; must never panic.
 fn decode_any(data: &[u8]) -> Result<(), String> {
     fn all<T: Decode>(data: &[u8], magic: u32) -> Result<(), String> {
-        ckpt_image::decode_all::<T>(data, magic)
+        image::decode_all::<T>(data, magic)
             .map(drop)
             .map_err(|e| e.to_string())
     }
-    let h = ckpt_image::header(data).map_err(|e| e.to_string())?;
+    let h = image::header(data).map_err(|e| e.to_string())?;
     match h.magic {
         INVENTORY_MAGIC => all::<Inventory>(data, h.magic),
         PSTREE_MAGIC => all::<PstreeEntry>(data, h.magic),
         CORE_MAGIC => all::<Core>(data, h.magic),
         STATS_MAGIC => all::<StatsEntry>(data, h.magic),
-        _ => ckpt_image::count_entries(data, h.len)
+        _ => image::count_entries(data, h.len)
             .map(drop)
             .map_err(|e| e.to_string()),
     }?;
-    let _ = ckpt_dir::classify("x.img", data, true);
+    let _ = dir::classify("x.img", data, true);
     Ok(())
 }
 
@@ -423,7 +423,7 @@ fn fixture_images() -> Vec<(PathBuf, Vec<u8>)> {
         for e in fs::read_dir(fixture(rel)).unwrap() {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if ckpt_image::raw_kind(&name).is_none() {
+            if image::raw_kind(&name).is_none() {
                 let data = fs::read(&path).unwrap();
                 out.push((path, data));
             }
@@ -445,11 +445,11 @@ fn every_fixture_image_decodes() {
 #[test]
 fn every_truncation_of_a_real_image_is_an_error_or_a_shorter_image() {
     for (path, data) in fixture_images() {
-        let h = ckpt_image::header(&data).unwrap();
+        let h = image::header(&data).unwrap();
         // Where entries end: the only places a cut leaves a well-framed image.
         let mut boundaries = vec![h.len];
-        if ckpt_image::plain_entries(h.name) {
-            for e in ckpt_image::entries(&data, h.len) {
+        if image::plain_entries(h.name) {
+            for e in image::entries(&data, h.len) {
                 let e = e.unwrap();
                 boundaries.push(e.offset as usize + 4 + e.payload.len());
             }
@@ -541,7 +541,7 @@ fn a_fifo_is_never_read() {
     let tmp = copy_scenario("counterloop");
     let dir = tmp.path().join("images-1");
     nix::unistd::mkfifo(&dir.join("extra.fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let files = ckpt_dir::list_files(&dir).unwrap();
+    let files = dir::list_files(&dir).unwrap();
     let fifo = files.iter().find(|f| f.name == "extra.fifo").unwrap();
     assert_eq!(fifo.kind.describe(), "not a regular file");
     let core = dir.join("core-122.img");

@@ -8,11 +8,11 @@
 //! reported ignored and the reason is printed, never passed. With `CRTEST_REQUIRE_VM=1` (CI)
 //! that becomes a failure instead.
 
-use crtest::outcome::{Outcome, ScenarioResult};
-use crtest::progress::TerminalReporter;
-use crtest::results::RunDir;
-use crtest::scenario::Scenario;
-use crtest::vm_run::{self, CellOptions, KernelChoice};
+use crtest::host::vm_run::{self, CellOptions, KernelChoice};
+use crtest::model::outcome::{Outcome, ScenarioResult};
+use crtest::model::scenario::Scenario;
+use crtest::report::progress::TerminalReporter;
+use crtest::results::run::RunDir;
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,14 +35,14 @@ fn main() {
     let args = Arguments::from_args();
     // The shipped catalog and the worked examples of users' own programs.
     let examples: Vec<std::path::PathBuf> =
-        std::fs::read_dir(crtest::guest_build::workspace_root().join("scenarios/examples"))
+        std::fs::read_dir(crtest::host::guest_build::workspace_root().join("scenarios/examples"))
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.is_dir())
             .collect();
-    let scenarios = crtest::cli::catalog(&examples).expect("the shipped scenarios load");
+    let scenarios = crtest::host::catalog::catalog(&examples).expect("the shipped scenarios load");
     let name = |s: &Scenario| format!("vm::{}", s.name);
     let selected: Vec<Scenario> = scenarios
         .iter()
@@ -63,7 +63,13 @@ fn main() {
             memory_mib: 2048,
             cpus: 2,
         };
-        match vm_run::prepare(&opts, &mut TerminalReporter::new(false)) {
+        // Every host package any test needs, in one apt call (or named, when not root).
+        let prepared = crtest_vm::hostdeps::ensure_for_tests()
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                vm_run::prepare(&opts, &mut TerminalReporter::new(false)).map_err(|e| e.to_string())
+            });
+        match prepared {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("vm trials: the guest cannot be had: {e}");
@@ -106,7 +112,7 @@ fn main() {
                     .into_iter()
                     .flatten()
                 {
-                    crtest::frame::Frame::read_png(&run_dir.join(&p))
+                    crtest::vnc::frame::Frame::read_png(&run_dir.join(&p))
                         .map_err(|e| Failed::from(format!("{sc_name}: screenshot {p}: {e}")))?;
                 }
                 Ok(())
@@ -169,7 +175,7 @@ fn taint_leftovers_fresh_kernel(cell: vm_run::Cell) -> Result<(), String> {
         "description = \"wants its own guest\"\nworkload = \"counterloop\"\nfresh-kernel = true\n",
     )?;
     let scenarios: Vec<Scenario> =
-        crtest::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
+        crtest::model::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
     let mut run = RunDir::create(&dir.path().join("results")).map_err(|e| e.to_string())?;
     vm_run::run_cell(
         &cell,
@@ -243,7 +249,7 @@ fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
     Err("the run did not finish a scenario in 300 s".into())
 }
 
-fn read_run(results: &std::path::Path) -> Option<crtest::results::RunReport> {
+fn read_run(results: &std::path::Path) -> Option<crtest::results::run::RunReport> {
     let text = std::fs::read_to_string(results.join("latest/run.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -401,7 +407,7 @@ fn panic_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
 /// time limit fires, QEMU is killed, every scenario gets `timeout` with the console tail.
 fn hang_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let bins = crtest::guest_build::build().map_err(|e| e.to_string())?;
+    let bins = crtest::host::guest_build::build().map_err(|e| e.to_string())?;
     let counter = std::fs::read(bins.dir.join("counterloop")).map_err(|e| e.to_string())?;
     let mut entries = crtest_vm::initramfs::Entries::default();
     entries.file("/init", 0o755, counter);
@@ -426,15 +432,15 @@ fn hang_at_boot(mut cell: vm_run::Cell) -> Result<(), String> {
 
 /// Runs two scenarios on a broken cell; checks QEMU is gone and run.json holds both.
 fn run_fault(cell: &vm_run::Cell, what: &str) -> Result<Vec<ScenarioResult>, String> {
-    let root = crtest::guest_build::workspace_root().join(format!("target/vm-fault-{what}"));
+    let root = crtest::host::guest_build::workspace_root().join(format!("target/vm-fault-{what}"));
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
-    let all = crtest::cli::catalog(&[]).map_err(|e| e.to_string())?;
+    let all = crtest::host::catalog::catalog(&[]).map_err(|e| e.to_string())?;
     let two: Vec<Scenario> = all.into_iter().take(2).collect();
     vm_run::run_cell(cell, &two, &[], &mut run, &mut TerminalReporter::new(false))
         .map_err(|e| e.to_string())?;
-    run.finish().map_err(|e| e.to_string())?;
+    crtest::report::views::finish(&mut run, None).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(run.dir.join("run.json")).map_err(|e| e.to_string())?;
-    let back: crtest::results::RunReport =
+    let back: crtest::results::run::RunReport =
         serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let results = back
         .cells
@@ -486,10 +492,10 @@ fn matches_filter(args: &Arguments, name: &str) -> bool {
 
 /// A scenario's line and failure report.
 fn report(r: &ScenarioResult) -> String {
-    let mut msg = crtest::report::scenario_line(r);
+    let mut msg = crtest::report::text::scenario_line(r);
     if let Some(f) = &r.failure {
         msg.push('\n');
-        msg.push_str(&crtest::report::failure_block(f));
+        msg.push_str(&crtest::report::text::failure_block(f));
     }
     msg
 }
@@ -545,12 +551,71 @@ fn run_once(
     cell: &vm_run::Cell,
     scenarios: &[Scenario],
 ) -> Result<(PathBuf, Vec<ScenarioResult>), String> {
-    let root = crtest::guest_build::workspace_root().join("target/vm-test-results");
+    let root = crtest::host::guest_build::workspace_root().join("target/vm-test-results");
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     eprintln!("vm trials: results in {}", run.dir.display());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crtest::parallel::run_cell(cell, scenarios, jobs, &mut run, false)
+    crtest::host::parallel::run_cell(cell, scenarios, jobs, &mut run, false)
         .map_err(|e| e.to_string())?;
-    run.finish().map_err(|e| e.to_string())?;
-    Ok((run.dir.clone(), run.report.cells.remove(0).scenarios))
+    crtest::report::views::finish(&mut run, None).map_err(|e| e.to_string())?;
+    let results = run.report.cells.remove(0).scenarios;
+    ktap_agrees(&run.dir.join(crtest::report::views::KTAP_FILE), &results)?;
+    Ok((run.dir.clone(), results))
+}
+
+/// Perl's TAP::Parser (an existing TAP consumer, in every Debian perl) reads `text` and says
+/// how many tests ran, passed (skips and todos included), failed and were skipped.
+const TAP_COUNTS: &str = r#"use strict; use warnings; use TAP::Parser;
+local $/; my $t = <STDIN>; my $p = TAP::Parser->new({ tap => $t });
+while (defined(my $r = $p->next)) {}
+my @e = $p->parse_errors;
+printf "%d %d %d %d %d\n", $p->tests_run, scalar($p->passed), scalar($p->failed),
+  scalar($p->skipped), scalar(@e);"#;
+
+fn tap_counts(text: &str) -> Result<[usize; 5], String> {
+    let out = duct::cmd("perl", ["-e", TAP_COUNTS])
+        .stdin_bytes(text.as_bytes().to_vec())
+        .read()
+        .map_err(|e| format!("perl's TAP::Parser: {e}"))?;
+    let n: Vec<usize> = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    n.try_into()
+        .map_err(|_| format!("TAP::Parser said {out:?}"))
+}
+
+/// The run's results.ktap, read by TAP::Parser: one top-level test for the cell, and in it
+/// one subtest per scenario with the outcomes of run.json.
+fn ktap_agrees(path: &std::path::Path, results: &[ScenarioResult]) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = results.iter().filter(|r| r.outcome.is_bad()).count();
+    let top: String = text
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let want_top = [1, usize::from(bad == 0), usize::from(bad > 0), 0, 0];
+    let sub: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let skipped = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Skip)
+        .count();
+    let want_sub = [results.len(), results.len() - bad, bad, skipped, 0];
+    for (what, got, want) in [
+        ("cells", tap_counts(&top)?, want_top),
+        ("scenarios", tap_counts(&sub)?, want_sub),
+    ] {
+        if got != want {
+            return Err(format!(
+                "{}: TAP::Parser counts {what} as run/passed/failed/skipped/errors {got:?}, run.json says {want:?}",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }

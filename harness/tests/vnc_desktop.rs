@@ -6,10 +6,11 @@
 //! otherwise the test prints the `apt-get` command and passes, unless `CRTEST_REQUIRE_VM=1`
 //! (CI), where it fails.
 
-use crtest::executor::{run_scenario, ExecConfig};
-use crtest::frame::Frame;
-use crtest::outcome::Outcome;
-use crtest::scenario::Scenario;
+use crtest::exec::context::ExecConfig;
+use crtest::exec::executor::run_scenario;
+use crtest::model::outcome::Outcome;
+use crtest::model::scenario::Scenario;
+use crtest::vnc::frame::Frame;
 
 const SCENARIO: &str = r#"
 description = "the desktop takes keys and shows them, seen through the harness's VNC client"
@@ -27,7 +28,7 @@ expect-text = "The quick brown fox\njumps over the lazy dog\n"
 /// The desktop's programs are there, installed when missing (as root; otherwise the
 /// `apt-get` command is printed and the test skips, or fails under `CRTEST_REQUIRE_VM=1`).
 fn desktop_programs_or_skip() -> bool {
-    let Err(e) = crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DESKTOP_TOOLS) else {
+    let Err(e) = crtest_vm::hostdeps::ensure_for_tests() else {
         return true;
     };
     assert!(
@@ -43,7 +44,7 @@ fn vnc_desktop_takes_keys_and_shows_them() {
     if !desktop_programs_or_skip() {
         return;
     }
-    let bins = crtest::guest_build::build().expect("the guest binaries build");
+    let bins = crtest::host::guest_build::build().expect("the guest binaries build");
     let dir = tempfile::tempdir().unwrap();
     let sc = Scenario::parse(&dir.path().join("vncdesk-host.toml"), SCENARIO)
         .expect("the scenario parses")

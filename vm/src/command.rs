@@ -15,6 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// How many trailing lines of stderr a [`CommandError::Failed`] keeps.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -38,6 +39,15 @@ pub enum CommandError {
         /// The full command line.
         command: String,
         /// What `exec`/`spawn` reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The program started, but waiting for it failed.
+    #[error("waiting for `{command}`: {source}")]
+    Wait {
+        /// The full command line.
+        command: String,
+        /// What `wait` reported.
         #[source]
         source: io::Error,
     },
@@ -65,14 +75,26 @@ impl CommandError {
     /// The command line that failed.
     pub fn command(&self) -> &str {
         match self {
-            CommandError::Spawn { command, .. } | CommandError::Failed { command, .. } => command,
+            CommandError::Spawn { command, .. }
+            | CommandError::Wait { command, .. }
+            | CommandError::Failed { command, .. } => command,
+        }
+    }
+
+    /// The OS error behind a command that could not be started or waited for.
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            CommandError::Spawn { source, .. } | CommandError::Wait { source, .. } => {
+                source.raw_os_error()
+            }
+            CommandError::Failed { .. } => None,
         }
     }
 
     /// The stderr tail when the command ran and failed, else `""`.
     pub fn stderr_tail(&self) -> &str {
         match self {
-            CommandError::Spawn { .. } => "",
+            CommandError::Spawn { .. } | CommandError::Wait { .. } => "",
             CommandError::Failed { stderr_tail, .. } => stderr_tail,
         }
     }
@@ -160,10 +182,15 @@ impl Cmd {
     /// The `duct` expression for this command: stdin from `/dev/null`, both
     /// outputs captured, status not checked (see [`Cmd::run`]).
     pub fn expression(&self) -> duct::Expression {
+        self.base().stdout_capture().stderr_capture()
+    }
+
+    /// Program, arguments, environment, directory, stdin from `/dev/null`, status not
+    /// checked; the outputs left for the caller to direct (duct's inner redirections win
+    /// over outer ones, so they must not be set here).
+    fn base(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args)
             .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
             .unchecked();
         for (k, v) in &self.env {
             e = e.env(k, v);
@@ -197,11 +224,144 @@ impl Cmd {
         }
     }
 
+    /// Runs the command with a time limit, not logged: stdout and stderr interleaved into
+    /// `out` (a daemon the command leaves behind must not hold a pipe of ours open) or, when
+    /// `None`, captured. It is killed when `timeout` passes. A run that ended, whatever its
+    /// status, is a [`Ran`]; only "could not start" and "could not wait" are errors.
+    pub fn run_timed(&self, timeout: Duration, out: Option<&Path>) -> Result<Ran, CommandError> {
+        let command = self.to_string();
+        let start = Instant::now();
+        let e = self.base().stderr_to_stdout();
+        let e = match out {
+            Some(path) => e.stdout_path(path),
+            None => e.stdout_capture(),
+        };
+        let handle = e.start().map_err(|source| CommandError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        let wait_err = |source| CommandError::Wait {
+            command: command.clone(),
+            source,
+        };
+        let ended = wait_until(start + timeout, || handle.try_wait().map(|o| o.is_some()))
+            .map_err(wait_err)?;
+        let timed_out = ended.is_none();
+        if timed_out {
+            let _ = handle.kill();
+        }
+        let elapsed = start.elapsed();
+        let output = handle.wait().map_err(wait_err)?;
+        let text = match out {
+            Some(path) => std::fs::read(path).unwrap_or_default(),
+            None => output.stdout.clone(),
+        };
+        Ok(Ran {
+            command: command.clone(),
+            status: exit_code(output.status),
+            output: String::from_utf8_lossy(&text).into_owned(),
+            timed_out,
+            elapsed,
+        })
+    }
+
     /// Like [`Cmd::run`], returning stdout as (lossy) UTF-8 text.
     pub fn read(&self) -> Result<String, CommandError> {
         self.run()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     }
+}
+
+/// A command that ran to its end or to its time limit ([`Cmd::run_timed`]).
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The command line.
+    pub command: String,
+    /// Exit code, or `128 + signal` when a signal ended it.
+    pub status: i32,
+    /// stdout and stderr, interleaved.
+    pub output: String,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+impl Ran {
+    /// Exited 0 within its time.
+    pub fn ok(&self) -> bool {
+        self.status == 0 && !self.timed_out
+    }
+
+    /// The last `n` non-empty lines of the output.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        tail_lines(&self.output, n)
+    }
+}
+
+/// Runs `program args` with a time limit, output captured (see [`Cmd::run_timed`]).
+pub fn run(program: &str, args: &[String], timeout: Duration) -> Result<Ran, CommandError> {
+    Cmd::new(program).args(args).run_timed(timeout, None)
+}
+
+/// An exit status as a number: the exit code, or `128 + signal`.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The one wait with a deadline: polls `done` until it says true (`Ok(Some(()))`) or the
+/// deadline passes (`Ok(None)`); an error of `done` ends the wait. For any child process:
+/// a duct handle, a `std::process::Child`, a QEMU.
+pub fn wait_until(
+    deadline: Instant,
+    mut done: impl FnMut() -> io::Result<bool>,
+) -> io::Result<Option<()>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done()? {
+            return Ok(Some(()));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` until `limit` passes; kills and collects it then. Its status, when it
+/// ended by itself.
+pub fn wait_child(child: &mut std::process::Child, limit: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    let ended = wait_until(Instant::now() + limit, || {
+        status = child.try_wait()?;
+        Ok(status.is_some())
+    });
+    if !matches!(ended, Ok(Some(()))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
+/// The last `n` non-empty lines of a text.
+pub fn tail_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// A command line as a person would type it.
+pub fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Directories searched for tools after `PATH`.
@@ -333,6 +493,67 @@ mod tests {
         assert_eq!(
             Cmd::tool("crtest-no-such-tool").program(),
             OsStr::new("crtest-no-such-tool")
+        );
+    }
+
+    #[test]
+    fn timed_runs_keep_status_output_and_time_limit() {
+        let r = run(
+            "sh",
+            &["-c".into(), "echo out; echo err >&2; exit 3".into()],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(r.status, 3);
+        assert!(r.output.contains("out") && r.output.contains("err"));
+        assert_eq!(r.command, "sh -c 'echo out; echo err >&2; exit 3'");
+        let t = Instant::now();
+        let r = run("sleep", &["5".into()], Duration::from_millis(100)).unwrap();
+        assert!(r.timed_out && !r.ok() && t.elapsed() < Duration::from_secs(4));
+        let e = run("/nonexistent/tool", &[], Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, CommandError::Spawn { .. }), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent/tool"));
+        assert_eq!(e.os_error(), Some(2));
+    }
+
+    #[test]
+    fn timed_runs_write_to_a_file_when_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let r = Cmd::new("sh")
+            .args(["-c", "echo hello; echo there >&2; kill -9 $$"])
+            .dir(d.path())
+            .run_timed(Duration::from_secs(10), Some(&out))
+            .unwrap();
+        assert_eq!(r.status, 128 + 9);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\nthere\n");
+        assert_eq!(r.tail(1), ["there"]);
+    }
+
+    #[test]
+    fn waits_end_at_their_deadline() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        assert_eq!(wait_child(&mut child, Duration::from_millis(50)), None);
+        assert!(t.elapsed() < Duration::from_secs(4));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        assert!(wait_child(&mut child, Duration::from_secs(10)).is_some_and(|s| s.success()));
+        assert_eq!(
+            wait_until(Instant::now(), || Ok(false)).unwrap(),
+            None,
+            "a passed deadline still asks once"
+        );
+    }
+
+    #[test]
+    fn tail_keeps_last_non_empty_lines() {
+        assert_eq!(tail_lines("a\n\nb\nc\n", 2), ["b", "c"]);
+        assert_eq!(
+            command_line("criu", &["dump".into(), "a b".into(), "it's".into()]),
+            "criu dump 'a b' 'it'\\''s'"
         );
     }
 

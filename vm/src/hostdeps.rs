@@ -132,6 +132,51 @@ pub const DESKTOP_TOOLS: &[HostTool] = &[
     },
 ];
 
+/// Tools only the tests use, beside [`DEFAULT_TOOLS`] and [`DESKTOP_TOOLS`]: `cpio` reads
+/// the initramfs back, `prove` (Perl's TAP harness) reads the KTAP output.
+pub const TEST_ONLY_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "cpio",
+        package: "cpio",
+    },
+    HostTool {
+        command: "prove",
+        package: "perl",
+    },
+];
+
+/// Every host tool a test of the workspace needs: the one list behind `crtest setup
+/// --tests`, the test binaries' own [`ensure_for_tests`] and CI.
+pub fn test_tools() -> Vec<HostTool> {
+    let mut all: Vec<HostTool> = Vec::new();
+    for t in DEFAULT_TOOLS
+        .iter()
+        .chain(DESKTOP_TOOLS)
+        .chain(TEST_ONLY_TOOLS)
+    {
+        if !all.contains(t) {
+            all.push(*t);
+        }
+    }
+    all
+}
+
+/// [`ensure`] of [`test_tools`], once per process: a test that needs a host tool calls
+/// this first, so `cargo test` on a fresh machine installs (as root) or names (otherwise)
+/// every package in one go. The error is the message to show.
+pub fn ensure_for_tests() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        ensure(&test_tools()).map_err(|e| match e {
+            HostDepsError::NeedInstall { command, .. } => {
+                format!("the tests need host packages; run: {command}")
+            }
+            other => other.to_string(),
+        })
+    })
+    .clone()
+}
+
 /// Whether a tool is there: a command on `PATH` (or in sbin), or a file named by its path.
 pub fn present(command: &str) -> bool {
     if command.starts_with('/') {
@@ -260,6 +305,19 @@ mod tests {
         );
         assert_eq!(packages(&miss), ["e2fsprogs", "zstd"]);
         assert!(missing(&tools, |_| true).is_empty());
+    }
+
+    #[test]
+    fn the_test_list_holds_every_list_once() {
+        let all = test_tools();
+        for t in DEFAULT_TOOLS
+            .iter()
+            .chain(DESKTOP_TOOLS)
+            .chain(TEST_ONLY_TOOLS)
+        {
+            assert_eq!(all.iter().filter(|a| *a == t).count(), 1, "{t:?}");
+        }
+        assert!(packages(&all).contains(&"cpio"));
     }
 
     #[test]

@@ -470,6 +470,7 @@ mod tests {
 
     #[test]
     fn host_cpio_reads_it_back() {
+        crate::hostdeps::ensure_for_tests().unwrap();
         let t = tempfile::tempdir().unwrap();
         let src = t.path().join("agent");
         fs::write(&src, b"\x7fELF fake agent").unwrap();

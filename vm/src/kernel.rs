@@ -484,6 +484,19 @@ fn find_local_modules(given: &Path, release: &str) -> Result<PathBuf, KernelErro
         })
 }
 
+/// The Debian kernel of `suite` (its `linux-image-amd64`), fetched into the cache: with the
+/// host's own apt state for the host's suite, else with a private state following `suite`
+/// on the host's mirror.
+pub fn debian_of_suite(cache: &Cache, suite: &str) -> Result<Kernel, KernelError> {
+    let host = crate::apt::host_codename().ok();
+    let apt = if host.as_deref() == Some(suite) {
+        crate::apt_get::Apt::host()
+    } else {
+        crate::apt_get::Apt::for_suite(cache, suite)?
+    };
+    debian(cache, &apt, DEFAULT_PACKAGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

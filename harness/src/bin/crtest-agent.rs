@@ -1,4 +1,4 @@
-//! The guest agent: PID 1 of the cr-tests VM (see `crtest::agent`).
+//! The guest agent: PID 1 of the cr-tests VM (see `crtest::guest::agent`).
 fn main() {
-    crtest::agent::main()
+    crtest::guest::agent::main()
 }

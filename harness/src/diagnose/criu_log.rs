@@ -1,0 +1,126 @@
+//! What criu says: its version line and the first error line of its log that names the cause.
+
+/// The version from `criu --version` output (`Version: 3.17.1`).
+pub fn parse_version(output: &str) -> Option<String> {
+    output.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("Version:")
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// The errno of a failed criu step, by name: the one its first error line carries; else the
+/// first `Error` line's that carries one; else what the tools criu ran said on stderr (lines
+/// without criu's timestamp); else the nearest line before the first error line that ends
+/// in a return code (`collect procedure family AF_UNIX ...: -2` before `Sockets ... are not
+/// collected`).
+pub fn errno_of(log: &str, first_error: Option<&str>) -> Option<String> {
+    use crate::diagnose::errno;
+    first_error
+        .and_then(errno::find)
+        .or_else(|| errno::find_in(log.lines().filter(|l| l.contains("Error"))))
+        .or_else(|| errno::find_in(log.lines().filter(|l| !l.starts_with('('))))
+        .or_else(|| {
+            let first = first_error?;
+            let before: Vec<&str> = log.lines().take_while(|l| !l.contains(first)).collect();
+            before.into_iter().rev().find_map(errno::find_numeric)
+        })
+}
+
+/// Log lines that say "Error" but are not the cause of a failure.
+const NOISE: &[&str] = &[
+    "Error (criu/cr-restore.c:1480): 1 killed by signal 9", // follow-on of an earlier error
+];
+
+/// Warnings that name the cause of the errors after them. compel only warns when its
+/// `PTRACE_SEIZE` fails (a zombie cannot be told apart by the errno); the error that follows,
+/// `Unable to detach from N: No such process`, is a follow-on.
+const CAUSES: &[&str] = &["Unable to interrupt task"];
+
+/// The first meaningful `Error (file:line): message` line of a criu log, from `Error` on,
+/// or the `Warn (...)` line before it that names its cause.
+pub fn first_error_line(log: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|l| {
+            if let Some(i) = l.find("Error (") {
+                return Some(&l[i..]);
+            }
+            let i = l.find("Warn  (")?;
+            CAUSES.iter().any(|c| l.contains(c)).then(|| &l[i..])
+        })
+        .map(str::trim_end)
+        .find(|l| !NOISE.iter().any(|n| l.starts_with(n)))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_line() {
+        assert_eq!(
+            parse_version("Version: 3.17.1\n").as_deref(),
+            Some("3.17.1")
+        );
+        assert_eq!(
+            parse_version("Version: 4.1\nGitID: v4.1\n").as_deref(),
+            Some("4.1")
+        );
+        assert_eq!(parse_version("nothing"), None);
+    }
+
+    #[test]
+    fn first_error_of_a_real_log() {
+        // From a criu 3.17.1 restore on a guest without `lo` up.
+        let log = "(00.001200) Running network-lock scripts\n\
+(00.004000) Error (criu/libnetlink.c:84): ERROR -101 reported by netlink\n\
+(00.004100) Error (criu/net.c:3000): Unable to connect a socket: Network is unreachable\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Error (criu/libnetlink.c:84): ERROR -101 reported by netlink")
+        );
+        assert_eq!(first_error_line("(0.1) all fine\n"), None);
+    }
+
+    #[test]
+    fn an_errno_from_the_line_before_the_error() {
+        // criu 3.17.1 dumping UNIX sockets with unix_diag unloaded (repro-missing-module).
+        let log = "(00.281029) sockets: Sockects collect procedure family AF_UNIX proto IPPROTO_IP: -2\n\
+(00.353049) Warn  (compel/arch/x86/src/lib/infect.c:352): Will restore 1453 with interrupted system call\n\
+(00.390727) Error (criu/sockets.c:435): sockets: Sockets (family 1 proto 0) are not collected\n\
+(00.390890) Error (criu/sk-unix.c:351): unix: Unix socket 37268 not found\n\
+(00.391287) Error (criu/cr-dump.c:1635): Dump files (pid: 1453) failed with -1\n";
+        let first = first_error_line(log);
+        assert_eq!(
+            first.as_deref(),
+            Some(
+                "Error (criu/sockets.c:435): sockets: Sockets (family 1 proto 0) are not collected"
+            )
+        );
+        assert_eq!(errno_of(log, first.as_deref()).as_deref(), Some("ENOENT"));
+        // A line after the error, or a -1, names nothing.
+        let log = "(0.1) step: -1\n(0.2) Error (criu/x.c:1): broke\n(0.3) later: -2\n";
+        assert_eq!(errno_of(log, first_error_line(log).as_deref()), None);
+    }
+
+    #[test]
+    fn a_warning_that_names_the_cause_comes_first() {
+        // From criu 3.17.1 dumping a process another tracer holds (repro-traced).
+        let log = "(00.031635) Detected cgroup V1 freezer\n\
+(00.032100) Warn  (compel/src/lib/infect.c:127): Unable to interrupt task: 125 (Operation not permitted)\n\
+(00.032525) Unlock network\n\
+(00.033182) Error (compel/src/lib/infect.c:356): Unable to detach from 125: No such process\n\
+(00.033534) Error (criu/cr-dump.c:2053): Dumping FAILED.\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Warn  (compel/src/lib/infect.c:127): Unable to interrupt task: 125 (Operation not permitted)")
+        );
+        // Other warnings are not causes.
+        let log = "(0.1) Warn  (criu/x.c:1): something odd\n(0.2) Error (criu/y.c:2): real\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Error (criu/y.c:2): real")
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Naming failures: errno names, kernel messages, the failure classes, what criu's logs
+//! say, the kernel config fragment, version comparison, and `doctor`'s verdict on a
+//! pairing of kernel and tools. Pure logic over text; uses nothing of the crate.
+
+pub mod class;
+pub mod criu_log;
+pub mod doctor;
+pub mod errno;
+pub mod kernel_config;
+pub mod kmsg;
+pub mod version;

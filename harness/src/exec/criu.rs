@@ -1,0 +1,290 @@
+//! The criu backend: a workload started as the executor's child, `criu dump` of its tree,
+//! `criu restore` from the images, and the argument builders for both.
+
+use crate::diagnose::{criu_log, errno};
+use crate::exec::context::{reap, reap_orphans, Run, StepError};
+use crate::exec::proctree;
+use crate::model::outcome::{Outcome, StepRecord};
+use crate::model::scenario::{StepKind, Target, Variant};
+use crtest_vm::command::{self, Ran};
+use crtest_workloads::protocol::Ready;
+use nix::unistd::Pid;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `criu dump` of the tree rooted at `pid` into `images`, logging to `log` at level 4,
+/// with the scenario's `extra` options.
+pub fn dump_args(pid: i32, images: &Path, log: &Path, extra: &[String]) -> Vec<String> {
+    let mut v = vec![
+        "dump".into(),
+        "--tree".into(),
+        pid.to_string(),
+        "--images-dir".into(),
+        images.display().to_string(),
+        "--log-file".into(),
+        log.display().to_string(),
+        "-v4".into(),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// `criu restore` from `images`, detached, writing the restored root's pid to `pidfile`.
+pub fn restore_args(images: &Path, log: &Path, pidfile: &Path, extra: &[String]) -> Vec<String> {
+    let mut v = vec![
+        "restore".into(),
+        "--images-dir".into(),
+        images.display().to_string(),
+        "--log-file".into(),
+        log.display().to_string(),
+        "-v4".into(),
+        "--restore-detached".into(),
+        "--pidfile".into(),
+        pidfile.display().to_string(),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+impl Run<'_> {
+    /// One step of the criu backend.
+    pub(crate) fn criu_step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+        match kind {
+            StepKind::Start => self.start(),
+            StepKind::WaitReady => self.wait_ready(),
+            StepKind::Checkpoint => self.checkpoint(iteration),
+            StepKind::Restore => self.restore(iteration),
+            StepKind::Verify => self.verify(),
+            StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
+        }
+    }
+
+    pub(crate) fn start(&mut self) -> Result<(), StepError> {
+        let (program, args) = self.command();
+        let log = std::fs::File::create(self.work.join("workload.log")).map_err(|e| {
+            StepError::fail(StepKind::Start, format!("cannot create workload.log: {e}"))
+                .with_outcome(Outcome::Error)
+        })?;
+        let log2 = log.try_clone().expect("dup of a fresh file");
+        let mut cmd = std::process::Command::new(&program);
+        cmd.args(&args)
+            .current_dir(&self.work)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // SAFETY: setsid is async-signal-safe; the workload becomes a session and process
+        // group leader, so criu can dump its tree without a shell job and we can kill it whole.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
+        }
+        let child = cmd.spawn().map_err(|e| {
+            let mut err = StepError::fail(
+                StepKind::Start,
+                format!("cannot start workload {}: {e}", program.display()),
+            )
+            .with_outcome(Outcome::Error);
+            err.failure.command =
+                Some(command::command_line(&program.display().to_string(), &args));
+            err.failure.errno = e.raw_os_error().and_then(errno::name);
+            err
+        })?;
+        // The child is waited for with waitpid (it may be restored later under the same pid).
+        self.pid = Some(Pid::from_raw(child.id() as i32));
+        Ok(())
+    }
+
+    /// `gone` for [`Run::wait_for_file`] when the workload is the executor's child.
+    fn workload_gone(&mut self) -> Option<StepError> {
+        let status = self.exited()?;
+        Some(self.workload_died(StepKind::WaitReady, status))
+    }
+
+    pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
+        let Some(ready) = self.ready_file()? else {
+            return self.workload_gone().map_or(Ok(()), Err);
+        };
+        self.wait_for_file(&ready, Run::workload_gone)?;
+        // The process to checkpoint is the one `ready` names: a workload may start its real
+        // tree elsewhere (in a new pid namespace, say) and let the starter exit.
+        let named = std::fs::read_to_string(&ready)
+            .ok()
+            .filter(|_| matches!(self.sc.target, Target::Workload { .. }))
+            .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
+            .map(|r| Pid::from_raw(r.pid as i32));
+        if let Some(named) = named.filter(|n| Some(*n) != self.pid) {
+            if let Some(starter) = self.pid.replace(named) {
+                reap(starter, Duration::from_secs(10));
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, iteration: u32) -> Result<(), StepError> {
+        let pid = self.pid.expect("started before checkpoint");
+        let images = self.work.join(format!("images-{iteration}"));
+        self.mkdir(&images)?;
+        let mut extra = self.sc.dump_args.clone();
+        if self.sc.variant == Variant::PreDump {
+            // A pre-dump copies memory while the tree runs; the dump then writes only what
+            // changed since, on top of it.
+            let pre = self.work.join(format!("pre-{iteration}"));
+            self.mkdir(&pre)?;
+            let log = self.work.join(format!("pre-dump-{iteration}.log"));
+            let mut args = dump_args(pid.as_raw(), &pre, &log, &extra);
+            args[0] = "pre-dump".into();
+            args.push("--track-mem".into());
+            self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
+            extra.extend([
+                "--track-mem".into(),
+                "--prev-images-dir".into(),
+                format!("../pre-{iteration}"),
+            ]);
+        }
+        if self.sc.variant == Variant::LeaveRunning {
+            extra.push("--leave-running".into());
+        }
+        self.progress_at_checkpoint = self.progress().unwrap_or(0);
+        let log = self.work.join(format!("dump-{iteration}.log"));
+        let tree = proctree::tree(pid);
+        self.ns_init = proctree::is_pid_ns_init(pid);
+        let args = dump_args(pid.as_raw(), &images, &log, &extra);
+        let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
+        if self.sc.variant == Variant::LeaveRunning {
+            // The tree goes on: it must not have noticed the dump.
+            return self.continuity(StepKind::Checkpoint);
+        }
+        if self.sc.dump_args.iter().any(|a| a == "--leave-running") {
+            // Asked for by the scenario itself: the original goes on, and the restore that
+            // follows meets it (the pid-collision reproducer).
+            return Ok(());
+        }
+        // The dump killed the tree. Collect the root, and the children re-parented to us,
+        // so that every pid is free again for the restore.
+        let _ = reap(pid, Duration::from_secs(10));
+        let mut tree = tree;
+        if !self.ns_init {
+            // The tree as criu saw it (children born after the walk above, a shell's
+            // short-lived ones say), read from the dump's own pstree.
+            if let Ok(dumped) = crate::ckpt::dir::Checkpoint::load(&images) {
+                tree.extend(dumped.tasks.iter().map(|t| Pid::from_raw(t.pid as i32)));
+            }
+            tree.retain(|p| p.as_raw() > 1 && *p != Pid::this());
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = tree.iter().find(|p| proctree::exists(**p)) {
+            if Instant::now() >= end {
+                let mut e = StepError::fail(
+                    StepKind::Checkpoint,
+                    format!("criu dump succeeded but process {left} of the tree is still there"),
+                );
+                e.failure.command = Some(ran.command);
+                return Err(e);
+            }
+            reap_orphans();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, iteration: u32) -> Result<(), StepError> {
+        let images = self.work.join(format!("images-{iteration}"));
+        let log = self.work.join(format!("restore-{iteration}.log"));
+        let pidfile = self.work.join(format!("restore-{iteration}.pid"));
+        let args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
+        let ran = self.criu(StepKind::Restore, iteration, &args, &log)?;
+        let restored = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        let old = self.pid.expect("started before restore");
+        match restored {
+            Some(p) if p == old.as_raw() => {}
+            // The init of a pid namespace keeps its pid inside the namespace (1) but gets a
+            // new one outside: the workload checks the inside pids itself.
+            Some(p) if self.ns_init => self.pid = Some(Pid::from_raw(p)),
+            other => {
+                let mut e = StepError::fail(
+                    StepKind::Restore,
+                    format!("criu restored pid {other:?}, but the workload's pid was {old}"),
+                );
+                e.failure.command = Some(ran.command);
+                return Err(e);
+            }
+        }
+        self.continuity(StepKind::Restore)
+    }
+
+    /// Runs criu; a failure carries the command, status, first error line and errno.
+    /// The command's own time is recorded as a substep (`criu dump`, ...), so the harness's
+    /// overhead around it can be told apart.
+    pub(crate) fn criu(
+        &mut self,
+        step: StepKind,
+        iteration: u32,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Ran, StepError> {
+        let ran = command::run(&self.cfg.criu, args, self.step_budget()).map_err(|e| {
+            let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
+            err.failure.command = Some(e.command().to_string());
+            err.failure.errno = e.os_error().and_then(errno::name);
+            err
+        })?;
+        self.substeps.push(StepRecord {
+            step: format!("{}:criu {}", step.as_str(), args[0]),
+            iteration,
+            ms: ran.elapsed.as_millis() as u64,
+            ok: ran.ok(),
+        });
+        if ran.ok() {
+            return Ok(ran);
+        }
+        let log_text = std::fs::read_to_string(log).unwrap_or_default();
+        let first = criu_log::first_error_line(&log_text).or_else(|| ran.tail(1).pop());
+        let errno = criu_log::errno_of(&log_text, first.as_deref());
+        let mut e = StepError::fail(
+            step,
+            if ran.timed_out {
+                format!("criu {} did not finish in time", args[0])
+            } else {
+                format!("criu {} exited with status {}", args[0], ran.status)
+            },
+        );
+        if ran.timed_out {
+            e.outcome = Outcome::Timeout;
+        }
+        e.failure.command = Some(ran.command.clone());
+        e.failure.exit_status = Some(ran.status);
+        e.failure.first_error_line = first;
+        e.failure.errno = errno;
+        crate::model::expectation::diagnose(
+            &mut e.failure,
+            &crate::diagnose::class::error_lines(&log_text),
+        );
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_for_dump_and_restore() {
+        let d = dump_args(42, Path::new("/w/img"), Path::new("/w/dump.log"), &[]);
+        assert_eq!(
+            d.join(" "),
+            "dump --tree 42 --images-dir /w/img --log-file /w/dump.log -v4"
+        );
+        let r = restore_args(
+            Path::new("/w/img"),
+            Path::new("/w/restore.log"),
+            Path::new("/w/pid"),
+            &["--tcp-established".into()],
+        );
+        assert_eq!(
+            r.join(" "),
+            "restore --images-dir /w/img --log-file /w/restore.log -v4 --restore-detached --pidfile /w/pid --tcp-established"
+        );
+    }
+}

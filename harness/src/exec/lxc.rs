@@ -1,0 +1,1031 @@
+//! The `lxc` backend: the workload runs in an LXC container; `lxc-checkpoint` (criu
+//! underneath) checkpoints and restores the whole container.
+//!
+//! - **start**: a small rootfs under `/var/lib/lxc/NAME/` (the guest's `/usr` bound
+//!   read-only, the workload binaries and the working directory bound at their guest paths),
+//!   its `config`, then `lxc-start -d` (PID 1 `init.lxc` or `busybox init` runs the launcher)
+//!   or `lxc-execute` (liblxc's own init runs it).
+//! - **wait-ready**: the workload's `ready` names its pid *inside* the container; the
+//!   harness maps it to the host pid through `/proc` (`NSpid`) below the init `lxc-info -p`
+//!   names, and signals only host pids.
+//! - **checkpoint**: `lxc-checkpoint -s -D images-N` (without `-s` for `leave-running`;
+//!   `-p` then `--predump-dir` for `pre-dump`); the container must be `STOPPED` after.
+//! - **restore**: `lxc-checkpoint -r -D images-N`; the container must be `RUNNING` with the
+//!   same process tree (pids as seen inside, parents, names); with `pause-after-restore` it
+//!   is frozen at once, shown to stand still (`lxc-info`, cgroup2 `cgroup.freeze` and
+//!   `cgroup.events`, and its progress), and thawed; then the workload must go on.
+//! - **verify**: SIGTERM to the workload's host pid, its verdict, and the container stops
+//!   when its application exits.
+//! - **cleanup**: `lxc-stop -k`, lxc's own log kept, `lxc-destroy`.
+//!
+//! Every `lxc-*` command is logged with its output in `lxc-commands.log` and timed as a
+//! sub-step (`checkpoint:lxc-checkpoint`, ...) in the scenario's steps.
+
+use crate::diagnose::errno;
+use crate::exec::context::{Run, StepError};
+use crate::exec::lxc_config::{self as conf, Dump, Info};
+use crate::exec::lxc_state::{Container, Member};
+use crate::model::outcome::{Outcome, StepRecord};
+use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Target, Variant};
+use crtest_vm::command::{self, Cmd, CommandError, Ran};
+use crtest_workloads::protocol::{Ready, READY_FILE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the container may take to reach the state a step expects.
+const STATE_WAIT: Duration = Duration::from_secs(30);
+/// How long a frozen container is watched for progress it must not make.
+const FROZEN_WATCH: Duration = Duration::from_millis(1500);
+/// Where the guest mounts cgroup2.
+const CGROUP2: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LxcError {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LxcError + 'a {
+    move |source| LxcError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs one step of an `lxc` scenario.
+pub(crate) fn step(run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+    if let Some(ct) = run.lxc.as_mut() {
+        ct.phase = kind.as_str();
+        ct.iteration = iteration;
+    }
+    match kind {
+        StepKind::Start => start(run),
+        StepKind::WaitReady => wait_ready(run),
+        StepKind::Checkpoint => checkpoint(run, iteration),
+        StepKind::Restore => restore(run, iteration),
+        StepKind::Verify => verify(run),
+        StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
+    }
+}
+
+fn ct<'r>(run: &'r mut Run) -> &'r mut Container {
+    run.lxc.as_mut().expect("the container exists after start")
+}
+
+// ---- start ----
+
+fn start(run: &mut Run) -> Result<(), StepError> {
+    let opts = run.sc.lxc.clone().unwrap_or_default();
+    let name = conf::container_name(&run.sc.name);
+    let dir = Path::new(conf::LXC_PATH).join(&name);
+    let log = dir.join("lxc.log");
+    let t = Instant::now();
+    if dir.exists() {
+        // Left over from an earlier scenario of this boot with the same container name.
+        let _ = tool_quiet("lxc-stop", &conf::stop_args(&name));
+        let _ = tool_quiet("lxc-destroy", &conf::name_args(&name));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let (program, args) = run.command();
+    let made = create(run, &name, &dir, &log, &opts, &program, &args);
+    run.lxc = Some(Container {
+        name: name.clone(),
+        dir,
+        log,
+        opts: opts.clone(),
+        execute: None,
+        init: None,
+        app: None,
+        tree: Vec::new(),
+        phase: StepKind::Start.as_str(),
+        iteration: 1,
+    });
+    record(run, "create", t, made.is_ok());
+    made.map_err(|e| {
+        StepError::fail(
+            StepKind::Start,
+            format!("cannot create container {name}: {e}"),
+        )
+        .with_outcome(Outcome::Error)
+    })?;
+    match opts.mode {
+        LxcMode::Start => {
+            let ran = tool(run, StepKind::Start, "lxc-start", &conf::start_args(&name))?;
+            if !ran.ok() {
+                return Err(tool_failed(run, StepKind::Start, &ran, None));
+            }
+        }
+        LxcMode::Execute => {
+            let out = run.work.join("lxc-execute.log");
+            let file = std::fs::File::create(&out).map_err(|e| {
+                StepError::fail(
+                    StepKind::Start,
+                    format!("cannot create {}: {e}", out.display()),
+                )
+                .with_outcome(Outcome::Error)
+            })?;
+            let args = conf::execute_args(&name);
+            let line = command::command_line("lxc-execute", &args);
+            log_command(run, &line, None, "(runs until the container stops)");
+            let child = std::process::Command::new("lxc-execute")
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .stdout(file.try_clone().expect("dup of a fresh file"))
+                .stderr(file)
+                .spawn()
+                .map_err(|e| {
+                    let mut err =
+                        StepError::fail(StepKind::Start, format!("cannot start `{line}`: {e}"))
+                            .with_outcome(Outcome::Error);
+                    err.failure.command = Some(line.clone());
+                    err.failure.errno = e.raw_os_error().and_then(errno::name);
+                    err
+                })?;
+            ct(run).execute = Some(child);
+        }
+    }
+    let info = wait_state(run, StepKind::Start, "RUNNING")?;
+    ct(run).init = info.pid.map(Pid::from_raw);
+    check_address(run, StepKind::Start, &info)
+}
+
+/// A veth container holds its address on `eth0` (lxc-info lists it).
+fn check_address(run: &mut Run, step: StepKind, info: &Info) -> Result<(), StepError> {
+    if ct(run).opts.network != LxcNetwork::Veth
+        || info.ips.iter().any(|ip| ip == conf::container_ip())
+    {
+        return Ok(());
+    }
+    Err(StepError::fail(
+        step,
+        format!(
+            "the container's veth has no address {} (lxc-info shows {})",
+            conf::container_ip(),
+            if info.ips.is_empty() {
+                "none".to_string()
+            } else {
+                info.ips.join(", ")
+            }
+        ),
+    ))
+}
+
+/// Writes the container's rootfs, launcher and config.
+fn create(
+    run: &Run,
+    name: &str,
+    dir: &Path,
+    log: &Path,
+    opts: &LxcOptions,
+    program: &Path,
+    args: &[String],
+) -> Result<(), LxcError> {
+    let rootfs = dir.join("rootfs");
+    for d in conf::ROOTFS_DIRS {
+        let p = rootfs.join(d);
+        std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+    }
+    for (link, to) in conf::ROOTFS_LINKS {
+        let p = rootfs.join(link);
+        std::os::unix::fs::symlink(to, &p).map_err(io("create the link", &p))?;
+    }
+    for f in conf::ETC_FILES {
+        let (from, to) = (Path::new("/etc").join(f), rootfs.join("etc").join(f));
+        if from.exists() {
+            std::fs::copy(&from, &to).map_err(io("copy to", &to))?;
+        }
+    }
+    let launcher = rootfs.join(conf::LAUNCHER.trim_start_matches('/'));
+    write(
+        &launcher,
+        &conf::launcher_script(&run.work, program, args),
+        0o755,
+    )?;
+    if opts.pid1() == LxcInit::Busybox {
+        write(&rootfs.join("etc/inittab"), &conf::inittab(), 0o644)?;
+    }
+    let text = conf::config_text(&conf::ConfigSpec {
+        name,
+        scenario: &run.sc.name,
+        rootfs: &rootfs,
+        bin_dir: &run.cfg.bin_dir,
+        work: &run.work,
+        log_file: log,
+        init: opts.pid1(),
+        network: opts.network,
+    });
+    write(&dir.join("config"), &text, 0o644)?;
+    // The config is worth keeping with the results.
+    write(&run.work.join("lxc-config.log"), &text, 0o644)
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<(), LxcError> {
+    std::fs::write(path, text).map_err(io("write", path))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(io("chmod", path))
+}
+
+// ---- wait-ready ----
+
+fn wait_ready(run: &mut Run) -> Result<(), StepError> {
+    if let Some(ready) = run.ready_file()? {
+        run.wait_for_file(&ready, |run| {
+            (!container_alive(run))
+                .then(|| died(run, StepKind::WaitReady, "before the workload was ready"))
+        })?;
+    }
+    if !container_alive(run) {
+        return Err(died(
+            run,
+            StepKind::WaitReady,
+            "before the workload was ready",
+        ));
+    }
+    wait_state(run, StepKind::WaitReady, "RUNNING")?;
+    let init = ct(run).init.expect("a running container has an init");
+    let members = members(init);
+    // The workload names its pid as it sees it: inside the container.
+    let app = match &run.sc.target {
+        Target::Workload { .. } => std::fs::read_to_string(run.work.join(READY_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
+            .map(|r| r.pid as i32),
+        // A program is the init's child.
+        _ => members
+            .iter()
+            .filter(|(_, m)| m.ppid == 1)
+            .map(|(_, m)| m.pid)
+            .min(),
+    };
+    let Some(app) = app else {
+        return Err(StepError::fail(
+            StepKind::WaitReady,
+            "cannot tell the workload's pid inside the container",
+        ));
+    };
+    let Some(host) = host_pid(&members, app) else {
+        return Err(StepError::fail(
+            StepKind::WaitReady,
+            format!(
+                "no process of the container has pid {app} inside it: {}",
+                describe(&members)
+            ),
+        ));
+    };
+    note(
+        run,
+        &format!(
+            "workload: pid {app} inside the container is host pid {host}; the container: {}",
+            describe(&members)
+        ),
+    );
+    ct(run).app = Some(app);
+    run.pid = Some(host);
+    Ok(())
+}
+
+/// Whether the container's init still runs (and `lxc-execute`, in that mode).
+fn container_alive(run: &mut Run) -> bool {
+    let c = ct(run);
+    if let Some(child) = c.execute.as_mut() {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+    }
+    c.init.is_some_and(|p| kill(p, None).is_ok())
+}
+
+/// The container stopped when it should not have: its init, lxc's log and the workload's
+/// log say why.
+fn died(run: &mut Run, step: StepKind, when: &str) -> StepError {
+    let log = std::fs::read_to_string(run.work.join("workload.log")).unwrap_or_default();
+    let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+    let line = command::tail_lines(&log, 1)
+        .pop()
+        .or_else(|| conf::first_log_error(&lxc_log));
+    let mut e = StepError::fail(step, format!("the container stopped {when}"));
+    e.failure.errno = line.as_deref().and_then(errno::find);
+    e.failure.first_error_line = line;
+    e
+}
+
+// ---- the container's processes ----
+
+/// The container's processes below its init (host pid `init`), each with its host pid.
+fn members(init: Pid) -> Vec<(Pid, Member)> {
+    let status = |p: Pid| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
+    let field = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    // How deep the container's pid namespace is: its init's NSpid has one entry per level.
+    let Some(depth) = status(init)
+        .and_then(|t| field(&t, "NSpid:"))
+        .map(|v| v.split_whitespace().count())
+    else {
+        return Vec::new();
+    };
+    let mut raw = Vec::new();
+    for host in crate::exec::proctree::tree(init) {
+        let Some(text) = status(host) else { continue };
+        let inner = field(&text, "NSpid:").and_then(|v| {
+            v.split_whitespace()
+                .nth(depth - 1)
+                .and_then(|p| p.parse::<i32>().ok())
+        });
+        let ppid = field(&text, "PPid:").and_then(|v| v.parse::<i32>().ok());
+        let comm = field(&text, "Name:").unwrap_or_default();
+        if let (Some(inner), Some(ppid)) = (inner, ppid) {
+            raw.push((host, inner, ppid, comm));
+        }
+    }
+    let inner_of = |host_ppid: i32| {
+        raw.iter()
+            .find(|(h, ..)| h.as_raw() == host_ppid)
+            .map_or(0, |(_, i, ..)| *i)
+    };
+    let mut out: Vec<(Pid, Member)> = raw
+        .iter()
+        .map(|(host, inner, ppid, comm)| {
+            (
+                *host,
+                Member {
+                    pid: *inner,
+                    ppid: inner_of(*ppid),
+                    comm: comm.clone(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+fn host_pid(members: &[(Pid, Member)], inner: i32) -> Option<Pid> {
+    members
+        .iter()
+        .find(|(_, m)| m.pid == inner)
+        .map(|(h, _)| *h)
+}
+
+fn describe(members: &[(Pid, Member)]) -> String {
+    let v: Vec<String> = members.iter().map(|(_, m)| m.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// What differs between the tree before the checkpoint and after the restore.
+pub(crate) fn tree_diff(before: &[Member], after: &[Member]) -> Option<String> {
+    let missing: Vec<String> = before
+        .iter()
+        .filter(|m| !after.contains(m))
+        .map(Member::to_string)
+        .collect();
+    let new: Vec<String> = after
+        .iter()
+        .filter(|m| !before.contains(m))
+        .map(Member::to_string)
+        .collect();
+    if missing.is_empty() && new.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("not back: {}", missing.join(", ")));
+    }
+    if !new.is_empty() {
+        parts.push(format!("new: {}", new.join(", ")));
+    }
+    Some(parts.join("; "))
+}
+
+fn check_tree(run: &mut Run, step: StepKind) -> Result<(), StepError> {
+    let init = ct(run).init.expect("a running container has an init");
+    let members = members(init);
+    note(run, &format!("after the restore: {}", describe(&members)));
+    let now: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
+    match tree_diff(&ct(run).tree, &now) {
+        None => Ok(()),
+        Some(diff) => Err(StepError::fail(
+            step,
+            format!("the container's process tree is not the one checkpointed: {diff}"),
+        )),
+    }
+}
+
+// ---- checkpoint and restore ----
+
+fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+    let step = StepKind::Checkpoint;
+    let images = run.work.join(format!("images-{iteration}"));
+    run.mkdir(&images)?;
+    let Some(init) = ct(run).init else {
+        return Err(StepError::fail(
+            step,
+            "the container does not run: nothing to checkpoint",
+        ));
+    };
+    run.progress_at_checkpoint = run.progress().unwrap_or(0);
+    let members = members(init);
+    note(
+        run,
+        &format!(
+            "before the checkpoint: progress {}; {}",
+            run.progress_at_checkpoint,
+            describe(&members)
+        ),
+    );
+    ct(run).tree = members.into_iter().map(|(_, m)| m).collect();
+    match run.sc.variant {
+        Variant::Plain => dump(run, iteration, &images, Dump::Stop)?,
+        Variant::LeaveRunning => {
+            dump(run, iteration, &images, Dump::LeaveRunning)?;
+            let info = wait_state(run, step, "RUNNING")?;
+            if info.pid != Some(init.as_raw()) {
+                return Err(StepError::fail(
+                    step,
+                    format!(
+                        "the container's init was {init} before the dump and is {:?} after it",
+                        info.pid
+                    ),
+                ));
+            }
+            check_tree(run, step)?;
+            // The container goes on: its workload must not have noticed the dump.
+            return run.continuity(step);
+        }
+        Variant::PreDump => {
+            let pre = run.work.join(format!("pre-{iteration}"));
+            run.mkdir(&pre)?;
+            dump(run, iteration, &pre, Dump::PreDump)?;
+            wait_state(run, step, "RUNNING")?;
+            let rel = format!("../pre-{iteration}");
+            dump(run, iteration, &images, Dump::StopAfterPreDump(&rel))?;
+        }
+    }
+    wait_state(run, step, "STOPPED")?;
+    // Every process of the container is gone: its pids are free for the restore.
+    let c = ct(run);
+    c.init = None;
+    if let Some(mut child) = c.execute.take() {
+        command::wait_child(&mut child, Duration::from_secs(10));
+    }
+    run.pid = None;
+    Ok(())
+}
+
+/// One `lxc-checkpoint` dump into `dir`; its criu log is kept as `dump-N.log`
+/// (`pre-dump-N.log`).
+fn dump(run: &mut Run, iteration: u32, dir: &Path, how: Dump) -> Result<(), StepError> {
+    let name = ct(run).name.clone();
+    let ran = tool(
+        run,
+        StepKind::Checkpoint,
+        "lxc-checkpoint",
+        &conf::checkpoint_args(&name, dir, how),
+    )?;
+    let log_name = if how == Dump::PreDump {
+        "pre-dump"
+    } else {
+        "dump"
+    };
+    let log = keep_log(run, dir, log_name, iteration);
+    if ran.ok() {
+        Ok(())
+    } else {
+        Err(tool_failed(run, StepKind::Checkpoint, &ran, log.as_deref()))
+    }
+}
+
+fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+    let step = StepKind::Restore;
+    let images = run.work.join(format!("images-{iteration}"));
+    let name = ct(run).name.clone();
+    let ran = tool(
+        run,
+        step,
+        "lxc-checkpoint",
+        &conf::restore_args(&name, &images),
+    )?;
+    let log = keep_log(run, &images, "restore", iteration);
+    if !ran.ok() {
+        return Err(tool_failed(run, step, &ran, log.as_deref()));
+    }
+    let info = wait_state(run, step, "RUNNING")?;
+    let Some(init) = info.pid.map(Pid::from_raw) else {
+        return Err(StepError::fail(
+            step,
+            "lxc-info names no init pid for the restored container",
+        ));
+    };
+    ct(run).init = Some(init);
+    check_address(run, step, &info)?;
+    let app = ct(run).app.expect("ready before checkpoint");
+    let members = members(init);
+    let Some(host) = host_pid(&members, app) else {
+        return Err(StepError::fail(
+            step,
+            format!(
+                "the workload (pid {app} inside the container) is not back; the container holds: {}",
+                describe(&members)
+            ),
+        ));
+    };
+    // The restored processes have new host pids; their pids inside are the old ones.
+    note(
+        run,
+        &format!("restored: the workload (pid {app} inside) is host pid {host}"),
+    );
+    run.pid = Some(host);
+    if ct(run).opts.pause_after_restore {
+        pause(run, iteration)?;
+    } else {
+        check_tree(run, step)?;
+    }
+    run.continuity(step)
+}
+
+/// The wiki's `lxc-restart --pause` then `lxc-unfreeze`: freeze at once, show the container
+/// stands still, thaw it.
+fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+    let step = StepKind::Restore;
+    let name = ct(run).name.clone();
+    let ran = tool(run, step, "lxc-freeze", &conf::name_args(&name))?;
+    if !ran.ok() {
+        return Err(tool_failed(run, step, &ran, None));
+    }
+    let t = Instant::now();
+    wait_state(run, step, "FROZEN")?;
+    let cgroup = payload_cgroup(run)?;
+    let read = |f: &str| std::fs::read_to_string(cgroup.join(f)).unwrap_or_default();
+    let (freeze, events) = (read("cgroup.freeze"), read("cgroup.events"));
+    note(
+        run,
+        &format!(
+            "frozen: {}/cgroup.freeze = {}, cgroup.events: {}",
+            cgroup.display(),
+            freeze.trim(),
+            events.trim().replace('\n', ", ")
+        ),
+    );
+    if freeze.trim() != "1" || conf::events_frozen(&events) != Some(true) {
+        record(run, "frozen", t, false);
+        return Err(StepError::fail(
+            step,
+            format!(
+                "lxc-info says FROZEN but {} has cgroup.freeze `{}` and cgroup.events `{}`",
+                cgroup.display(),
+                freeze.trim(),
+                events.trim().replace('\n', ", ")
+            ),
+        ));
+    }
+    // The tree is still while frozen: the moment to compare it.
+    check_tree(run, step)?;
+    let watched = if matches!(run.sc.target, Target::Workload { .. }) {
+        let before = run.progress();
+        std::thread::sleep(FROZEN_WATCH);
+        let after = run.progress();
+        note(
+            run,
+            &format!(
+                "frozen: progress {before:?}, {after:?} {} ms later",
+                FROZEN_WATCH.as_millis()
+            ),
+        );
+        if before != after {
+            record(run, "frozen", t, false);
+            return Err(StepError::fail(
+                step,
+                format!(
+                    "the frozen container made progress: {before:?} then {after:?} within {} ms",
+                    FROZEN_WATCH.as_millis()
+                ),
+            ));
+        }
+        after
+    } else {
+        None
+    };
+    crate::exec::vnc_steps::frozen_probe(run, iteration)?;
+    record(run, "frozen", t, true);
+    if let Some(p) = watched {
+        if p < run.progress_at_checkpoint {
+            return Err(StepError::fail(
+                step,
+                format!(
+                    "progress went back from {} to {p}: the workload lost its state",
+                    run.progress_at_checkpoint
+                ),
+            ));
+        }
+        // From here it must move on from where it stood while frozen.
+        run.progress_at_checkpoint = p;
+    }
+    let ran = tool(run, step, "lxc-unfreeze", &conf::name_args(&name))?;
+    if !ran.ok() {
+        return Err(tool_failed(run, step, &ran, None));
+    }
+    wait_state(run, step, "RUNNING")?;
+    let end = Instant::now() + Duration::from_secs(10);
+    while conf::events_frozen(&read("cgroup.events")) != Some(false) {
+        if Instant::now() >= end {
+            return Err(StepError::fail(
+                step,
+                format!(
+                    "lxc-unfreeze returned but {}/cgroup.events still says frozen",
+                    cgroup.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// The container's cgroup2 directory, from its init's `/proc/PID/cgroup`.
+fn payload_cgroup(run: &mut Run) -> Result<PathBuf, StepError> {
+    let init = ct(run).init.expect("a running container has an init");
+    std::fs::read_to_string(format!("/proc/{init}/cgroup"))
+        .ok()
+        .and_then(|t| conf::cgroup2_dir(&t, Path::new(CGROUP2)))
+        .ok_or_else(|| {
+            StepError::fail(
+                StepKind::Restore,
+                format!("cannot read the cgroup2 path of the container's init {init}"),
+            )
+        })
+}
+
+// ---- verify ----
+
+fn verify(run: &mut Run) -> Result<(), StepError> {
+    let step = StepKind::Verify;
+    let Some(pid) = run.pid else {
+        return Err(StepError::fail(
+            step,
+            "no workload to verify: the checkpoint stopped the container and nothing restored it",
+        ));
+    };
+    if let Target::Program(_) = run.sc.target {
+        // The program's check runs on the guest with CRTEST_PID = the host pid.
+        run.verify()?;
+        wait_state(run, step, "RUNNING")?;
+        return Ok(());
+    }
+    let _ = kill(pid, Signal::SIGTERM);
+    let limit = Instant::now() + run.step_budget();
+    while run.exited().is_none() {
+        if Instant::now() >= limit {
+            return Err(
+                StepError::fail(step, "the workload did not finish its check in time")
+                    .with_outcome(Outcome::Timeout),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let Some(verdict) = run.verdict() else {
+        return Err(run.workload_died(step, -1));
+    };
+    run.detail = Some(verdict.detail.clone());
+    if !verdict.ok {
+        let mut e = StepError::fail(
+            step,
+            format!("the workload's check failed: {}", verdict.detail),
+        );
+        e.failure.first_error_line = Some(verdict.detail);
+        return Err(e);
+    }
+    if verdict.progress < run.progress_at_checkpoint {
+        return Err(StepError::fail(
+            step,
+            format!(
+                "final progress {} is below {} seen at the last checkpoint",
+                verdict.progress, run.progress_at_checkpoint
+            ),
+        ));
+    }
+    // An application container ends with its application; a system container runs on.
+    let want = match ct(run).opts.pid1() {
+        LxcInit::Busybox => "RUNNING",
+        LxcInit::LxcInit | LxcInit::Liblxc => "STOPPED",
+    };
+    wait_state(run, step, want)?;
+    Ok(())
+}
+
+// ---- cleanup ----
+
+/// Stops and destroys the container and keeps lxc's log; never fails.
+pub(crate) fn cleanup(run: &mut Run) {
+    let Some(name) = run.lxc.as_ref().map(|c| c.name.clone()) else {
+        return;
+    };
+    // Cleanup's commands are not part of a scenario step: they get their own name.
+    ct(run).phase = "cleanup";
+    let step = StepKind::Verify;
+    let state = tool(run, step, "lxc-info", &conf::name_args(&name))
+        .ok()
+        .map(|r| conf::parse_info(&r.output).state);
+    if state != Some(Some("STOPPED".into())) {
+        let _ = tool(run, step, "lxc-stop", &conf::stop_args(&name));
+        let _ = wait_state(run, step, "STOPPED");
+    }
+    let c = ct(run);
+    if let Some(mut child) = c.execute.take() {
+        command::wait_child(&mut child, Duration::from_secs(10));
+    }
+    let (log, dir) = (c.log.clone(), c.dir.clone());
+    let _ = std::fs::copy(&log, run.work.join("lxc.log"));
+    let destroyed = tool(run, step, "lxc-destroy", &conf::name_args(&name)).is_ok_and(|r| r.ok());
+    if !destroyed {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // The container's pids are not ours to signal any more.
+    run.pid = None;
+    run.lxc = None;
+}
+
+// ---- running the lxc tools ----
+
+/// Runs an lxc tool with the step's time budget, logs it to `lxc-commands.log` and records
+/// it as a sub-step. "Could not start" is an `error`; a tool that ran and failed is for the
+/// caller to judge.
+fn tool(run: &mut Run, step: StepKind, program: &str, args: &[String]) -> Result<Ran, StepError> {
+    let t = Instant::now();
+    let out = run.work.join(".lxc-tool.out");
+    let res = run_to_file(program, args, run.step_budget(), &out);
+    let _ = std::fs::remove_file(&out);
+    match res {
+        Ok(ran) => {
+            record(run, program, t, ran.ok());
+            log_command(
+                run,
+                &ran.command,
+                Some((ran.status, ran.elapsed.as_millis() as u64)),
+                &ran.output,
+            );
+            Ok(ran)
+        }
+        Err(e) => {
+            record(run, program, t, false);
+            log_command(run, e.command(), None, &e.to_string());
+            let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
+            err.failure.command = Some(e.command().to_string());
+            err.failure.errno = e.os_error().and_then(errno::name);
+            err.failure.class = Some("missing-tool".into());
+            Err(err)
+        }
+    }
+}
+
+/// A tool run without records (before the container exists).
+fn tool_quiet(program: &str, args: &[String]) -> Option<Ran> {
+    let out = std::env::temp_dir().join(".crtest-lxc-tool.out");
+    let r = run_to_file(program, args, Duration::from_secs(30), &out).ok();
+    let _ = std::fs::remove_file(&out);
+    r
+}
+
+/// Runs a tool with the output going through a file: `lxc-start -d` and
+/// `lxc-checkpoint -r` leave a daemon behind, which must not hold a pipe of ours open.
+fn run_to_file(
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+    out: &Path,
+) -> Result<Ran, CommandError> {
+    Cmd::new(program).args(args).run_timed(timeout, Some(out))
+}
+
+/// Polls `lxc-info` until the container is in `want` (one sub-step for the whole wait).
+fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepError> {
+    let name = ct(run).name.clone();
+    let t = Instant::now();
+    let limit = t + STATE_WAIT.min(run.step_budget().max(Duration::from_secs(5)));
+    loop {
+        let ran = run_to_file(
+            "lxc-info",
+            &conf::name_args(&name),
+            Duration::from_secs(30),
+            &run.work.join(".lxc-info.out"),
+        );
+        let _ = std::fs::remove_file(run.work.join(".lxc-info.out"));
+        let ran = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                record(run, "lxc-info", t, false);
+                let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
+                err.failure.command = Some(e.command().to_string());
+                err.failure.class = Some("missing-tool".into());
+                return Err(err);
+            }
+        };
+        let info = conf::parse_info(&ran.output);
+        let state = info.state.clone().unwrap_or_default();
+        // lxc-execute runs in the background: the container may not be up yet, and it is
+        // gone for good only once lxc-execute exits. Otherwise the tool has returned, and
+        // STOPPED is final: the container died.
+        let died = want != "STOPPED"
+            && match ct(run).execute.as_mut() {
+                Some(child) => !matches!(child.try_wait(), Ok(None)),
+                None => state == "STOPPED",
+            };
+        if state == want || died || Instant::now() >= limit {
+            let ok = state == want;
+            record(run, "lxc-info", t, ok);
+            log_command(
+                run,
+                &ran.command,
+                Some((ran.status, t.elapsed().as_millis() as u64)),
+                &format!("{}(waited for {want})\n", ran.output),
+            );
+            if ok {
+                return Ok(info);
+            }
+            let mut e = StepError::fail(
+                step,
+                format!(
+                    "the container is {} where {want} was expected",
+                    if state.is_empty() {
+                        "in no state lxc-info names"
+                    } else {
+                        &state
+                    }
+                ),
+            );
+            e.failure.command = Some(ran.command.clone());
+            if let Some(v) = run.verdict().filter(|v| !v.ok) {
+                // The workload found its state wrong and exited: that stopped the container.
+                e.failure.message = format!(
+                    "the container stopped: the workload's check failed: {}",
+                    v.detail
+                );
+                e.failure.first_error_line = Some(v.detail);
+                return Err(e);
+            }
+            let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+            let execute_log =
+                std::fs::read_to_string(run.work.join("lxc-execute.log")).unwrap_or_default();
+            e.failure.first_error_line =
+                conf::first_error(&execute_log).or_else(|| conf::first_log_error(&lxc_log));
+            e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
+            return Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The failure of an lxc tool that ran: its command and status, and the first error line
+/// of criu's log (when it got that far) or else of the tool's output and lxc's log.
+fn tool_failed(run: &mut Run, step: StepKind, ran: &Ran, criu_log: Option<&str>) -> StepError {
+    let tool = ran.command.split_whitespace().next().unwrap_or("lxc");
+    let mut e = StepError::fail(
+        step,
+        if ran.timed_out {
+            format!("{tool} did not finish in time")
+        } else {
+            format!("{tool} exited with status {}", ran.status)
+        },
+    );
+    if ran.timed_out {
+        e.outcome = Outcome::Timeout;
+    }
+    let criu_text = criu_log.unwrap_or("");
+    let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+    let first = crate::diagnose::criu_log::first_error_line(criu_text)
+        .or_else(|| conf::first_error(&ran.output))
+        .or_else(|| conf::first_log_error(&lxc_log))
+        .or_else(|| ran.tail(1).pop());
+    e.failure.command = Some(ran.command.clone());
+    e.failure.exit_status = Some(ran.status);
+    e.failure.errno = crate::diagnose::criu_log::errno_of(criu_text, first.as_deref());
+    e.failure.first_error_line = first;
+    let mut evidence = crate::diagnose::class::error_lines(criu_text);
+    evidence.extend(ran.output.lines().filter(|l| l.contains("../src/lxc/")));
+    crate::model::expectation::diagnose(&mut e.failure, &evidence);
+    e
+}
+
+/// Copies `dir/<name>.log` (criu's log, as lxc-checkpoint writes it) to
+/// `<work>/<name>-N.log`; returns its text.
+fn keep_log(run: &Run, dir: &Path, name: &str, iteration: u32) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).ok()?;
+    let _ = std::fs::write(run.work.join(format!("{name}-{iteration}.log")), &text);
+    Some(text)
+}
+
+/// Records a sub-step `<step>:<what>` of the current step.
+fn record(run: &mut Run, what: &str, since: Instant, ok: bool) {
+    let (phase, iteration) = run
+        .lxc
+        .as_ref()
+        .map_or(("start", 1), |c| (c.phase, c.iteration));
+    run.substeps.push(StepRecord {
+        step: format!("{phase}:{what}"),
+        iteration,
+        ms: since.elapsed().as_millis() as u64,
+        ok,
+    });
+}
+
+/// Appends what the harness saw to `lxc-commands.log`.
+fn note(run: &Run, text: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.work.join("lxc-commands.log"))
+    {
+        let _ = writeln!(f, "## {text}");
+    }
+}
+
+/// Appends a command, its status and output to `lxc-commands.log`.
+fn log_command(run: &Run, line: &str, status: Option<(i32, u64)>, output: &str) {
+    let path = run.work.join("lxc-commands.log");
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let said = match status {
+        Some((s, ms)) => format!("status {s}, {ms} ms"),
+        None => "started".into(),
+    };
+    let _ = writeln!(f, "$ {line}\n# {said}\n{}", output.trim_end());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pid: i32, ppid: i32, comm: &str) -> Member {
+        Member {
+            pid,
+            ppid,
+            comm: comm.into(),
+        }
+    }
+
+    #[test]
+    fn same_tree_has_no_diff() {
+        let t = [m(1, 0, "init.lxc"), m(2, 1, "sleep")];
+        assert_eq!(tree_diff(&t, &t), None);
+    }
+
+    #[test]
+    fn a_lost_child_is_named() {
+        // What a pty-holding `script` showed after a restore: its shell and sleep were gone.
+        let before = [
+            m(1, 0, "init.lxc"),
+            m(2, 1, "script"),
+            m(3, 2, "sh"),
+            m(4, 3, "sleep"),
+        ];
+        let after = [m(1, 0, "init.lxc"), m(2, 1, "script")];
+        assert_eq!(
+            tree_diff(&before, &after).unwrap(),
+            "not back: 3 sh (parent 2), 4 sleep (parent 3)"
+        );
+        let moved = [m(1, 0, "init.lxc"), m(2, 1, "script"), m(5, 2, "sh")];
+        assert_eq!(
+            tree_diff(&before[..3], &moved).unwrap(),
+            "not back: 3 sh (parent 2); new: 5 sh (parent 2)"
+        );
+    }
+
+    #[test]
+    fn members_of_our_own_tree() {
+        // Outside any container the depth is 1 and pids are host pids.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = Pid::this();
+        let all = members(me);
+        let kid = all
+            .iter()
+            .find(|(h, _)| h.as_raw() == child.id() as i32)
+            .expect("the child is a member");
+        assert_eq!(kid.1.ppid, me.as_raw());
+        assert_eq!(kid.1.comm, "sleep");
+        assert_eq!(host_pid(&all, kid.1.pid), Some(kid.0));
+        assert_eq!(all.iter().find(|(h, _)| *h == me).unwrap().1.ppid, 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,195 @@
+//! The guest agent: PID 1 of the VM. It sets the guest up, runs the plan the host left in
+//! the results folder, reports every step as an event on its own serial port, and powers off.
+
+use crate::exec::context::{reap_orphans, ExecConfig};
+use crate::exec::executor;
+use crate::guest::setup::{self as setup, paths};
+use crate::model::event::Event;
+use crate::model::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// What the host asks the guest to run; written to `<run_dir>/plan.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GuestPlan {
+    pub scenarios: Vec<Scenario>,
+    /// Keep criu images of passing scenarios too.
+    #[serde(default)]
+    pub keep_images: bool,
+    /// Commands run before the scenarios, each reported with its status and output
+    /// (`crtest doctor` asks `criu check` this way).
+    #[serde(default)]
+    pub probes: Vec<Vec<String>>,
+}
+
+pub const PLAN_FILE: &str = "plan.json";
+
+/// The agent's event port: raw mode, so lines arrive as written.
+struct EventPort {
+    out: Box<dyn Write>,
+}
+
+impl EventPort {
+    fn open() -> EventPort {
+        let out: Box<dyn Write> = match std::fs::OpenOptions::new()
+            .write(true)
+            .open(paths::EVENTS_TTY)
+        {
+            Ok(f) => {
+                if let Ok(mut t) = nix::sys::termios::tcgetattr(&f) {
+                    nix::sys::termios::cfmakeraw(&mut t);
+                    let _ =
+                        nix::sys::termios::tcsetattr(&f, nix::sys::termios::SetArg::TCSANOW, &t);
+                }
+                Box::new(f)
+            }
+            Err(e) => {
+                eprintln!("crtest-agent: cannot open {}: {e}", paths::EVENTS_TTY);
+                Box::new(std::io::stderr())
+            }
+        };
+        EventPort { out }
+    }
+
+    fn send(&mut self, ev: &Event) {
+        let _ = self.out.write_all(ev.to_line().as_bytes());
+        let _ = self.out.flush();
+    }
+}
+
+/// Runs the agent; never returns (powers the VM off).
+pub fn main() -> ! {
+    std::env::set_var(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    if nix::unistd::getpid().as_raw() != 1 {
+        eprintln!("crtest-agent: must run as PID 1 inside the cr-tests guest");
+        std::process::exit(2);
+    }
+    let mut port = None;
+    if let Err(message) = run(&mut port) {
+        eprintln!("crtest-agent: {message}");
+        port.get_or_insert_with(EventPort::open)
+            .send(&Event::AgentError { message });
+    }
+    power_off()
+}
+
+fn run(port: &mut Option<EventPort>) -> Result<(), String> {
+    setup::early_mounts().map_err(|e| e.to_string())?;
+    let mut marks = vec![("agent-start".to_string(), setup::uptime_ms())];
+    let mut mark = |what: &str| marks.push((what.to_string(), setup::uptime_ms()));
+    let port = port.insert(EventPort::open());
+    let mut notes = setup::load_boot_modules();
+    mark("modules");
+    setup::wait_for(paths::ROOT_DEVICE, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+    setup::switch_root().map_err(|e| e.to_string())?;
+    mark("root");
+    setup::root_mounts().map_err(|e| e.to_string())?;
+    mark("mounts");
+    let _ = nix::unistd::sethostname("crtest-guest");
+    if let Err(e) = setup::loopback_up() {
+        notes.push(format!("lo up: {e}"));
+    }
+    mark("network");
+    notes.extend(setup::lxc_host());
+    mark("lxc");
+    port.send(&Event::AgentReady {
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uptime_ms: setup::uptime_ms(),
+        marks,
+        notes,
+    });
+
+    let results = Path::new(paths::RESULTS);
+    let plan_path = results.join(PLAN_FILE);
+    let text = std::fs::read_to_string(&plan_path)
+        .map_err(|e| format!("cannot read {}: {e}", plan_path.display()))?;
+    let plan: GuestPlan = serde_json::from_str(&text)
+        .map_err(|e| format!("bad plan {}: {e}", plan_path.display()))?;
+    let cfg = ExecConfig {
+        work_root: paths::WORK.into(),
+        run_dir: results.to_path_buf(),
+        bin_dir: paths::BIN.into(),
+        criu: "criu".into(),
+        keep_images: plan.keep_images,
+    };
+    for probe in &plan.probes {
+        let p = run_probe(probe);
+        port.send(&Event::ProbeResult {
+            command: p.command,
+            status: p.status,
+            output: p.output,
+        });
+    }
+    let clean = crate::guest::health::taint();
+    for sc in &plan.scenarios {
+        port.send(&Event::ScenarioStarted {
+            name: sc.name.clone(),
+        });
+        let mut result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
+        reap_orphans();
+        let leftovers = crate::guest::health::kill_leftovers();
+        if !leftovers.is_empty() {
+            result.leftovers = leftovers;
+        }
+        let letters = crate::guest::health::new_taint_letters(clean, crate::guest::health::taint());
+        if !letters.is_empty() {
+            crate::guest::health::mark_tainted(&mut result, &letters);
+        }
+        port.send(&Event::ScenarioFinished {
+            result: Box::new(result),
+        });
+        if !letters.is_empty() {
+            // A tainted kernel is not a clean base for the next scenario: the host boots
+            // a new guest for the rest.
+            port.send(&Event::RestartRequested {
+                reason: format!("the kernel became tainted ({letters}) during {}", sc.name),
+            });
+            return Ok(());
+        }
+    }
+    port.send(&Event::Done);
+    Ok(())
+}
+
+/// Runs one probe command; its output is capped so one event stays small.
+pub fn run_probe(command: &[String]) -> crate::diagnose::doctor::ProbeOutput {
+    const CAP: usize = 64 * 1024;
+    let (status, mut output) = match command.split_first() {
+        None => (-1, "empty probe".to_string()),
+        Some((program, args)) => {
+            match crtest_vm::command::run(program, args, Duration::from_secs(120)) {
+                Ok(r) => (if r.timed_out { -1 } else { r.status }, r.output),
+                Err(e) => (-1, e.to_string()),
+            }
+        }
+    };
+    if output.len() > CAP {
+        let mut cut = CAP;
+        while !output.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        output.truncate(cut);
+        output.push_str("\n[output cut]");
+    }
+    crate::diagnose::doctor::ProbeOutput {
+        command: command.to_vec(),
+        status,
+        output,
+    }
+}
+
+fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::mount::umount(paths::RESULTS);
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

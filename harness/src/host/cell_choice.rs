@@ -1,0 +1,303 @@
+//! Choosing a cell: which kernel (`--kernel NAME|PATH`) and which guest userland
+//! (`--userland NAME`). Every command that runs or checks a cell flattens [`CellArgs`];
+//! `crtest matrix` parses its lists with the same functions.
+//!
+//! A kernel NAME is a Debian suite (`bookworm`, `bookworm-backports`, `trixie`, `sid`): its
+//! `linux-image-amd64` is fetched with the host's apt configuration, only the suite changed
+//! (`Apt::for_suite`). A PATH is a bzImage, or a directory holding `bzImage` (with `config`
+//! and `lib/modules/<release>` beside it: what `crtest kernel build` prints). A userland NAME
+//! is a Debian suite, built once with mmdebstrap and cached.
+
+use crate::host::vm_run::KernelChoice;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// Kernel suites this harness is tried with (others that look like a suite are accepted).
+pub const KNOWN_KERNELS: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
+/// Userland suites this harness is tried with, and the C/R tools each brings.
+pub const KNOWN_USERLANDS: &[(&str, &str)] = &[
+    ("bookworm", "criu 3.17, lxc 5.0"),
+    ("trixie", "criu 4.1, lxc 6.0"),
+    ("sid", "criu 4.2, lxc 7.0"),
+];
+
+/// The cell options of a command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CellArgs {
+    /// The kernel: a Debian suite whose linux-image-amd64 is fetched (bookworm,
+    /// bookworm-backports, trixie, sid), or the path of a bzImage (or of a directory from
+    /// `crtest kernel build`). Default: the host's suite.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub kernel: Option<String>,
+    /// The modules of a --kernel PATH (`lib/modules/<release>`, or a root holding it).
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub modules: Option<PathBuf>,
+    /// The .config of a --kernel PATH.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub config: Option<PathBuf>,
+    /// The guest userland, a Debian suite: bookworm (criu 3.17, lxc 5.0), trixie (criu 4.1,
+    /// lxc 6.0), sid (criu 4.2, lxc 7.0). Default: the host's suite.
+    #[arg(long, alias = "suite", value_name = "NAME")]
+    pub userland: Option<String>,
+}
+
+/// A kernel as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelName {
+    /// A Debian suite.
+    Suite(String),
+    /// A bzImage, or a directory holding one.
+    Path(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CellChoiceError {
+    #[error(
+        "--kernel `{0}`: neither a Debian suite name ({known}) nor an existing file",
+        known = KNOWN_KERNELS.join(", ")
+    )]
+    BadKernel(String),
+    #[error(
+        "--userland `{0}`: not a Debian suite name ({known})",
+        known = KNOWN_USERLANDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    )]
+    BadUserland(String),
+    #[error("--modules and --config go with --kernel PATH, not with the Debian suite `{0}`")]
+    ExtrasWithSuite(String),
+    #[error("{0}: a kernel directory must hold `bzImage` (as `crtest kernel build` leaves it)")]
+    NoBzImageInDir(PathBuf),
+    #[error("empty {0} list")]
+    Empty(&'static str),
+}
+
+/// Whether `s` looks like a Debian suite name: lowercase words joined by `-`.
+pub fn is_suite_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('-').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// Parses a kernel NAME|PATH: a path when it names an existing file or directory or has a
+/// `/` in it, else a suite name.
+pub fn parse_kernel(s: &str) -> Result<KernelName, CellChoiceError> {
+    let p = Path::new(s);
+    if s.contains('/') || p.exists() {
+        return Ok(KernelName::Path(p.to_path_buf()));
+    }
+    if is_suite_name(s) {
+        return Ok(KernelName::Suite(s.to_string()));
+    }
+    Err(CellChoiceError::BadKernel(s.to_string()))
+}
+
+/// Checks a userland NAME.
+pub fn parse_userland(s: &str) -> Result<String, CellChoiceError> {
+    if is_suite_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(CellChoiceError::BadUserland(s.to_string()))
+    }
+}
+
+/// The kernel choice for a name, with the modules and config of a path kernel. A directory
+/// stands for `DIR/bzImage` with `DIR/config` and the modules under `DIR/lib/modules`.
+pub fn kernel_choice(
+    name: &KernelName,
+    modules: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<KernelChoice, CellChoiceError> {
+    match name {
+        KernelName::Suite(s) => {
+            if modules.is_some() || config.is_some() {
+                return Err(CellChoiceError::ExtrasWithSuite(s.clone()));
+            }
+            Ok(KernelChoice::Suite(s.clone()))
+        }
+        KernelName::Path(p) if p.is_dir() => {
+            let bzimage = p.join("bzImage");
+            if !bzimage.is_file() {
+                return Err(CellChoiceError::NoBzImageInDir(p.clone()));
+            }
+            let dir_config = p.join("config");
+            Ok(KernelChoice::Local {
+                bzimage,
+                modules: modules.or_else(|| p.join("lib/modules").is_dir().then(|| p.clone())),
+                config: config.or_else(|| dir_config.is_file().then_some(dir_config)),
+            })
+        }
+        KernelName::Path(p) => Ok(KernelChoice::Local {
+            bzimage: p.clone(),
+            modules,
+            config,
+        }),
+    }
+}
+
+/// A short label of a kernel for cell ids and report headers: the suite name, or for a path
+/// the release read from its bzImage (the file name when that cannot be read).
+pub fn kernel_label(name: &KernelName) -> String {
+    match name {
+        KernelName::Suite(s) => s.clone(),
+        KernelName::Path(p) => {
+            let bz = if p.is_dir() {
+                p.join("bzImage")
+            } else {
+                p.clone()
+            };
+            crtest_vm::kernel::bzimage_release(&bz).unwrap_or_else(|_| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.display().to_string())
+            })
+        }
+    }
+}
+
+/// The resolved choice of one cell.
+#[derive(Debug, Clone)]
+pub struct CellChoice {
+    pub kernel: KernelChoice,
+    /// The kernel's name for reports (suite, or release of a path kernel).
+    pub kernel_label: String,
+    /// The userland suite.
+    pub userland: String,
+}
+
+impl CellArgs {
+    /// Resolves the options, taking the host's suite for what is not given.
+    pub fn choice(&self) -> Result<CellChoice, String> {
+        let host = || crtest_vm::apt::host_suite().map_err(|e| e.to_string());
+        let userland = match &self.userland {
+            Some(u) => parse_userland(u).map_err(|e| e.to_string())?,
+            None => host()?,
+        };
+        let (kernel, kernel_label) = match &self.kernel {
+            None => (KernelChoice::Debian, host()?),
+            Some(k) => {
+                let name = parse_kernel(k).map_err(|e| e.to_string())?;
+                let choice = kernel_choice(&name, self.modules.clone(), self.config.clone())
+                    .map_err(|e| e.to_string())?;
+                (choice, kernel_label(&name))
+            }
+        };
+        Ok(CellChoice {
+            kernel,
+            kernel_label,
+            userland,
+        })
+    }
+}
+
+/// Splits and checks a comma-separated list given to `--kernels`.
+pub fn parse_kernel_list(items: &[String]) -> Result<Vec<KernelName>, CellChoiceError> {
+    let items: Vec<&String> = items.iter().filter(|s| !s.trim().is_empty()).collect();
+    if items.is_empty() {
+        return Err(CellChoiceError::Empty("--kernels"));
+    }
+    items.iter().map(|s| parse_kernel(s.trim())).collect()
+}
+
+/// Splits and checks a comma-separated list given to `--userlands`.
+pub fn parse_userland_list(items: &[String]) -> Result<Vec<String>, CellChoiceError> {
+    let items: Vec<&String> = items.iter().filter(|s| !s.trim().is_empty()).collect();
+    if items.is_empty() {
+        return Err(CellChoiceError::Empty("--userlands"));
+    }
+    items.iter().map(|s| parse_userland(s.trim())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rstest::rstest;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        cell: CellArgs,
+    }
+
+    #[rstest]
+    #[case("bookworm", true)]
+    #[case("bookworm-backports", true)]
+    #[case("sid", true)]
+    #[case("Sid", false)]
+    #[case("-sid", false)]
+    #[case("sid-", false)]
+    #[case("", false)]
+    #[case("6.1", false)]
+    fn suite_names(#[case] s: &str, #[case] ok: bool) {
+        assert_eq!(is_suite_name(s), ok);
+    }
+
+    #[test]
+    fn kernel_names_and_paths() {
+        assert_eq!(
+            parse_kernel("trixie").unwrap(),
+            KernelName::Suite("trixie".into())
+        );
+        assert_eq!(
+            parse_kernel("./bzImage").unwrap(),
+            KernelName::Path("./bzImage".into())
+        );
+        let e = parse_kernel("linux_6.1").unwrap_err().to_string();
+        assert!(e.contains("neither a Debian suite name"), "{e}");
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("bzImage"), "x").unwrap();
+        std::fs::write(t.path().join("config"), "CONFIG_A=y\n").unwrap();
+        let name = parse_kernel(t.path().to_str().unwrap()).unwrap();
+        match kernel_choice(&name, None, None).unwrap() {
+            KernelChoice::Local {
+                bzimage,
+                modules,
+                config,
+            } => {
+                assert_eq!(bzimage, t.path().join("bzImage"));
+                assert_eq!(modules, None);
+                assert_eq!(config, Some(t.path().join("config")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            kernel_choice(&KernelName::Suite("sid".into()), Some("/m".into()), None).unwrap_err(),
+            CellChoiceError::ExtrasWithSuite("sid".into())
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            kernel_choice(&KernelName::Path(empty.path().into()), None, None),
+            Err(CellChoiceError::NoBzImageInDir(_))
+        ));
+    }
+
+    #[test]
+    fn suite_is_a_hidden_alias_of_userland() {
+        let t = T::try_parse_from(["t", "--suite", "trixie", "--kernel", "sid"]).unwrap();
+        assert_eq!(t.cell.userland.as_deref(), Some("trixie"));
+        let c = t.cell.choice().unwrap();
+        assert_eq!(c.kernel_label, "sid");
+        assert_eq!(c.userland, "trixie");
+        assert!(matches!(c.kernel, KernelChoice::Suite(ref s) if s == "sid"));
+        assert!(T::try_parse_from(["t", "--modules", "/m"]).is_err());
+        let e = T::try_parse_from(["t", "--userland", "Trixie"])
+            .unwrap()
+            .cell
+            .choice()
+            .unwrap_err();
+        assert!(e.contains("not a Debian suite name"), "{e}");
+    }
+
+    #[test]
+    fn lists() {
+        let k = parse_kernel_list(&["bookworm".into(), " sid ".into()]).unwrap();
+        assert_eq!(k[1], KernelName::Suite("sid".into()));
+        assert_eq!(
+            parse_userland_list(&[]).unwrap_err(),
+            CellChoiceError::Empty("--userlands")
+        );
+    }
+}

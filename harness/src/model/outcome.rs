@@ -1,0 +1,187 @@
+//! What one scenario came to: its outcome, phase timings and, when it failed, why.
+//!
+//! These types are produced by the executor (in the guest or on the host), travel to the
+//! host as events, and are written into `run.json` unchanged.
+
+use serde::{Deserialize, Serialize};
+
+/// The vocabulary of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+    Xfail,
+    Xpass,
+    /// Infrastructure: boot failed, a tool is missing, the harness could not run the step.
+    Error,
+    Timeout,
+    Panic,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+            Outcome::Xfail => "xfail",
+            Outcome::Xpass => "xpass",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Panic => "panic",
+        }
+    }
+
+    /// Outcomes that make `crtest run` exit 1.
+    pub fn is_bad(self) -> bool {
+        matches!(
+            self,
+            Outcome::Fail | Outcome::Xpass | Outcome::Error | Outcome::Timeout | Outcome::Panic
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Time spent in each phase, in milliseconds. Checkpoint and restore add up over iterations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phases {
+    /// From starting the workload to its `ready` file.
+    pub ready_ms: Option<u64>,
+    pub checkpoint_ms: Option<u64>,
+    pub restore_ms: Option<u64>,
+    pub verify_ms: Option<u64>,
+}
+
+impl Phases {
+    pub fn add(&mut self, kind: crate::model::scenario::StepKind, ms: u64) {
+        use crate::model::scenario::StepKind::*;
+        let slot = match kind {
+            // An external test's run is the scenario's whole duration.
+            Start | Run => return,
+            WaitReady => &mut self.ready_ms,
+            Checkpoint => &mut self.checkpoint_ms,
+            Restore => &mut self.restore_ms,
+            Verify => &mut self.verify_ms,
+        };
+        *slot = Some(slot.unwrap_or(0) + ms);
+    }
+}
+
+/// One step as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub iteration: u32,
+    pub ms: u64,
+    pub ok: bool,
+}
+
+/// Why a scenario did not pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The step that failed (`checkpoint`, `verify`, ...), or `boot`/`scenario` for the VM.
+    pub step: String,
+    /// The full command line, when the step ran a command.
+    pub command: Option<String>,
+    /// Exit status of that command (or of the workload), when it exited.
+    pub exit_status: Option<i32>,
+    /// The first meaningful error line (from the tool's log or the workload's verdict).
+    pub first_error_line: Option<String>,
+    /// The errno by name (`EBUSY`), when the logs carry one.
+    pub errno: Option<String>,
+    /// The failure class (`pid-collision`, `missing-tool`, ...; see harness/data/failure-classes.toml).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// One sentence for people.
+    pub message: String,
+    /// Kernel messages of the step's time window (guest dmesg).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dmesg: Vec<String>,
+    /// The last console lines, for boot failures, timeouts and panics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub console_tail: Vec<String>,
+}
+
+/// The result of one scenario, as stored in `run.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    pub phases: Phases,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    /// The workload's own verdict text.
+    pub detail: Option<String>,
+    pub failure: Option<Failure>,
+    /// Files kept for this scenario, relative to the run directory.
+    #[serde(default)]
+    pub artifacts: Vec<String>,
+    /// Processes the scenario left running in the guest (killed after it), `name(pid)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<String>,
+    /// The screenshots of a `[vnc]` scenario and how they compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screens: Option<Screens>,
+}
+
+/// The screenshots of a `[vnc]` scenario (PNG files, paths relative to the run directory)
+/// and their comparisons.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screens {
+    /// Before the checkpoint, after `type-before`.
+    pub before: Option<String>,
+    /// After the (last) restore.
+    pub restored: Option<String>,
+    /// `before` against `restored`: the figure the scenario is judged by.
+    pub restore_diff: Option<crate::vnc::frame::Diff>,
+    /// The restored screen dimmed, with the pixels that differ from `before` in red.
+    pub diff_image: Option<String>,
+    /// After `type-after`.
+    pub typed: Option<String>,
+    /// `restored` against `typed`: what the keys typed after the restore changed.
+    pub typing_diff: Option<crate::vnc::frame::Diff>,
+    /// The limit `restore_diff` was held to.
+    pub max_diff_pixels: u64,
+}
+
+impl ScenarioResult {
+    /// Every file path the result holds (kept files, screenshots), relative to its run
+    /// directory: what moves when the result moves into another run (shards, cells, merges).
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let screens = self.screens.iter_mut().flat_map(|s| {
+            [
+                &mut s.before,
+                &mut s.restored,
+                &mut s.diff_image,
+                &mut s.typed,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        self.artifacts.iter_mut().chain(screens)
+    }
+
+    /// A result for a scenario that did not get to run its steps.
+    pub fn without_steps(name: &str, outcome: Outcome, failure: Failure) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_string(),
+            outcome,
+            duration_ms: 0,
+            phases: Phases::default(),
+            steps: Vec::new(),
+            detail: None,
+            failure: Some(failure),
+            artifacts: Vec::new(),
+            leftovers: Vec::new(),
+            screens: None,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Guest userland variants: the default packages plus the packages a group of scenarios
+//! needs. A variant is built (and cached) only when a selected scenario names it, so the
+//! default image stays small and quick to build; scenarios of a variant share one boot of
+//! its image.
+
+/// Packages the harness adds to the vm crate's default userland
+/// ([`crtest_vm::userland::DEFAULT_PACKAGES`]): the lxc backend's tools
+/// (lxc-execute/-start/-checkpoint/-freeze) and LXC's own C/R test.
+pub const LXC_PACKAGES: &[&str] = &["lxc", "lxc-tests"];
+
+/// A named set of packages added to the default userland.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub name: &'static str,
+    pub packages: &'static [&'static str],
+    pub why: &'static str,
+}
+
+/// The variants scenarios may name with `userland-variant`.
+pub const VARIANTS: &[Variant] = &[Variant {
+    name: "vnc",
+    packages: &[
+        "tigervnc-standalone-server",
+        "twm",
+        "xterm",
+        "vim-tiny",
+        "x11-xserver-utils",
+        "xfonts-base",
+    ],
+    why: "the linux-cr wiki's VNC desktop: Xvnc, twm, xterm, vi, xsetroot",
+}];
+
+pub fn find(name: &str) -> Option<&'static Variant> {
+    VARIANTS.iter().find(|v| v.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    VARIANTS.iter().map(|v| v.name).collect()
+}
+
+/// The packages of the userland for `variant` (the default image's for `None`).
+pub fn packages(variant: Option<&str>) -> Vec<&'static str> {
+    let mut p = crtest_vm::userland::DEFAULT_PACKAGES.to_vec();
+    p.extend_from_slice(LXC_PACKAGES);
+    if let Some(v) = variant.and_then(find) {
+        p.extend_from_slice(v.packages);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_add_to_the_default_packages() {
+        let base = packages(None);
+        assert!(base.contains(&"criu") && !base.contains(&"twm"));
+        let vnc = packages(Some("vnc"));
+        assert!(vnc.starts_with(&base));
+        assert!(vnc.contains(&"tigervnc-standalone-server"));
+        assert_eq!(names(), ["vnc"]);
+        assert!(find("gnome").is_none());
+    }
+}

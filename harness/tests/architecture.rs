@@ -1,0 +1,351 @@
+//! The crate's layering, kept: every path into `crate::` from a role folder must go to a
+//! folder that the table in `src/lib.rs` allows. A failure lists the file, line and path.
+//!
+//! Plain Rust over the source text: comments are dropped, then each `crate::NAME` (and each
+//! first name inside `use crate::{...}`) is a use of folder `NAME`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Which folders each folder may use (the table of `src/lib.rs`).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("vnc", &[]),
+    ("diagnose", &[]),
+    ("ckpt", &["diagnose"]),
+    ("model", &["vnc", "diagnose"]),
+    ("exec", &["model", "diagnose", "ckpt", "vnc"]),
+    ("results", &["model", "diagnose"]),
+    ("report", &["results", "model", "diagnose", "vnc"]),
+    ("guest", &["exec", "model", "diagnose", "ckpt", "vnc"]),
+    (
+        "host",
+        &[
+            "guest", "exec", "results", "report", "model", "diagnose", "ckpt", "vnc",
+        ],
+    ),
+];
+
+/// A use of another module: where it stands and what it names.
+#[derive(Debug)]
+struct Use {
+    line: usize,
+    text: String,
+    /// The path below `crate::`, as module names (`model::scenario`).
+    path: Vec<String>,
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The text of a line without its `//` comment (string contents are kept: a `//` inside a
+/// string cuts the line short, which only hides uses, never invents them).
+fn code(line: &str) -> &str {
+    line.find("//").map_or(line, |i| &line[..i])
+}
+
+fn ident_at(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The module path at `s` (`a::b::C` gives `[a, b, C]`).
+fn path_at(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        let id = ident_at(rest);
+        if id.is_empty() {
+            break;
+        }
+        rest = &rest[id.len()..];
+        out.push(id);
+        match rest.strip_prefix("::") {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    out
+}
+
+/// Every `crate::` path of a file; `use crate::{a::x, b}` gives `a::x` and `b`.
+fn uses(text: &str) -> Vec<Use> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let c = code(lines[i]);
+        let mut start = 0;
+        while let Some(at) = c[start..].find("crate::") {
+            let at = start + at;
+            let before = c[..at].chars().last();
+            start = at + "crate::".len();
+            if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == '_' || b == ':') {
+                continue;
+            }
+            let rest = &c[start..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // A group may span lines: read to its closing brace.
+                let mut body = group.to_string();
+                let mut j = i;
+                while !body.contains('}') && j + 1 < lines.len() {
+                    j += 1;
+                    body.push(' ');
+                    body.push_str(code(lines[j]));
+                }
+                let body = body.split('}').next().unwrap_or("");
+                for item in body.split(',') {
+                    let p = path_at(item.trim());
+                    if !p.is_empty() {
+                        out.push(Use {
+                            line: i + 1,
+                            text: lines[i].trim().to_string(),
+                            path: p,
+                        });
+                    }
+                }
+            } else {
+                let p = path_at(rest);
+                if !p.is_empty() {
+                    out.push(Use {
+                        line: i + 1,
+                        text: lines[i].trim().to_string(),
+                        path: p,
+                    });
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The role folder of a file under `src/` (`model/scenario.rs` is in `model`); `None` for
+/// the files at the top (`lib.rs`, `cli.rs`, `main.rs`) and `bin/`, which may use anything.
+fn folder_of(rel: &Path) -> Option<String> {
+    let mut parts = rel.components();
+    let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+    parts.next()?;
+    (first != "bin").then_some(first)
+}
+
+/// The file a module path names (`model::scenario` -> `model/scenario.rs`), when it is one.
+fn module_file(path: &[String], files: &BTreeSet<String>) -> Option<String> {
+    for n in (1..=path.len()).rev() {
+        let f = format!("{}.rs", path[..n].join("/"));
+        if files.contains(&f) {
+            return Some(f);
+        }
+        let m = format!("{}/mod.rs", path[..n].join("/"));
+        if files.contains(&m) && n == path.len() {
+            return Some(m);
+        }
+    }
+    None
+}
+
+struct Tree {
+    /// Path below `src/` -> its uses.
+    files: BTreeMap<String, Vec<Use>>,
+}
+
+fn tree() -> Tree {
+    let root = src();
+    let mut paths = Vec::new();
+    rust_files(&root, &mut paths);
+    let files = paths
+        .iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            // Unit tests may reach for fixtures anywhere; only the code counts.
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            (rel, uses(code))
+        })
+        .collect();
+    Tree { files }
+}
+
+#[test]
+fn role_folders_use_only_what_the_table_allows() {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let t = tree();
+    let mut bad = Vec::new();
+    for (rel, uses) in &t.files {
+        let Some(from) = folder_of(Path::new(rel)) else {
+            continue;
+        };
+        let Some(may) = allowed.get(from.as_str()) else {
+            bad.push(format!(
+                "{rel}: folder `{from}` is not in the table of src/lib.rs and tests/architecture.rs"
+            ));
+            continue;
+        };
+        for u in uses {
+            let to = &u.path[0];
+            if *to == from || may.contains(&to.as_str()) {
+                continue;
+            }
+            bad.push(format!(
+                "src/{rel}:{}: `{from}` may not use `{to}`: {}",
+                u.line, u.text
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "layering broken:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn every_role_folder_is_in_the_table() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    for (folder, _) in ALLOWED {
+        assert!(
+            lib.contains(&format!("`{folder}/`")),
+            "src/lib.rs's table lacks `{folder}/`"
+        );
+        assert!(src().join(folder).is_dir(), "no folder src/{folder}");
+    }
+}
+
+#[test]
+fn the_top_of_src_stays_small() {
+    let n = std::fs::read_dir(src()).unwrap().count();
+    assert!(
+        n <= 14,
+        "{n} entries directly under harness/src (at most 14)"
+    );
+}
+
+/// The strongly connected parts of the file graph (Tarjan), largest first.
+fn file_cycles(t: &Tree) -> Vec<Vec<String>> {
+    let names: BTreeSet<String> = t.files.keys().cloned().collect();
+    let edges: BTreeMap<&str, BTreeSet<String>> = t
+        .files
+        .iter()
+        .map(|(f, uses)| {
+            let to = uses
+                .iter()
+                .filter_map(|u| module_file(&u.path, &names))
+                .filter(|to| to != f)
+                .collect();
+            (f.as_str(), to)
+        })
+        .collect();
+    struct S<'a> {
+        edges: &'a BTreeMap<&'a str, BTreeSet<String>>,
+        index: BTreeMap<String, usize>,
+        low: BTreeMap<String, usize>,
+        stack: Vec<String>,
+        on: BTreeSet<String>,
+        next: usize,
+        out: Vec<Vec<String>>,
+    }
+    fn visit(s: &mut S, v: &str) {
+        s.index.insert(v.into(), s.next);
+        s.low.insert(v.into(), s.next);
+        s.next += 1;
+        s.stack.push(v.into());
+        s.on.insert(v.into());
+        let next: Vec<String> = s.edges.get(v).into_iter().flatten().cloned().collect();
+        for w in next {
+            if !s.index.contains_key(&w) {
+                visit(s, &w);
+                let l = s.low[&w].min(s.low[v]);
+                s.low.insert(v.into(), l);
+            } else if s.on.contains(&w) {
+                let l = s.index[&w].min(s.low[v]);
+                s.low.insert(v.into(), l);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut part = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on.remove(&w);
+                let done = w == v;
+                part.push(w);
+                if done {
+                    break;
+                }
+            }
+            if part.len() > 1 {
+                part.sort();
+                s.out.push(part);
+            }
+        }
+    }
+    let mut s = S {
+        edges: &edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for f in &names {
+        if !s.index.contains_key(f) {
+            visit(&mut s, f);
+        }
+    }
+    s.out.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    s.out
+}
+
+/// Circles between files stay inside one folder, and small.
+#[test]
+fn file_circles_stay_inside_a_folder() {
+    let t = tree();
+    let cycles = file_cycles(&t);
+    for c in &cycles {
+        eprintln!("file circle of {}: {}", c.len(), c.join(" "));
+        let folders: BTreeSet<_> = c.iter().filter_map(|f| folder_of(Path::new(f))).collect();
+        assert!(
+            folders.len() <= 1,
+            "a circle crosses folders: {}",
+            c.join(" -> ")
+        );
+    }
+    let largest = cycles.first().map_or(0, Vec::len);
+    assert!(
+        largest <= 4,
+        "largest circle between files: {largest} files"
+    );
+}
+
+#[test]
+fn the_reader_sees_groups_and_skips_comments() {
+    let u = uses(
+        "use crate::model::{a, b};\n// crate::host::x\nuse crate::{\n  exec::lxc,\n  vnc::frame::Frame,\n};\nlet x = crate::report::text::line();\nfoo_crate::bar;\n",
+    );
+    let paths: Vec<String> = u.iter().map(|u| u.path.join("::")).collect();
+    assert_eq!(
+        paths,
+        [
+            "model",
+            "exec::lxc",
+            "vnc::frame::Frame",
+            "report::text::line"
+        ]
+    );
+}
