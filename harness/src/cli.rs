@@ -44,6 +44,8 @@ pub enum Command {
     Matrix(crate::host::matrix::MatrixArgs),
     /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
     Compare(crate::report::compare::CompareArgs),
+    /// Runs in other formats: `--kcidb DIR` writes a KernelCI KCIDB document.
+    Export(crate::report::kcidb::ExportArgs),
     /// Join shard runs (`matrix --shard i/n`) into one run directory.
     Merge(crate::report::merge::MergeArgs),
     /// Kernels for the guest: `kernel build --source DIR` builds one with the required options.
@@ -182,6 +184,7 @@ pub fn main() -> i32 {
         Command::Matrix(args) => crate::host::matrix::run(&args),
         Command::Compare(args) => crate::report::compare::run(&args),
         Command::Merge(args) => crate::report::merge::run(&args),
+        Command::Export(args) => crate::report::kcidb::run(&args),
         Command::Kernel(args) => crate::host::kernel_build::run(&args),
         Command::Setup(args) => setup(&args),
     }

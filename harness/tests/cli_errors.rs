@@ -4,6 +4,11 @@
 use std::process::{Command, Output};
 
 fn crtest(args: &[&str]) -> Output {
+    // The host packages first, once for this process: crtest itself would install them, and
+    // several at once would fight over apt's lock.
+    if let Err(e) = crtest_vm::hostdeps::ensure_for_tests() {
+        panic!("{e}");
+    }
     Command::new(env!("CARGO_BIN_EXE_crtest"))
         .args(args)
         .output()
@@ -150,4 +155,37 @@ fn a_results_directory_that_cannot_be_written() {
         results.to_str().unwrap(),
     ]);
     check(&out, 3, "not-a-dir");
+}
+
+/// The scenario of issue 19: a shared scenario directory that names the host's
+/// /etc/shadow. Loading refuses it (list and run alike), naming the file, key and path,
+/// before anything is prepared or copied.
+#[test]
+fn a_scenario_that_names_a_host_file_outside_its_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("exfil.toml"),
+        "description = \"x\"\n[program]\ncommand = [\"/bin/sh\", \"-c\", \"touch started; while :; do sleep 0.1; done\"]\nfiles = [\"../../../../etc/shadow\"]\nready = \"file:started\"\ncheck = [\"true\"]\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        vec!["list", "--scenarios", d],
+        vec![
+            "run",
+            "--scenarios",
+            d,
+            "--scenario",
+            "exfil",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    ] {
+        let out = crtest(&args);
+        check(&out, 2, "exfil.toml");
+        check(&out, 2, "program.files");
+        check(&out, 2, "../../../../etc/shadow");
+    }
+    assert!(!results.exists(), "no run directory was made");
 }

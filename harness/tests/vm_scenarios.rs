@@ -8,6 +8,11 @@
 //! reported ignored and the reason is printed, never passed. With `CRTEST_REQUIRE_VM=1` (CI)
 //! that becomes a failure instead.
 
+mod common {
+    pub mod kcidb;
+    pub mod tap;
+}
+
 use crtest::host::vm_run::{self, CellOptions, KernelChoice};
 use crtest::model::outcome::{Outcome, ScenarioResult};
 use crtest::model::scenario::Scenario;
@@ -559,63 +564,64 @@ fn run_once(
         .map_err(|e| e.to_string())?;
     crtest::report::views::finish(&mut run, None).map_err(|e| e.to_string())?;
     let results = run.report.cells.remove(0).scenarios;
-    ktap_agrees(&run.dir.join(crtest::report::views::KTAP_FILE), &results)?;
+    formats_agree(&run.dir, &results)?;
     Ok((run.dir.clone(), results))
 }
 
-/// Perl's TAP::Parser (an existing TAP consumer, in every Debian perl) reads `text` and says
-/// how many tests ran, passed (skips and todos included), failed and were skipped.
-const TAP_COUNTS: &str = r#"use strict; use warnings; use TAP::Parser;
-local $/; my $t = <STDIN>; my $p = TAP::Parser->new({ tap => $t });
-while (defined(my $r = $p->next)) {}
-my @e = $p->parse_errors;
-printf "%d %d %d %d %d\n", $p->tests_run, scalar($p->passed), scalar($p->failed),
-  scalar($p->skipped), scalar(@e);"#;
-
-fn tap_counts(text: &str) -> Result<[usize; 5], String> {
-    let out = duct::cmd("perl", ["-e", TAP_COUNTS])
-        .stdin_bytes(text.as_bytes().to_vec())
-        .read()
-        .map_err(|e| format!("perl's TAP::Parser: {e}"))?;
-    let n: Vec<usize> = out
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    n.try_into()
-        .map_err(|_| format!("TAP::Parser said {out:?}"))
-}
-
 /// The run's results.ktap, read by TAP::Parser: one top-level test for the cell, and in it
-/// one subtest per scenario with the outcomes of run.json.
-fn ktap_agrees(path: &std::path::Path, results: &[ScenarioResult]) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// one subtest per scenario with the outcomes of run.json; and the run exported as KCIDB,
+/// which the pinned kcidb-io's schema accepts with one test per scenario.
+fn formats_agree(dir: &std::path::Path, results: &[ScenarioResult]) -> Result<(), String> {
+    use common::tap::{counts, subtests, top_level, Counts};
+    let path = dir.join(crtest::report::views::KTAP_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = results.iter().filter(|r| r.outcome.is_bad()).count();
-    let top: String = text
-        .lines()
-        .filter(|l| !l.starts_with(' '))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let want_top = [1, usize::from(bad == 0), usize::from(bad > 0), 0, 0];
-    let sub: String = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("  "))
-        .map(|l| format!("{l}\n"))
-        .collect();
     let skipped = results
         .iter()
         .filter(|r| r.outcome == Outcome::Skip)
         .count();
-    let want_sub = [results.len(), results.len() - bad, bad, skipped, 0];
+    let want_top = Counts {
+        run: 1,
+        passed: usize::from(bad == 0),
+        failed: usize::from(bad > 0),
+        skipped: 0,
+        errors: 0,
+    };
+    let want_sub = Counts {
+        run: results.len(),
+        passed: results.len() - bad,
+        failed: bad,
+        skipped,
+        errors: 0,
+    };
+    let sub = subtests(&text).pop().unwrap_or_default();
     for (what, got, want) in [
-        ("cells", tap_counts(&top)?, want_top),
-        ("scenarios", tap_counts(&sub)?, want_sub),
+        ("cells", counts(&top_level(&text))?, want_top),
+        ("scenarios", counts(&sub)?, want_sub),
     ] {
         if got != want {
             return Err(format!(
-                "{}: TAP::Parser counts {what} as run/passed/failed/skipped/errors {got:?}, run.json says {want:?}",
+                "{}: TAP::Parser counts {what} as {got:?}, run.json says {want:?}",
                 path.display()
             ));
         }
+    }
+    let out = dir.join("kcidb");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(["export", "--kcidb"])
+        .arg(&out)
+        .arg(dir)
+        .status()
+        .map_err(|e| format!("crtest export: {e}"))?;
+    if !status.success() {
+        return Err(format!("crtest export --kcidb: {status}"));
+    }
+    let n = common::kcidb::validate(&out.join(crtest::report::kcidb::KCIDB_FILE))?;
+    if n != results.len() {
+        return Err(format!(
+            "kcidb.json holds {n} tests, the run {}",
+            results.len()
+        ));
     }
     Ok(())
 }

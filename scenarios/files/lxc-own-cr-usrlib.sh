@@ -12,4 +12,9 @@ grep '^lxc.mount.entry' "$config"
 FIX
 sed '/^lxc-create -t busybox/r fix-binds.sh' "$(command -v lxc-test-checkpoint-restore)" > test.sh
 grep -q 'fix-binds\|usr/lib64' test.sh
-exec sh ./test.sh
+# criu's logs, which the test leaves in /tmp/checkpoint, go to the working directory for
+# the scenario's `collect`.
+s=0
+sh ./test.sh || s=$?
+cp /tmp/checkpoint/dump.log /tmp/checkpoint/restore.log . 2>/dev/null || true
+exit $s

@@ -133,8 +133,13 @@ pub const DESKTOP_TOOLS: &[HostTool] = &[
 ];
 
 /// Tools only the tests use, beside [`DEFAULT_TOOLS`] and [`DESKTOP_TOOLS`]: `cpio` reads
-/// the initramfs back, `prove` (Perl's TAP harness) reads the KTAP output.
+/// the initramfs back, Perl's TAP::Parser (beside `prove`) reads the KTAP output, and
+/// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export.
 pub const TEST_ONLY_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "pip3",
+        package: "python3-pip",
+    },
     HostTool {
         command: "cpio",
         package: "cpio",
@@ -241,14 +246,17 @@ pub fn install_command_text(packages: &[&str], sudo: bool) -> String {
 pub fn install_cmd(packages: &[&str]) -> Cmd {
     Cmd::new("apt-get")
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends"])
+        .args(["-o", LOCK_WAIT, "install", "-y", "--no-install-recommends"])
         .args(packages.iter().copied())
 }
 
 /// `apt-get update`.
 pub fn update_cmd() -> Cmd {
-    Cmd::new("apt-get").args(["-q", "update"])
+    Cmd::new("apt-get").args(["-o", LOCK_WAIT, "-q", "update"])
 }
+
+/// apt waits this long for another apt's lock instead of failing at once.
+const LOCK_WAIT: &str = "DPkg::Lock::Timeout=300";
 
 /// Makes sure every tool in `tools` can be run: as root installs the missing
 /// ones (after `apt-get update`), otherwise fails with the command to run.
@@ -328,7 +336,8 @@ mod tests {
         );
         assert_eq!(
             install_cmd(&["zstd"]).to_string(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zstd"
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y \
+             --no-install-recommends zstd"
         );
     }
 

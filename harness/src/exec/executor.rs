@@ -201,7 +201,7 @@ impl Run<'_> {
                 .join(name);
             let src = if staged.exists() { staged } else { f.clone() };
             let dest = self.work.join(name);
-            std::fs::copy(&src, &dest).map_err(|e| {
+            crate::model::confine::copy_nofollow(&src, &dest).map_err(|e| {
                 Box::new(Failure {
                     step: "start".into(),
                     message: format!(
@@ -234,7 +234,8 @@ impl Run<'_> {
     }
 }
 
-/// Copies the scenario's logs (and, when it failed, its images) into the run directory.
+/// Copies the scenario's logs (and, when it failed, its images) into the run directory:
+/// regular files only, no symlink followed.
 fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) -> Vec<String> {
     let rel = Path::new("scenarios").join(&sc.name);
     let dest = cfg.run_dir.join(&rel);
@@ -253,7 +254,9 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
         let wanted =
             n.ends_with(".log") || n.ends_with(".png") || n == RESULT_FILE || n == READY_FILE;
         let images = (n.starts_with("images-") || n.starts_with("pre-")) && images;
-        let copied = (wanted && std::fs::copy(&src, dest.join(&name)).is_ok())
+        // Never through a symlink: what a workload links to is not its own file to keep.
+        let copied = (wanted
+            && crate::model::confine::copy_nofollow(&src, &dest.join(&name)).is_ok())
             || (images && copy_dir(&src, &dest.join(&name)).is_ok());
         if copied {
             kept.push(rel.join(&name).display().to_string());
@@ -262,7 +265,11 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
     kept
 }
 
+/// Copies the regular files of the directory `src` (itself not a symlink) into `dest`.
 fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
+    if !std::fs::symlink_metadata(src)?.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ENOTDIR));
+    }
     std::fs::create_dir_all(dest)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;

@@ -78,12 +78,14 @@ pub(crate) fn run(run: &mut Run, kind: StepKind) -> Result<(), StepError> {
 }
 
 /// Copies the collected files into the working directory (as `NAME.log`, which the results
-/// keep) and returns their texts, in the order given. A relative path names a file of the
-/// working directory.
+/// keep) and returns their texts, in the order given. Each names a file of the working
+/// directory; one that resolves outside it (a symlink the test left) is not read.
 fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
     let mut texts = Vec::new();
-    for path in collect {
-        let path = work.join(path);
+    for rel in collect {
+        let Ok(path) = crate::model::confine::resolve(work, rel) else {
+            continue;
+        };
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
@@ -141,16 +143,10 @@ mod tests {
 
     #[test]
     fn a_failure_is_named_from_the_collected_criu_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("restore.log");
-        let script = format!(
-            "echo '(00.1) Error (criu/mount-v2.c:324): mnt-v2: Failed to move_mount from /lib to /x: Invalid argument' > {}; echo 'Failed failed restoring'; exit 1",
-            log.display()
-        );
+        let script = "mkdir -p logs; echo '(00.1) Error (criu/mount-v2.c:324): mnt-v2: Failed to move_mount from /lib to /x: Invalid argument' > logs/restore.log; echo 'Failed failed restoring'; exit 1";
         let toml = format!(
-            "description = \"d\"\n[external]\ncommand = [\"sh\", \"-c\", \"{}\"]\ncollect = [\"/nonexistent/dump.log\", \"{}\"]\n[expect]\noutcome = \"fail\"\nclass = \"invalid-argument\"\nerrno = \"EINVAL\"\n",
-            script.replace('"', "\\\""),
-            log.display()
+            "description = \"d\"\n[external]\ncommand = [\"sh\", \"-c\", \"{}\"]\ncollect = [\"nonexistent/dump.log\", \"logs/restore.log\"]\n[expect]\noutcome = \"fail\"\nclass = \"invalid-argument\"\nerrno = \"EINVAL\"\n",
+            script.replace('"', "\\\"")
         );
         let (r, run_dir) = run(&toml);
         assert_eq!(r.outcome, Outcome::Xfail, "{r:?}");
@@ -166,6 +162,19 @@ mod tests {
             .path()
             .join("run/scenarios/ext/restore.log")
             .exists());
+    }
+
+    #[test]
+    fn a_collected_symlink_out_of_the_working_directory_is_not_read() {
+        let (r, run_dir) = run(
+            "description = \"d\"\n[external]\ncommand = [\"sh\", \"-c\", \"ln -s /etc/hostname dump.log; exit 1\"]\ncollect = [\"dump.log\"]\n",
+        );
+        assert_eq!(r.outcome, Outcome::Fail, "{r:?}");
+        let kept = run_dir.path().join("run/scenarios/ext/dump.log");
+        assert!(
+            std::fs::symlink_metadata(&kept).is_err(),
+            "the link's target was not copied into the results"
+        );
     }
 
     #[test]

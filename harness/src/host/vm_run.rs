@@ -369,14 +369,15 @@ pub fn doctor_evidence(cell: &Cell, report: CellReport) -> crate::diagnose::doct
     }
 }
 
-/// Copies user programs' files into `<run_dir>/inputs/<scenario>/`, where the guest finds them.
+/// Copies user programs' files into `<run_dir>/inputs/<scenario>/`, where the guest finds them
+/// (each was resolved inside its scenario's folder when the scenario was loaded).
 fn stage_inputs(scenarios: &[Scenario], run_dir: &Path) -> Result<(), ResultsError> {
     for sc in scenarios {
         let dir = run_dir.join("inputs").join(&sc.name);
         for f in sc.target.files() {
             let dest = dir.join(f.file_name().unwrap_or_default());
             std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::copy(f, &dest).map(|_| ()))
+                .and_then(|()| crate::model::confine::copy_nofollow(f, &dest).map(|_| ()))
                 .map_err(|source| ResultsError::Write { path: dest, source })?;
         }
     }

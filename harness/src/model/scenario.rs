@@ -269,6 +269,20 @@ pub enum LxcNetwork {
     Veth,
 }
 
+/// Each of `files` resolved inside `base` (the scenario file's folder), or the error that
+/// names the key and the path that leads out.
+fn confine_files(
+    files: &mut [PathBuf],
+    base: &Path,
+    key: &'static str,
+    invalid: &dyn Fn(&'static str, String) -> ScenarioError,
+) -> Result<(), ScenarioError> {
+    for f in files {
+        *f = crate::model::confine::resolve(base, f).map_err(|m| invalid(key, m))?;
+    }
+    Ok(())
+}
+
 /// An external test: a command run in the guest to its end; exit status 0 = pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -533,10 +547,14 @@ impl Scenario {
                     "an external test runs its own tools: no `backend` or `[lxc]`".into(),
                 ));
             }
-            for f in &mut e.files {
-                if f.is_relative() {
-                    *f = base.join(&*f);
-                }
+            confine_files(&mut e.files, base, "external.files", &invalid)?;
+            for c in &e.collect {
+                crate::model::confine::lexical(c).map_err(|m| {
+                    invalid(
+                        "external.collect",
+                        format!("{m} (collect names files of the working directory)"),
+                    )
+                })?;
             }
             return Ok(vec![Scenario {
                 name,
@@ -589,11 +607,7 @@ impl Scenario {
                     ));
                 }
                 ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
-                for f in &mut p.files {
-                    if f.is_relative() {
-                        *f = base.join(&*f);
-                    }
-                }
+                confine_files(&mut p.files, base, "program.files", &invalid)?;
                 Target::Program(p)
             }
             (Some(_), Some(_)) => {
@@ -919,8 +933,10 @@ mod tests {
 
     #[test]
     fn a_users_program() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("loop.sh"), "true").unwrap();
         let s = Scenario::parse(
-            Path::new("/u/scen/mine.toml"),
+            &t.path().join("mine.toml"),
             "description = \"d\"\n[program]\ncommand = [\"./loop.sh\"]\nfiles = [\"loop.sh\"]\nready = \"file:started\"\ncheck = [\"sh\", \"-c\", \"test -s out\"]\n",
         )
         .unwrap()
@@ -928,7 +944,7 @@ mod tests {
         let Target::Program(p) = &s.target else {
             panic!("not a program")
         };
-        assert_eq!(p.files, [PathBuf::from("/u/scen/loop.sh")]);
+        assert_eq!(p.files, [t.path().canonicalize().unwrap().join("loop.sh")]);
         assert_eq!(
             ready_spec(&p.ready).unwrap(),
             ReadySpec::File("started".into())
@@ -1110,21 +1126,83 @@ mod tests {
 
     #[test]
     fn an_external_test_is_one_run_step() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("fix.sh"), "true").unwrap();
         let s = Scenario::parse(
-            Path::new("/u/scen/own.toml"),
-            "description = \"d\"\ntimeout-s = 400\n[external]\ncommand = [\"lxc-test-checkpoint-restore\"]\nfiles = [\"fix.sh\"]\ncollect = [\"/tmp/checkpoint/dump.log\"]\n",
+            &t.path().join("own.toml"),
+            "description = \"d\"\ntimeout-s = 400\n[external]\ncommand = [\"lxc-test-checkpoint-restore\"]\nfiles = [\"fix.sh\"]\ncollect = [\"logs/dump.log\"]\n",
         )
         .unwrap()
         .remove(0);
         let Target::External(e) = &s.target else {
             panic!("not external")
         };
-        assert_eq!(e.files, [PathBuf::from("/u/scen/fix.sh")]);
-        assert_eq!(e.collect, [PathBuf::from("/tmp/checkpoint/dump.log")]);
+        assert_eq!(e.files, [t.path().canonicalize().unwrap().join("fix.sh")]);
+        assert_eq!(e.collect, [PathBuf::from("logs/dump.log")]);
         assert_eq!(s.what(), "lxc-test-checkpoint-restore");
         let steps: Vec<_> = s.steps.iter().map(|p| p.kind.as_str()).collect();
         assert_eq!(steps, ["run"]);
         assert_eq!(s.timeout_s, 400);
+    }
+
+    /// A scenario from somewhere else cannot name a host file outside its folder, nor
+    /// collect a guest file outside its working directory.
+    #[rstest]
+    #[case::dotdot("[program]\ncommand = [\"true\"]\nfiles = [\"../../../../etc/shadow\"]\ncheck = [\"true\"]\n", "program.files", "`..`")]
+    #[case::absolute(
+        "[program]\ncommand = [\"true\"]\nfiles = [\"/etc/shadow\"]\ncheck = [\"true\"]\n",
+        "program.files",
+        "absolute"
+    )]
+    #[case::symlink(
+        "[program]\ncommand = [\"true\"]\nfiles = [\"shadow\"]\ncheck = [\"true\"]\n",
+        "program.files",
+        "through a symlink"
+    )]
+    #[case::missing(
+        "[program]\ncommand = [\"true\"]\nfiles = [\"nope.sh\"]\ncheck = [\"true\"]\n",
+        "program.files",
+        "No such file"
+    )]
+    #[case::external_files(
+        "[external]\ncommand = [\"true\"]\nfiles = [\"../x.sh\"]\n",
+        "external.files",
+        "`..`"
+    )]
+    #[case::external_symlink(
+        "[external]\ncommand = [\"true\"]\nfiles = [\"shadow\"]\n",
+        "external.files",
+        "through a symlink"
+    )]
+    #[case::collect_absolute(
+        "[external]\ncommand = [\"true\"]\ncollect = [\"/etc/shadow\"]\n",
+        "external.collect",
+        "absolute"
+    )]
+    #[case::collect_dotdot(
+        "[external]\ncommand = [\"true\"]\ncollect = [\"../../etc/shadow\"]\n",
+        "external.collect",
+        "`..`"
+    )]
+    fn paths_that_lead_out_are_refused_at_load(
+        #[case] body: &str,
+        #[case] key: &str,
+        #[case] needle: &str,
+    ) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("scen");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(t.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink("../secret", dir.join("shadow")).unwrap();
+        std::fs::write(
+            dir.join("mine.toml"),
+            format!("description = \"d\"\n{body}"),
+        )
+        .unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("mine.toml"), "{err}");
+        assert!(err.contains(key), "`{key}` not in {err}");
+        assert!(err.contains(needle), "`{needle}` not in {err}");
     }
 
     #[test]

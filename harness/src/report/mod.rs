@@ -5,6 +5,7 @@ pub mod compare;
 pub mod history;
 pub mod html;
 pub mod junit;
+pub mod kcidb;
 pub mod ktap;
 pub mod markup;
 pub mod merge;
