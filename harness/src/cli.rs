@@ -316,6 +316,7 @@ fn run(args: &RunArgs) -> i32 {
                 .map_err(|e| (3, e.to_string()))
         }
     };
+    run.tag_results(&chosen);
     if let Err(e) = crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by()) {
         return fail(3, &e);
     }

@@ -134,11 +134,16 @@ pub const DESKTOP_TOOLS: &[HostTool] = &[
 
 /// Tools only the tests use, beside [`DEFAULT_TOOLS`] and [`DESKTOP_TOOLS`]: `cpio` reads
 /// the initramfs back, Perl's TAP::Parser (beside `prove`) reads the KTAP output, and
-/// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export.
+/// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export, and headless
+/// `chromium` renders the HTML report.
 pub const TEST_ONLY_TOOLS: &[HostTool] = &[
     HostTool {
         command: "pip3",
         package: "python3-pip",
+    },
+    HostTool {
+        command: "chromium",
+        package: "chromium",
     },
     HostTool {
         command: "cpio",

@@ -47,6 +47,7 @@ pub fn run_scenario(
         let mut r = ScenarioResult::without_steps(&sc.name, Outcome::Skip, Failure::default());
         r.failure = None;
         r.detail = Some(why);
+        r.tags = sc.tags.clone();
         return r;
     }
     if let Err(f) = prepare_dir(&work)
@@ -121,6 +122,7 @@ pub fn run_scenario(
         artifacts,
         leftovers: Vec::new(),
         screens: run.screens,
+        tags: sc.tags.clone(),
     }
 }
 

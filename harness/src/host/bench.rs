@@ -280,6 +280,7 @@ mod tests {
             artifacts: vec![],
             leftovers: vec![],
             screens: None,
+            tags: vec![],
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

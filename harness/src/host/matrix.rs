@@ -433,6 +433,7 @@ pub fn run(args: &MatrixArgs) -> i32 {
         }
     });
     let mut top = top.into_inner().unwrap_or_else(|e| e.into_inner());
+    top.tag_results(&chosen);
     if let Err(e) = crate::report::views::finish(&mut top, crate::host::interrupt::stopped_by()) {
         return fail(3, &e);
     }

@@ -130,6 +130,9 @@ pub struct ScenarioResult {
     /// The screenshots of a `[vnc]` scenario and how they compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screens: Option<Screens>,
+    /// The scenario's tags, for filtering reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The screenshots of a `[vnc]` scenario (PNG files, paths relative to the run directory)
@@ -182,6 +185,7 @@ impl ScenarioResult {
             artifacts: Vec::new(),
             leftovers: Vec::new(),
             screens: None,
+            tags: Vec::new(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! diagnosis of its failures (class, first error line, fix) and its recent trend, and opens
 //! (details/summary) onto its scenarios, each failure onto its full report.
 
-use crate::model::outcome::{Failure, ScenarioResult, Screens};
+use crate::model::outcome::{Failure, Outcome, ScenarioResult, Screens};
 use crate::report::history::{self, Entry};
 use crate::report::markup::escape;
 use crate::report::verdict::{self, CellVerdict, Grid};
@@ -55,6 +55,8 @@ dl.failure dd{margin-left:7em}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;border:1px solid #ccc}
 .screens{display:flex;flex-wrap:wrap;gap:.6em;margin:.3em 0}.screens figure{margin:0}
 .screens img{width:320px;border:1px solid #ccc;display:block}.screens figcaption{font-size:.8em;color:#555}
+.filters{margin:.4em 0}.filters label{margin-right:.6em}
+td.why{max-width:40em;font-family:ui-monospace,monospace;font-size:.9em}
 ";
 
 /// The page for a run, with each cell's trend from `history`.
@@ -84,6 +86,8 @@ pub fn render(report: &RunReport, history: &[Entry]) -> String {
     );
     h.push_str(&matrix_table(report, &grid, history));
     h.push_str(&why_section(report, &grid));
+    h.push_str(&scenario_section(report));
+    let _ = write!(h, "<script>{SCRIPT}</script>\n");
     h.push_str("</body></html>\n");
     h
 }
@@ -105,7 +109,7 @@ fn meta(report: &RunReport) -> String {
     }
     if let Some(m) = &report.matrix {
         if !m.scenarios.is_empty() {
-            parts.push(format!("scenarios: {}", m.scenarios.join(", ")));
+            parts.push(format!("{} scenarios asked for", m.scenarios.len()));
         }
         if let Some(s) = &m.shard {
             parts.push(format!("shard {s}"));
@@ -262,37 +266,113 @@ fn cell_td(report: &RunReport, cell: &CellReport, history: &[Entry]) -> String {
         TREND_RUNS,
     );
     h.push_str(&history::svg(&points));
-    h.push_str(&scenarios_details(report, cell));
+    h.push_str(&cell_details(report, cell));
     h.push_str("</td>\n");
     h
 }
 
-fn ms(v: Option<u64>) -> String {
-    v.map_or("-".into(), |v| v.to_string())
+/// The order of the scenario table: what broke first, then expected failures with their
+/// reasons, then skips, then passes.
+fn rank(o: Outcome) -> u8 {
+    match o {
+        Outcome::Panic => 0,
+        Outcome::Fail => 1,
+        Outcome::Xpass => 2,
+        Outcome::Timeout => 3,
+        Outcome::Error => 4,
+        Outcome::Xfail => 5,
+        Outcome::Skip => 6,
+        Outcome::Pass => 7,
+    }
 }
 
-fn scenarios_details(report: &RunReport, cell: &CellReport) -> String {
-    let dir = cell_dir(report, cell);
-    let mut h = format!(
-        "<details><summary>scenarios ({})</summary><table class=\"sc\"><tr><th>outcome</th>\
-         <th>scenario</th><th>s</th><th>checkpoint ms</th><th>restore ms</th></tr>",
-        cell.scenarios.len()
-    );
-    for s in &cell.scenarios {
-        let o = s.outcome.as_str();
+/// Every scenario of every cell in one table, failures first, with filters by outcome and
+/// tag; a failure's report, an xfail's reason and a desktop's screenshots under its row.
+fn scenario_section(report: &RunReport) -> String {
+    let mut rows: Vec<(&CellReport, &ScenarioResult)> = report
+        .cells
+        .iter()
+        .flat_map(|c| c.scenarios.iter().map(move |s| (c, s)))
+        .collect();
+    rows.sort_by_key(|(_, s)| rank(s.outcome));
+    let mut outcomes: Vec<(Outcome, usize)> = Vec::new();
+    let mut tags: Vec<&str> = Vec::new();
+    for (_, s) in &rows {
+        match outcomes.iter_mut().find(|(o, _)| *o == s.outcome) {
+            Some((_, n)) => *n += 1,
+            None => outcomes.push((s.outcome, 1)),
+        }
+        for t in &s.tags {
+            if !tags.contains(&t.as_str()) {
+                tags.push(t);
+            }
+        }
+    }
+    tags.sort_unstable();
+    let mut h =
+        String::from("<h2 id=\"scenarios\">Scenarios</h2>\n<div class=\"filters\">outcome: ");
+    for (o, n) in &outcomes {
+        let o = o.as_str();
         let _ = write!(
             h,
-            "<tr><td><span class=\"o o-{o}\">{o}</span></td><td>{}</td><td>{:.1}</td><td>{}</td>\
-             <td>{}</td></tr>",
-            escape(&s.name),
-            s.duration_ms as f64 / 1000.0,
-            ms(s.phases.checkpoint_ms),
-            ms(s.phases.restore_ms)
+            "<label><input type=\"checkbox\" data-outcome=\"{o}\" checked> \
+             <span class=\"o o-{o}\">{o}</span> {n}</label> "
         );
+    }
+    h.push_str("&nbsp; tag: <select id=\"tag\"><option value=\"\">any</option>");
+    for t in &tags {
+        let _ = write!(h, "<option>{}</option>", escape(t));
+    }
+    let _ = write!(
+        h,
+        "</select> &nbsp; <span id=\"shown\">{}</span> of {} shown</div>\n",
+        rows.len(),
+        rows.len()
+    );
+    h.push_str(
+        "<table class=\"sc\" id=\"scenario-table\"><thead><tr><th>outcome</th><th>scenario</th>\
+         <th>cell</th><th>tags</th><th>s</th><th>ready ms</th><th>checkpoint ms</th>\
+         <th>restore ms</th><th>verify ms</th><th>class</th><th>why</th></tr></thead><tbody>\n",
+    );
+    for (cell, s) in rows {
+        let o = s.outcome.as_str();
+        let data = format!(
+            "data-outcome=\"{o}\" data-cell=\"{}\" data-tags=\" {} \"",
+            escape(&cell.id),
+            escape(&s.tags.join(" "))
+        );
+        let class = s
+            .failure
+            .as_ref()
+            .and_then(|f| f.class.as_deref())
+            .unwrap_or("");
+        let why = match (&s.failure, &s.detail) {
+            (Some(f), _) if s.outcome != Outcome::Skip => f
+                .first_error_line
+                .as_deref()
+                .unwrap_or(&f.message)
+                .to_string(),
+            (_, Some(d)) => d.clone(),
+            _ => String::new(),
+        };
+        let _ = write!(
+            h,
+            "<tr class=\"sc-row\" {data}><td><span class=\"o o-{o}\">{o}</span></td><td>{}</td>\
+             <td class=\"small\">{}</td><td class=\"small\">{}</td><td>{:.1}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"why\">{}</td></tr>\n",
+            escape(&s.name),
+            escape(&cell.id),
+            escape(&s.tags.join(", ")),
+            s.duration_ms as f64 / 1000.0,
+            ms(s.phases.ready_ms),
+            ms(s.phases.checkpoint_ms),
+            ms(s.phases.restore_ms),
+            ms(s.phases.verify_ms),
+            escape(class),
+            escape(&why),
+        );
+        let dir = cell_dir(report, cell);
         let mut extra = String::new();
-        if let Some(d) = &s.detail {
-            let _ = write!(extra, "<div class=\"small\">{}</div>", escape(d));
-        }
         if let Some(sc) = &s.screens {
             extra.push_str(&screens_figure(sc, &dir));
         }
@@ -300,10 +380,65 @@ fn scenarios_details(report: &RunReport, cell: &CellReport) -> String {
             extra.push_str(&failure_details(f, &dir, &s.artifacts));
         }
         if !extra.is_empty() {
-            let _ = write!(h, "<tr><td></td><td colspan=\"4\">{extra}</td></tr>");
+            let _ = write!(
+                h,
+                "<tr class=\"sc-more\" {data}><td></td><td colspan=\"10\">{extra}</td></tr>\n"
+            );
         }
     }
-    h.push_str("</table>");
+    h.push_str("</tbody></table>\n");
+    h
+}
+
+/// The filters of the scenario table: outcome boxes and the tag choice hide rows; the page's
+/// address may preset them (`#outcome=fail,xfail&tag=files`), so a link can show a view.
+const SCRIPT: &str = r#"
+(function () {
+  var boxes = Array.prototype.slice.call(document.querySelectorAll('input[data-outcome]'));
+  var tag = document.getElementById('tag');
+  var shown = document.getElementById('shown');
+  var rows = Array.prototype.slice.call(document.querySelectorAll('#scenario-table tbody tr'));
+  function apply() {
+    var on = {};
+    boxes.forEach(function (b) { on[b.getAttribute('data-outcome')] = b.checked; });
+    var t = tag.value, n = 0;
+    rows.forEach(function (r) {
+      var show = on[r.getAttribute('data-outcome')] &&
+        (!t || r.getAttribute('data-tags').indexOf(' ' + t + ' ') >= 0);
+      r.hidden = !show;
+      if (show && r.className === 'sc-row') { n += 1; }
+    });
+    shown.textContent = String(n);
+  }
+  var preset = {};
+  location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
+    var i = kv.indexOf('=');
+    if (i > 0) { preset[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1)); }
+  });
+  if (preset.outcome) {
+    var want = preset.outcome.split(',');
+    boxes.forEach(function (b) { b.checked = want.indexOf(b.getAttribute('data-outcome')) >= 0; });
+  }
+  if (preset.tag) { tag.value = preset.tag; }
+  boxes.forEach(function (b) { b.addEventListener('change', apply); });
+  tag.addEventListener('change', apply);
+  apply();
+})();
+"#;
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+/// A cell's versions, files and notes; its scenarios are in the page's scenario table.
+fn cell_details(report: &RunReport, cell: &CellReport) -> String {
+    let dir = cell_dir(report, cell);
+    let mut h = format!(
+        "<details><summary>details</summary><div class=\"small\"><a href=\"#scenarios\" \
+         data-cell=\"{}\">its {} scenarios below</a></div>",
+        escape(&cell.id),
+        cell.scenarios.len()
+    );
     let mut links = vec![("console.log", join_dir(&dir, "console.log"))];
     if !dir.is_empty() {
         links.push(("run.json", join_dir(&dir, "run.json")));
@@ -508,7 +643,12 @@ mod tests {
         old.run_id = "20261125-200000-0001".into();
         let history = vec![history::entry(&old), history::entry(&report)];
         let page = render(&report, &history);
-        assert!(!page.contains("<script>"), "unescaped console text");
+        assert!(!page.contains("<script>alert"), "unescaped console text");
+        assert_eq!(
+            page.matches("<script>").count(),
+            1,
+            "only the page's own script"
+        );
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; stuck"));
         assert!(page.contains("version-mismatch</b>: the kernel and the C/R tool versions"));
         assert!(page.contains("Unexpected rt vDSO area bounds"));

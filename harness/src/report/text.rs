@@ -164,6 +164,7 @@ mod tests {
             artifacts: vec![],
             leftovers: vec![],
             screens: None,
+            tags: vec![],
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

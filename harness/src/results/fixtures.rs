@@ -28,6 +28,7 @@ pub fn scenario(
         artifacts: vec![],
         leftovers: vec![],
         screens: None,
+        tags: vec![],
     }
 }
 

@@ -288,6 +288,20 @@ impl RunDir {
         self.save()
     }
 
+    /// Gives each result the tags of its scenario in `scenarios` (by name).
+    pub fn tag_results(&mut self, scenarios: &[crate::model::scenario::Scenario]) {
+        for s in self
+            .report
+            .cells
+            .iter_mut()
+            .flat_map(|c| c.scenarios.iter_mut())
+        {
+            if let Some(sc) = scenarios.iter().find(|sc| sc.name == s.name) {
+                s.tags = sc.tags.clone();
+            }
+        }
+    }
+
     /// True when any scenario's outcome makes the run fail.
     pub fn any_bad(&self) -> bool {
         self.report

@@ -1,7 +1,8 @@
-//! The run's results in the kernel field's formats, read by those formats' own tools: a run
-//! holding every outcome is exported with `crtest export --kcidb` and validated with the
-//! schema of the pinned `kcidb-io` package, and its `results.ktap` is read by Perl's
-//! TAP::Parser.
+//! A run's results as the kernel field's tools and a person read them: a run holding every
+//! outcome is exported with `crtest export --kcidb` and validated with the schema of the
+//! pinned `kcidb-io` package, its `results.ktap` is read by Perl's TAP::Parser, and its
+//! `report.html` is rendered in headless Chromium (Debian's), its filters driven, and a
+//! screenshot saved under `target/report-html/`.
 
 mod common {
     pub mod kcidb;
@@ -58,6 +59,11 @@ fn run_with_every_outcome(root: &std::path::Path) -> RunDir {
                     r.detail = Some("needs criu >= 9.0, have 3.17.1".into());
                 }
                 r.duration_ms = 1234;
+                r.tags = if *o == Outcome::Fail || *o == Outcome::Pass {
+                    vec!["files".into(), "smoke".into()]
+                } else {
+                    vec!["smoke".into()]
+                };
                 r
             })
             .collect();
@@ -174,4 +180,125 @@ fn ktap_is_read_by_tap_parser() {
             }
         );
     }
+}
+
+/// What headless Chromium made of a page: the DOM after its scripts ran, and its log.
+fn chromium(url: &str, screenshot: Option<&std::path::Path>) -> (String, String) {
+    crtest_vm::hostdeps::ensure_for_tests().unwrap_or_else(|e| panic!("{e}"));
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,1400",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    match screenshot {
+        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd.arg(url).output().expect("chromium starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The scenario rows of the page's table, as (outcome, shown).
+fn rows(dom: &str) -> Vec<(String, bool)> {
+    dom.split("<tr ")
+        .skip(1)
+        .filter(|r| r.starts_with("class=\"sc-row\""))
+        .map(|r| {
+            let head = &r[..r.find('>').unwrap_or(r.len())];
+            let outcome = head
+                .split("data-outcome=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            (outcome, !head.contains(" hidden"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_html_report_reads_failures_first_and_filters_in_a_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut run = run_with_every_outcome(&tmp.path().join("results"));
+    // A desktop scenario's screenshots, inline.
+    let shots = run.dir.join("scenarios/s-pass@pre-dump");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut frame = crtest::vnc::frame::Frame::new(64, 48);
+    frame.rgb.iter_mut().step_by(3).for_each(|r| *r = 200);
+    frame.write_png(&shots.join("screen-before.png")).unwrap();
+    run.report.cells[0].scenarios[0].screens = Some(crtest::model::outcome::Screens {
+        before: Some("scenarios/s-pass@pre-dump/screen-before.png".into()),
+        ..Default::default()
+    });
+    crtest::report::views::write_views(&run.dir, &run.report).unwrap();
+    let page = run.dir.join("report.html");
+    let url = format!("file://{}", page.display());
+
+    // As loaded: every row shown, what broke first, passes last; no script errors.
+    let (dom, log) = chromium(&url, None);
+    assert!(
+        !log.contains("Uncaught"),
+        "the page's script failed:\n{log}"
+    );
+    let all = rows(&dom);
+    assert_eq!(all.len(), 2 * OUTCOMES.len());
+    assert!(all.iter().all(|(_, shown)| *shown));
+    let order: Vec<&str> = all.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(&order[..2], ["panic", "panic"]);
+    assert_eq!(&order[order.len() - 2..], ["pass", "pass"]);
+    let xfail = order.iter().position(|o| *o == "xfail").unwrap();
+    assert!(order[..xfail].iter().all(|o| !["skip", "pass"].contains(o)));
+    assert!(
+        dom.contains("Error (criu/files.c:1): broke # badly"),
+        "the failure's line"
+    );
+    assert!(dom.contains("<summary>failure report</summary>"));
+    assert!(dom.contains("screen-before.png"), "the screenshot inline");
+    assert!(
+        !dom.contains("scenarios asked for: s-"),
+        "no wall of names at the top"
+    );
+
+    // The filters: only the failures tagged `files`.
+    let (dom, log) = chromium(&format!("{url}#outcome=fail&tag=files"), None);
+    assert!(!log.contains("Uncaught"), "{log}");
+    let shown: Vec<String> = rows(&dom)
+        .into_iter()
+        .filter(|(_, s)| *s)
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(shown, ["fail", "fail"]);
+    assert!(
+        dom.contains("<span id=\"shown\">2</span>"),
+        "the count follows the filter"
+    );
+
+    // A screenshot for a person to look at.
+    let out = crtest::host::guest_build::workspace_root().join("target/report-html");
+    std::fs::create_dir_all(&out).unwrap();
+    let png = out.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    chromium(&url, Some(&png));
+    let shot = crtest::vnc::frame::Frame::read_png(&png).unwrap();
+    assert_eq!((shot.width, shot.height), (1280, 1400));
+    eprintln!("screenshot of the report: {}", png.display());
 }
