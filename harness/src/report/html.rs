@@ -87,7 +87,7 @@ pub fn render(report: &RunReport, history: &[Entry]) -> String {
     h.push_str(&matrix_table(report, &grid, history));
     h.push_str(&why_section(report, &grid));
     h.push_str(&scenario_section(report));
-    let _ = write!(h, "<script>{SCRIPT}</script>\n");
+    let _ = writeln!(h, "<script>{SCRIPT}</script>");
     h.push_str("</body></html>\n");
     h
 }
@@ -323,9 +323,9 @@ fn scenario_section(report: &RunReport) -> String {
     for t in &tags {
         let _ = write!(h, "<option>{}</option>", escape(t));
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "</select> &nbsp; <span id=\"shown\">{}</span> of {} shown</div>\n",
+        "</select> &nbsp; <span id=\"shown\">{}</span> of {} shown</div>",
         rows.len(),
         rows.len()
     );
@@ -355,11 +355,11 @@ fn scenario_section(report: &RunReport) -> String {
             (_, Some(d)) => d.clone(),
             _ => String::new(),
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr class=\"sc-row\" {data}><td><span class=\"o o-{o}\">{o}</span></td><td>{}</td>\
              <td class=\"small\">{}</td><td class=\"small\">{}</td><td>{:.1}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"why\">{}</td></tr>\n",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"why\">{}</td></tr>",
             escape(&s.name),
             escape(&cell.id),
             escape(&s.tags.join(", ")),
@@ -380,9 +380,9 @@ fn scenario_section(report: &RunReport) -> String {
             extra.push_str(&failure_details(f, &dir, &s.artifacts));
         }
         if !extra.is_empty() {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<tr class=\"sc-more\" {data}><td></td><td colspan=\"10\">{extra}</td></tr>\n"
+                "<tr class=\"sc-more\" {data}><td></td><td colspan=\"10\">{extra}</td></tr>"
             );
         }
     }
