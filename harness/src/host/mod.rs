@@ -5,6 +5,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cell_choice;
 pub mod guest_build;
+pub mod guest_share;
 pub mod host_run;
 pub mod interrupt;
 pub mod kernel_build;

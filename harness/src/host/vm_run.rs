@@ -8,7 +8,7 @@
 use crate::guest::agent::{GuestPlan, PLAN_FILE};
 use crate::guest::setup::paths;
 use crate::host::guest_build::{self, GuestBinaries};
-use crate::model::event::{self, Event};
+use crate::model::event::Event;
 use crate::model::outcome::{Failure, Outcome, ScenarioResult};
 use crate::model::scenario::Scenario;
 use crate::report::progress::{Progress, Reporter};
@@ -18,7 +18,6 @@ use crtest_vm::console::ConsoleWatch;
 use crtest_vm::kernel::{Kernel, KernelSource};
 use crtest_vm::qemu::{self, Accel, AccelChoice, QemuProcess, VmSpec};
 use crtest_vm::userland::Userland;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,12 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const KVM_SILENCE: Duration = Duration::from_secs(15);
 /// Extra time the host gives a scenario beyond its own limit before it kills the guest.
 const SCENARIO_GRACE: Duration = Duration::from_secs(30);
+
+/// The run directory's folder that the guest sees (9p) and writes: its plan, the scenarios'
+/// inputs, and what the scenarios keep (`guest/scenarios/<name>/`). Everything the host
+/// writes (run.json, console.log, events, QEMU's logs, reports) is outside it, out of the
+/// guest's reach; after each boot the host sweeps it ([`crate::host::guest_share::sweep`]).
+pub const GUEST_DIR: &str = "guest";
 
 #[derive(Debug, Clone)]
 pub enum KernelChoice {
@@ -451,7 +456,12 @@ pub fn run_cell(
         });
         run.report.cells[index].scenarios.push(r);
     }
-    stage_inputs(&remaining, &run.dir)?;
+    let share = run.dir.join(GUEST_DIR);
+    std::fs::create_dir_all(&share).map_err(|source| ResultsError::Write {
+        path: share.clone(),
+        source,
+    })?;
+    stage_inputs(&remaining, &share)?;
     // Scenarios of a userland variant run after the others, one boot of its image for all.
     remaining.sort_by(|a, b| a.userland_variant.cmp(&b.userland_variant));
     let mut images: Vec<(String, PathBuf)> = Vec::new();
@@ -501,7 +511,7 @@ pub fn run_cell(
             keep_images: cell.keep_images,
             probes: std::mem::take(&mut probes),
         };
-        let plan_path = run.dir.join(PLAN_FILE);
+        let plan_path = share.join(PLAN_FILE);
         std::fs::write(
             &plan_path,
             serde_json::to_string_pretty(&plan).expect("plan serialises"),
@@ -513,6 +523,11 @@ pub fn run_cell(
         run.report.cells[index].qemu.boots += 1;
         let boots = run.report.cells[index].qemu.boots;
         let outcome = boot.run(boots, &mut remaining, run, index, reporter)?;
+        // The guest is gone: what it left in its share is made safe for the host to read.
+        for note in crate::host::guest_share::sweep(&share) {
+            reporter.on(&Progress::GuestNote { note: note.clone() });
+            run.report.cells[index].notes.push(note);
+        }
         if boots > scenarios.len() as u32 + 2 {
             let message = "the guest kept dying between scenarios; giving up";
             let lines = Vec::new();
@@ -541,7 +556,7 @@ pub fn run_cell(
             _ => {}
         }
     }
-    let _ = std::fs::remove_file(run.dir.join(PLAN_FILE));
+    let _ = std::fs::remove_file(share.join(PLAN_FILE));
     run.save()
 }
 
@@ -591,13 +606,13 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn spec(&self, run_dir: &Path, events: &Path) -> VmSpec {
+    fn spec(&self, share: &Path, events: &Path) -> VmSpec {
         VmSpec {
             kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
             rootfs: self.rootfs.clone(),
             modules_dir: self.cell.modules_share.clone(),
-            results_dir: run_dir.to_path_buf(),
+            results_dir: share.to_path_buf(),
             results_tag: paths::RESULTS_TAG.into(),
             modules_tag: paths::MODULES_TAG.into(),
             console_log: self.console_path.clone(),
@@ -619,7 +634,7 @@ impl<'a> Boot<'a> {
     ) -> Result<BootEnd, ResultsError> {
         // Each boot's events go to their own file; QEMU truncates on open.
         let events_path = run.dir.join(format!("events-{boot_no}.jsonl"));
-        let spec = self.spec(&run.dir, &events_path);
+        let spec = self.spec(&run.dir.join(GUEST_DIR), &events_path);
         let argv = qemu::argv(&spec);
         let command = crtest_vm::command::command_line("qemu-system-x86_64", &argv);
         let _ = std::fs::write(run.dir.join("qemu.cmdline"), format!("{command}\n"));
@@ -646,7 +661,7 @@ impl<'a> Boot<'a> {
                 return Ok(BootEnd::Exited(e.to_string()));
             }
         };
-        let mut events = EventFollower::default();
+        let mut events = crate::host::guest_share::EventReader::default();
         let mut ready = false;
         let mut current: Option<(String, Instant)> = None;
         let end = 'watch: loop {
@@ -736,6 +751,14 @@ impl<'a> Boot<'a> {
                     Event::Done => break 'watch BootEnd::Done,
                 }
             }
+            if events.flooded {
+                let message = format!(
+                    "the guest wrote more than {} MiB to its events port; it is not followed any more",
+                    crate::host::guest_share::MAX_EVENTS >> 20
+                );
+                run.report.cells[index].notes.push(message.clone());
+                break 'watch BootEnd::AgentError(message);
+            }
             if let Some(status) = qemu.try_wait() {
                 // Read what the guest said last before judging.
                 console.poll(&self.console_path);
@@ -804,6 +827,17 @@ impl<'a> Boot<'a> {
         console: &mut ConsoleWatch,
         reporter: &mut dyn Reporter,
     ) -> Result<bool, ResultsError> {
+        // The guest is untrusted: a result for a scenario it was not given is dropped, and
+        // its file paths must stay inside the share (then they are made relative to the run).
+        if !remaining.iter().any(|s| s.name == result.name) {
+            let note = format!(
+                "the guest reported a result for `{}`, which it was not given; ignored",
+                crate::host::guest_share::shown(&result.name)
+            );
+            run.report.cells[index].notes.push(note);
+            return Ok(false);
+        }
+        crate::host::guest_share::adopt_paths(&mut result);
         let trouble = console.take_trouble();
         let troubled = !trouble.is_empty();
         if troubled {
@@ -951,29 +985,5 @@ impl<'a> Boot<'a> {
             run.report.cells[index].scenarios.push(result);
         }
         run.save()
-    }
-}
-
-/// Follows the events file as QEMU appends to it.
-#[derive(Default)]
-struct EventFollower {
-    offset: u64,
-    buf: String,
-}
-
-impl EventFollower {
-    fn poll(&mut self, path: &Path) -> Vec<Event> {
-        let Ok(mut f) = std::fs::File::open(path) else {
-            return Vec::new();
-        };
-        let mut chunk = Vec::new();
-        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut chunk).is_err() {
-            return Vec::new();
-        }
-        self.offset += chunk.len() as u64;
-        event::parse_lines(&mut self.buf, &String::from_utf8_lossy(&chunk))
-            .into_iter()
-            .filter_map(Result::ok)
-            .collect()
     }
 }

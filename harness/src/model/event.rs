@@ -65,20 +65,16 @@ impl Event {
     }
 }
 
-/// Splits a chunk of the event stream into events, keeping an incomplete last line in `buf`.
-/// Lines that are not events (serial noise) are returned as `Err(line)`.
-pub fn parse_lines(buf: &mut String, chunk: &str) -> Vec<Result<Event, String>> {
-    buf.push_str(chunk);
-    let mut out = Vec::new();
-    while let Some(nl) = buf.find('\n') {
-        let line: String = buf.drain(..=nl).collect();
-        let line = line.trim_matches(|c| c == '\r' || c == '\n' || c == '\0');
-        if line.is_empty() {
-            continue;
-        }
-        out.push(serde_json::from_str(line).map_err(|_| line.to_string()));
+/// One line of the event stream (without its newline): `None` when blank, else the event or,
+/// for serial noise, invalid UTF-8 and anything else that is not an event, `Err(line)`.
+/// serde_json refuses nesting deeper than 128, so no line can exhaust the stack.
+pub fn parse_line(line: &[u8]) -> Option<Result<Event, String>> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\0');
+    if text.is_empty() {
+        return None;
     }
-    out
+    Some(serde_json::from_str(text).map_err(|_| text.to_string()))
 }
 
 #[cfg(test)]
@@ -86,15 +82,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_split_across_chunks_and_serial_noise() {
+    fn lines_and_serial_noise() {
         let ev = Event::ScenarioStarted { name: "a".into() };
         let line = ev.to_line().replace('\n', "\r\n");
-        let (first, second) = line.split_at(10);
-        let mut buf = String::new();
-        assert!(parse_lines(&mut buf, first).is_empty());
-        let got = parse_lines(&mut buf, &format!("{second}garbage\n"));
-        assert_eq!(got, vec![Ok(ev), Err("garbage".to_string())]);
-        assert!(buf.is_empty());
+        assert_eq!(parse_line(line.as_bytes()), Some(Ok(ev)));
+        assert_eq!(parse_line(b"garbage\r"), Some(Err("garbage".to_string())));
+        assert_eq!(parse_line(b"\0\r"), None);
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(parse_line(deep.as_bytes()), Some(Err(_))));
     }
 
     #[test]
