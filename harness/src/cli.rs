@@ -165,6 +165,10 @@ pub struct RunArgs {
     /// Keep the criu images of passing scenarios too (always kept on failure).
     #[arg(long)]
     pub keep_images: bool,
+    /// Run the selection this many times, each round in fresh guests (`rounds/<i>/`); a
+    /// scenario that passed on some rounds only is `flaky`, every attempt kept.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
     /// Show every step and the QEMU command line.
     #[arg(short, long)]
     pub verbose: bool,
@@ -302,19 +306,23 @@ fn run(args: &RunArgs) -> i32 {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let res = match &cell {
-        None => crate::host::host_run::run_host(&chosen, args.keep_images, &mut run, &mut reporter)
+    let mut once = |run: &mut RunDir| match &cell {
+        None => crate::host::host_run::run_host(&chosen, args.keep_images, run, &mut reporter)
             .map_err(|e| (e.exit_code(), e.to_string())),
         Some(cell) if jobs > 1 && chosen.len() > 1 => {
-            crate::host::parallel::run_cell(cell, &chosen, jobs, &mut run, args.verbose)
+            crate::host::parallel::run_cell(cell, &chosen, jobs, run, args.verbose)
                 .map_err(|e| (3, e.to_string()))
         }
         Some(cell) => {
             let mut reporter = TerminalReporter::new(args.verbose)
                 .counting(crate::report::progress::Tally::new(chosen.len()));
-            vm_run::run_cell(cell, &chosen, &[], &mut run, &mut reporter)
-                .map_err(|e| (3, e.to_string()))
+            vm_run::run_cell(cell, &chosen, &[], run, &mut reporter).map_err(|e| (3, e.to_string()))
         }
+    };
+    let res = if args.repeat > 1 {
+        crate::host::repeat::run_rounds(&mut run, args.repeat, once)
+    } else {
+        once(&mut run)
     };
     run.tag_results(&chosen);
     if let Err(e) = crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by()) {

@@ -1,8 +1,9 @@
 //! One trial per scenario, each checked in a real guest: a real kernel in QEMU, the real
 //! criu of the Debian userland. All selected scenarios share one boot (run on the first trial
 //! that needs it); each trial then reports its own scenario's outcome and failure report.
-//! A few failed scenarios are run once more: one that passes then is reported FLAKY with
-//! its first failure report (printed, not hidden), and passes.
+//! A few failed scenarios are run once more, and their two attempts combined as `crtest run
+//! --repeat` combines them: one that passes then is `flaky` (its failed attempt's report
+//! printed, not hidden), and the trial passes.
 //!
 //! When the images cannot be had (no QEMU, no network for the first build), the trials are
 //! reported ignored and the reason is printed, never passed. With `CRTEST_REQUIRE_VM=1` (CI)
@@ -27,10 +28,10 @@ type Shared = Arc<OnceLock<Result<Vec<Got>, String>>>;
 
 /// A scenario's result in the VM trials, with the run directory holding its files.
 struct Got {
+    /// Where the result's files are (the first run's: a retry's result shows its failed
+    /// first attempt).
     run_dir: PathBuf,
     result: ScenarioResult,
-    /// The report of a first attempt that failed when the retry passed (flaky).
-    first_attempt: Option<String>,
 }
 
 /// At most this many failed scenarios are retried (more means a broken guest, not noise).
@@ -108,8 +109,8 @@ fn main() {
                 if r.outcome.is_bad() {
                     return Err(report(r).into());
                 }
-                if let Some(first) = &got.first_attempt {
-                    eprintln!("{sc_name}: FLAKY: passed when retried; the first attempt:\n{first}");
+                if r.outcome == Outcome::Flaky {
+                    eprintln!("{}", report(r));
                 }
                 // A desktop's screenshots are where run.json says, and are images.
                 let screens = r.screens.clone().unwrap_or_default();
@@ -507,7 +508,7 @@ fn report(r: &ScenarioResult) -> String {
 
 /// Runs `scenarios` in guests of the cell, then once more those that failed (a few at
 /// most): the machines are shared and noisy, and criu has rare races of its own. A
-/// scenario that passes only when retried is reported FLAKY with its first failure.
+/// scenario that passes only when retried is `flaky`, with its first failure.
 fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result<Vec<Got>, String> {
     // A copy, so the fault trials are not kept waiting for the lock.
     let cell = cell
@@ -521,7 +522,6 @@ fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result
         .map(|result| Got {
             run_dir: run_dir.clone(),
             result,
-            first_attempt: None,
         })
         .collect();
     let failed: Vec<Scenario> = scenarios
@@ -538,13 +538,13 @@ fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result
     let names: Vec<&str> = failed.iter().map(|s| s.name.as_str()).collect();
     eprintln!("vm trials: retrying once: {}", names.join(", "));
     let (retry_dir, again) = run_once(&cell, &failed)?;
-    for r in again.into_iter().filter(|r| !r.outcome.is_bad()) {
+    eprintln!("vm trials: the retries are in {}", retry_dir.display());
+    for r in again {
         if let Some(g) = got.iter_mut().find(|g| g.result.name == r.name) {
-            *g = Got {
-                run_dir: retry_dir.clone(),
-                first_attempt: Some(report(&g.result)),
-                result: r,
-            };
+            let first = g.result.clone();
+            if let Some(both) = crtest::model::outcome::combine(vec![first, r]) {
+                g.result = both;
+            }
         }
     }
     Ok(got)

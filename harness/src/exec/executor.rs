@@ -123,6 +123,7 @@ pub fn run_scenario(
         leftovers: Vec::new(),
         screens: run.screens,
         tags: sc.tags.clone(),
+        attempts: vec![],
     }
 }
 

@@ -281,6 +281,7 @@ mod tests {
             leftovers: vec![],
             screens: None,
             tags: vec![],
+            attempts: vec![],
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

@@ -11,5 +11,6 @@ pub mod interrupt;
 pub mod kernel_build;
 pub mod matrix;
 pub mod parallel;
+pub mod repeat;
 pub mod shard;
 pub mod vm_run;

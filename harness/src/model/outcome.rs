@@ -18,6 +18,9 @@ pub enum Outcome {
     Error,
     Timeout,
     Panic,
+    /// Run several times (`--repeat`, the VM trials' retry): passed on some attempts and did
+    /// not on others. Not bad (the scenario can pass), but named, with every attempt kept.
+    Flaky,
 }
 
 impl Outcome {
@@ -31,6 +34,7 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Timeout => "timeout",
             Outcome::Panic => "panic",
+            Outcome::Flaky => "flaky",
         }
     }
 
@@ -40,6 +44,11 @@ impl Outcome {
             self,
             Outcome::Fail | Outcome::Xpass | Outcome::Error | Outcome::Timeout | Outcome::Panic
         )
+    }
+
+    /// Outcomes where the scenario did what it should (at least once, for `flaky`).
+    pub fn is_good(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Xfail | Outcome::Flaky)
     }
 }
 
@@ -133,6 +142,64 @@ pub struct ScenarioResult {
     /// The scenario's tags, for filtering reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// When it ran several times: every attempt, in order (the fields above are the
+    /// representative attempt's: the first that did not pass, else the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a scenario run several times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Its kept files, relative to the run directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+impl Attempt {
+    fn of(r: &ScenarioResult) -> Attempt {
+        Attempt {
+            outcome: r.outcome,
+            duration_ms: r.duration_ms,
+            failure: r.failure.clone(),
+            artifacts: r.artifacts.clone(),
+        }
+    }
+}
+
+/// The result of a scenario run as `attempts` (in order, at least one): one outcome for all
+/// (`flaky` when some did what they should and others broke), the representative attempt's
+/// fields (the first that broke, else the first), and every attempt under `attempts`.
+pub fn combine(attempts: Vec<ScenarioResult>) -> Option<ScenarioResult> {
+    let first = attempts.first()?;
+    if attempts.len() == 1 {
+        return attempts.into_iter().next();
+    }
+    let good = attempts.iter().filter(|a| a.outcome.is_good()).count();
+    let bad = attempts.iter().filter(|a| a.outcome.is_bad()).count();
+    let rep = attempts
+        .iter()
+        .position(|a| a.outcome.is_bad())
+        .unwrap_or_else(|| attempts.iter().position(|a| a.outcome != first.outcome).unwrap_or(0));
+    let mut out = attempts[rep].clone();
+    out.attempts = attempts.iter().map(Attempt::of).collect();
+    if good > 0 && bad > 0 {
+        out.outcome = Outcome::Flaky;
+        out.detail = Some(format!(
+            "{good} of {} attempts passed; {bad} did not: {}",
+            attempts.len(),
+            attempts
+                .iter()
+                .map(|a| a.outcome.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Some(out)
 }
 
 /// The screenshots of a `[vnc]` scenario (PNG files, paths relative to the run directory)
@@ -169,7 +236,8 @@ impl ScenarioResult {
             .into_iter()
             .flatten()
         });
-        self.artifacts.iter_mut().chain(screens)
+        let attempts = self.attempts.iter_mut().flat_map(|a| a.artifacts.iter_mut());
+        self.artifacts.iter_mut().chain(screens).chain(attempts)
     }
 
     /// A result for a scenario that did not get to run its steps.
@@ -186,6 +254,41 @@ impl ScenarioResult {
             leftovers: Vec::new(),
             screens: None,
             tags: Vec::new(),
+            attempts: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(o: Outcome) -> ScenarioResult {
+        let mut r = ScenarioResult::without_steps("x", o, Failure::default());
+        if !o.is_bad() {
+            r.failure = None;
+        }
+        r.artifacts = vec![format!("rounds/{o}/x.log")];
+        r
+    }
+
+    #[test]
+    fn attempts_combine_into_one_outcome() {
+        use Outcome::*;
+        assert_eq!(combine(vec![]), None);
+        assert_eq!(combine(vec![r(Pass)]).unwrap().attempts, vec![]);
+        let all = combine(vec![r(Pass), r(Pass)]).unwrap();
+        assert_eq!((all.outcome, all.attempts.len()), (Pass, 2));
+        let f = combine(vec![r(Pass), r(Fail), r(Pass)]).unwrap();
+        assert_eq!(f.outcome, Flaky);
+        assert_eq!(f.artifacts, ["rounds/fail/x.log"], "the failing attempt is shown");
+        assert!(f.failure.is_some());
+        assert_eq!(f.detail.as_deref(), Some("2 of 3 attempts passed; 1 did not: pass, fail, pass"));
+        assert!(!Flaky.is_bad() && Flaky.is_good());
+        assert_eq!(combine(vec![r(Fail), r(Timeout)]).unwrap().outcome, Fail);
+        assert_eq!(combine(vec![r(Xfail), r(Xpass)]).unwrap().outcome, Flaky);
+        assert_eq!(combine(vec![r(Skip), r(Skip)]).unwrap().outcome, Skip);
+        let mut f = f;
+        assert_eq!(f.paths_mut().count(), 4, "the attempts' files move too");
     }
 }

@@ -89,7 +89,7 @@ impl Comparison {
 }
 
 fn good(o: Outcome) -> bool {
-    matches!(o, Outcome::Pass | Outcome::Xfail)
+    o.is_good()
 }
 
 fn why(s: &ScenarioResult) -> Option<String> {

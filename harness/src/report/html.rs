@@ -48,7 +48,7 @@ summary{cursor:pointer}
 table.sc{border-collapse:collapse;background:#fff;font-size:.85em;width:100%}
 table.sc td,table.sc th{border:1px solid #ddd;padding:.2em .4em;text-align:left;vertical-align:top}
 .o{font-weight:bold;padding:0 .3em;border-radius:3px}
-.o-pass,.o-xfail{background:#c3e6cb}.o-fail,.o-xpass,.o-timeout,.o-panic{background:#f5c6cb}
+.o-pass,.o-xfail{background:#c3e6cb}.o-flaky{background:#ffeeba}.o-fail,.o-xpass,.o-timeout,.o-panic{background:#f5c6cb}
 .o-error{background:#d7bde2}.o-skip{background:#dee2e6}
 dl.failure{margin:.2em 0}dl.failure dt{font-weight:bold;float:left;clear:left;width:6.5em}
 dl.failure dd{margin-left:7em}
@@ -280,9 +280,10 @@ fn rank(o: Outcome) -> u8 {
         Outcome::Xpass => 2,
         Outcome::Timeout => 3,
         Outcome::Error => 4,
-        Outcome::Xfail => 5,
-        Outcome::Skip => 6,
-        Outcome::Pass => 7,
+        Outcome::Flaky => 5,
+        Outcome::Xfail => 6,
+        Outcome::Skip => 7,
+        Outcome::Pass => 8,
     }
 }
 
@@ -376,7 +377,18 @@ fn scenario_section(report: &RunReport) -> String {
         if let Some(sc) = &s.screens {
             extra.push_str(&screens_figure(sc, &dir));
         }
-        if let (true, Some(f)) = (s.outcome.is_bad(), &s.failure) {
+        if !s.attempts.is_empty() {
+            let _ = write!(
+                extra,
+                "<div class=\"small\">attempts: {}</div>",
+                s.attempts
+                    .iter()
+                    .map(|a| format!("<span class=\"o o-{0}\">{0}</span>", a.outcome.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        if let (true, Some(f)) = (s.outcome.is_bad() || s.outcome == Outcome::Flaky, &s.failure) {
             extra.push_str(&failure_details(f, &dir, &s.artifacts));
         }
         if !extra.is_empty() {

@@ -2,7 +2,7 @@
 
 use crate::model::outcome::Outcome;
 use crate::results::run::RunReport;
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 use std::time::Duration;
 
 pub fn render(run: &RunReport) -> String {
@@ -12,6 +12,25 @@ pub fn render(run: &RunReport) -> String {
         for s in &cell.scenarios {
             let status = match s.outcome {
                 Outcome::Pass | Outcome::Xfail => TestCaseStatus::success(),
+                // As nextest writes it: a success with its failed attempts as flakyFailure.
+                Outcome::Flaky => {
+                    let mut st = TestCaseStatus::success();
+                    for a in s.attempts.iter().filter(|a| a.outcome.is_bad()) {
+                        let kind = match a.outcome {
+                            Outcome::Fail | Outcome::Xpass => NonSuccessKind::Failure,
+                            _ => NonSuccessKind::Error,
+                        };
+                        let mut rerun = TestRerun::new(kind);
+                        rerun.set_time(Duration::from_millis(a.duration_ms));
+                        rerun.set_type(a.outcome.as_str());
+                        if let Some(f) = &a.failure {
+                            rerun.set_message(f.message.clone());
+                            rerun.set_description(crate::report::text::failure_block(f));
+                        }
+                        st.add_rerun(rerun);
+                    }
+                    st
+                }
                 Outcome::Skip => TestCaseStatus::skipped(),
                 Outcome::Fail | Outcome::Xpass => {
                     TestCaseStatus::non_success(NonSuccessKind::Failure)

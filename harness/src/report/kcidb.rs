@@ -8,8 +8,8 @@
 //!   duration, the failure report as log excerpt, and in `misc` the harness's own outcome,
 //!   failure class, errno, first error line and the userland (criu, lxc) it ran with.
 //!
-//! Statuses: `pass` and `xfail` are `PASS` (the kernel did what the scenario expects; an
-//! xfail's class and evidence are in `misc`), `fail` and `xpass` `FAIL`, `panic` `FAIL`
+//! Statuses: `pass`, `xfail` and `flaky` are `PASS` (the kernel did what the scenario
+//! expects, at least once for `flaky`; the class and evidence, and the attempts, are in `misc`), `fail` and `xpass` `FAIL`, `panic` `FAIL`
 //! (the kernel broke), `error` and `timeout` `ERROR`, `skip` `SKIP`.
 
 use crate::model::outcome::{Outcome, ScenarioResult};
@@ -175,7 +175,7 @@ fn build(id: &str, checkout_id: &str, origin: &str, k: &KernelInfo, run: &RunRep
 
 fn status(o: Outcome) -> &'static str {
     match o {
-        Outcome::Pass | Outcome::Xfail => "PASS",
+        Outcome::Pass | Outcome::Xfail | Outcome::Flaky => "PASS",
         Outcome::Fail | Outcome::Xpass | Outcome::Panic => "FAIL",
         Outcome::Error | Outcome::Timeout => "ERROR",
         Outcome::Skip => "SKIP",
@@ -233,6 +233,9 @@ fn test(
         "run_id": run.run_id,
         "phases_ms": s.phases,
     });
+    if !s.attempts.is_empty() {
+        misc["attempts"] = json!(s.attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>());
+    }
     if let Some(f) = &s.failure {
         misc["step"] = json!(f.step);
         misc["class"] = json!(f.class);

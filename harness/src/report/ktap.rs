@@ -18,7 +18,7 @@
 //! ```
 //!
 //! `pass` is `ok`; `skip` is `ok # SKIP reason`; `xfail` is `ok # XFAIL class: first error
-//! line`, as kselftest writes it; `fail` and `xpass` are `not ok` (the latter `# XPASS`),
+//! line`, as kselftest writes it; `flaky` is `ok # flaky: N of M attempts passed ...`; `fail` and `xpass` are `not ok` (the latter `# XPASS`),
 //! `timeout` `not ok # TIMEOUT`, `error` and `panic` `not ok # ERROR`. The failure report of
 //! a scenario that did not pass stands before its result line as diagnostic lines. A cell
 //! is `not ok` when any of its scenarios is.
@@ -61,7 +61,7 @@ fn cell_block(out: &mut String, number: usize, cell: &CellReport) {
 }
 
 fn scenario_lines(out: &mut String, number: usize, s: &ScenarioResult) {
-    if s.outcome.is_bad() || s.outcome == Outcome::Xfail {
+    if s.outcome.is_bad() || matches!(s.outcome, Outcome::Xfail | Outcome::Flaky) {
         if let Some(f) = &s.failure {
             for line in crate::report::text::failure_block(f).lines() {
                 let _ = writeln!(out, "  # {}", one_line(line.trim_start()));
@@ -88,6 +88,11 @@ fn scenario_lines(out: &mut String, number: usize, s: &ScenarioResult) {
             s.detail.as_deref().map(one_line).unwrap_or_default()
         ),
         Outcome::Xfail => format!("ok {number} {name} # XFAIL {}", why()),
+        Outcome::Flaky => format!(
+            "ok {number} {name} # flaky: {}; {}",
+            s.detail.as_deref().map(one_line).unwrap_or_default(),
+            why()
+        ),
         Outcome::Fail => format!("not ok {number} {name} # {}", why()),
         Outcome::Xpass => {
             format!("not ok {number} {name} # XPASS passed, but the scenario expects it to fail")

@@ -165,6 +165,7 @@ mod tests {
             leftovers: vec![],
             screens: None,
             tags: vec![],
+            attempts: vec![],
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

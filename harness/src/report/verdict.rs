@@ -53,7 +53,7 @@ pub fn verdict(scenarios: &[ScenarioResult]) -> CellVerdict {
     }
     let good = scenarios
         .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Pass | Outcome::Xfail))
+        .filter(|s| s.outcome.is_good())
         .count();
     let bad: Vec<Outcome> = scenarios
         .iter()

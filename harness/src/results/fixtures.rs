@@ -29,6 +29,7 @@ pub fn scenario(
         leftovers: vec![],
         screens: None,
         tags: vec![],
+        attempts: vec![],
     }
 }
 

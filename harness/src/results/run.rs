@@ -315,7 +315,7 @@ impl RunDir {
 /// Counts of outcomes, in the vocabulary's order.
 pub fn counts(scenarios: &[ScenarioResult]) -> Vec<(Outcome, usize)> {
     use Outcome::*;
-    [Pass, Fail, Skip, Xfail, Xpass, Error, Timeout, Panic]
+    [Pass, Fail, Skip, Xfail, Xpass, Error, Timeout, Panic, Flaky]
         .into_iter()
         .map(|o| (o, scenarios.iter().filter(|s| s.outcome == o).count()))
         .filter(|(_, n)| *n > 0)
