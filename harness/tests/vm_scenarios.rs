@@ -148,6 +148,9 @@ const FAULTS: &[(&str, Fault)] = &[
     ("panic_at_boot", panic_at_boot),
     ("hang_at_boot", hang_at_boot),
     ("sigint_mid_run", sigint_mid_run),
+    ("sigterm_mid_run", sigterm_mid_run),
+    ("sighup_mid_run", sighup_mid_run),
+    ("results_disk_full", results_disk_full),
     ("sigkill_mid_run", sigkill_mid_run),
     ("kernel_without_cr", kernel_without_cr),
     ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
@@ -224,8 +227,20 @@ fn taint_leftovers_fresh_kernel(cell: vm_run::Cell) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `crtest run` on three scenarios and waits until the guest has finished one.
+/// Starts `crtest run` on three scenarios and waits until the guest has finished one; its
+/// stderr goes to `stderr` when given.
 fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
+    start_run_logged(results, None)
+}
+
+fn start_run_logged(
+    results: &std::path::Path,
+    stderr: Option<&std::path::Path>,
+) -> Result<std::process::Child, String> {
+    let err = match stderr {
+        Some(p) => std::process::Stdio::from(std::fs::File::create(p).map_err(|e| e.to_string())?),
+        None => std::process::Stdio::null(),
+    };
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
         // One guest: its run.json is rewritten after every scenario (with -j N each shard's
         // is, under shards/, and the run's own is joined at the end).
@@ -240,7 +255,7 @@ fn start_run(results: &std::path::Path) -> Result<std::process::Child, String> {
         .arg(results)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(err)
         .spawn()
         .map_err(|e| e.to_string())?;
     let end = std::time::Instant::now() + Duration::from_secs(300);
@@ -280,26 +295,40 @@ fn wait_exit(
 /// SIGINT mid-run: QEMU is killed, run.json says interrupted, the finished scenario is kept
 /// and the others are marked, and crtest exits 130.
 fn sigint_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
+    signal_mid_run(nix::sys::signal::Signal::SIGINT)
+}
+
+/// SIGTERM (what CI systems send at a time limit) does the same, exit 143.
+fn sigterm_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
+    signal_mid_run(nix::sys::signal::Signal::SIGTERM)
+}
+
+/// SIGHUP (a closed terminal) does the same, exit 129.
+fn sighup_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
+    signal_mid_run(nix::sys::signal::Signal::SIGHUP)
+}
+
+fn signal_mid_run(sig: nix::sys::signal::Signal) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut child = start_run(dir.path())?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .map_err(|e| e.to_string())?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
+        .map_err(|e| e.to_string())?;
     let status = wait_exit(&mut child, 60)?;
-    if status.code() != Some(130) {
-        return Err(format!("want exit 130, got {status}"));
+    if status.code() != Some(128 + sig as i32) {
+        return Err(format!(
+            "{sig}: want exit {}, got {status}",
+            128 + sig as i32
+        ));
     }
-    let r = read_run(dir.path()).ok_or("no valid run.json after SIGINT")?;
+    let r = read_run(dir.path()).ok_or(format!("no valid run.json after {sig}"))?;
     if r.finished
         || !r
             .interrupted
             .as_deref()
-            .is_some_and(|i| i.contains("SIGINT"))
+            .is_some_and(|i| i.contains(sig.as_str()))
     {
         return Err(format!(
-            "run.json should say interrupted by SIGINT: {:?}",
+            "run.json should say interrupted by {sig}: {:?}",
             r.interrupted
         ));
     }
@@ -315,7 +344,60 @@ fn sigint_mid_run(_cell: vm_run::Cell) -> Result<(), String> {
     }
     let left = qemu_processes_under(dir.path());
     if !left.is_empty() {
-        return Err(format!("QEMU left running after SIGINT: {left:?}"));
+        return Err(format!("QEMU left running after {sig}: {left:?}"));
+    }
+    Ok(())
+}
+
+/// The results disk fills up mid-run (a 48 MiB tmpfs under `--results`, filled once a
+/// scenario is done): crtest stops with exit 3 naming the path and errno, the run.json it
+/// wrote last is valid and keeps the finished scenario, and no QEMU is left.
+fn results_disk_full(_cell: vm_run::Cell) -> Result<(), String> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).map_err(|e| e.to_string())?;
+    mount(
+        Some("tmpfs"),
+        &small,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=48m"),
+    )
+    .map_err(|e| format!("mounting a tmpfs (needs root): {e}"))?;
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = umount2(self.0, MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(&small);
+    let log = dir.path().join("stderr.log");
+    let mut child = start_run_logged(&small, Some(&log))?;
+    // Fill it: what the run writes next finds no room.
+    let mut filler = std::fs::File::create(small.join("filler")).map_err(|e| e.to_string())?;
+    let block = vec![0u8; 1 << 20];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    let status = wait_exit(&mut child, 400)?;
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    if status.code() != Some(3) {
+        return Err(format!(
+            "want exit 3 on a full results disk, got {status}:\n{stderr}"
+        ));
+    }
+    if !stderr.contains("No space left on device") || !stderr.contains(&small.display().to_string())
+    {
+        return Err(format!(
+            "the error should name the path and ENOSPC:\n{stderr}"
+        ));
+    }
+    let r = read_run(&small).ok_or("no valid run.json on the full disk")?;
+    if r.cells.first().is_none_or(|c| c.scenarios.is_empty()) {
+        return Err("the finished scenario was lost".into());
+    }
+    let left = qemu_processes_under(&small);
+    if !left.is_empty() {
+        return Err(format!("QEMU left running on a full disk: {left:?}"));
     }
     Ok(())
 }

@@ -271,14 +271,9 @@ impl Apt {
             fingerprint: self.fingerprint(),
             value,
         };
-        if let Some(dir) = file.parent() {
-            let _ = fs::create_dir_all(dir);
-            let tmp = dir.join(format!(".{}.{}", std::process::id(), what.len()));
-            if let Ok(json) = serde_json::to_string(&memo) {
-                if fs::write(&tmp, json).is_ok() {
-                    let _ = fs::rename(&tmp, &file);
-                }
-            }
+        if let Ok(json) = serde_json::to_string(&memo) {
+            // A unique temporary file: parallel cells memoise into the same folder.
+            let _ = crate::cache::write_atomic(&file, json.as_bytes());
         }
         Ok(memo.value)
     }

@@ -80,9 +80,12 @@ fn sweep_dir(share: &Path, dir: &Path, notes: &mut Vec<String>, depth: usize) {
             notes.push(match removed {
                 Ok(()) => format!(
                     "removed guest/{} from the guest's share: {why}",
-                    shown(&rel)
+                    crate::report::markup::shown(&rel)
                 ),
-                Err(e) => format!("could not remove guest/{} ({why}): {e}", shown(&rel)),
+                Err(e) => format!(
+                    "could not remove guest/{} ({why}): {e}",
+                    crate::report::markup::shown(&rel)
+                ),
             });
         }
     }
@@ -108,14 +111,6 @@ pub fn adopt_paths(result: &mut ScenarioResult) {
     for p in result.paths_mut() {
         *p = format!("{}/{p}", crate::host::vm_run::GUEST_DIR);
     }
-}
-
-/// Guest text for a note: at most 200 characters, control characters shown as `?`.
-pub fn shown(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// Follows the events file as QEMU appends to it, in bounded steps.
@@ -296,5 +291,76 @@ mod tests {
             assert!(polls <= MAX_EVENTS / CHUNK + 2, "bounded");
         }
         assert!(r.poll(&path).is_empty());
+    }
+
+    /// Seeded mutations of a real event stream (every truncation, random byte changes,
+    /// random chunking): no panic, the buffer bounded, and what parses is an event.
+    #[test]
+    fn mutated_event_streams_never_panic() {
+        use crate::model::outcome::{Failure, Outcome, ScenarioResult};
+        let mut r = ScenarioResult::without_steps("fileio1", Outcome::Fail, Failure::default());
+        r.artifacts = vec!["scenarios/fileio1/dump-1.log".into()];
+        let stream: String = [
+            Event::AgentReady {
+                kernel_release: "6.1.0".into(),
+                notes: vec!["n".into()],
+                marks: vec![("init".into(), 10)],
+                uptime_ms: 3000,
+            },
+            Event::ScenarioStarted {
+                name: "fileio1".into(),
+            },
+            Event::StepFinished {
+                scenario: "fileio1".into(),
+                step: "checkpoint".into(),
+                iteration: 1,
+                ms: 12,
+                ok: false,
+            },
+            Event::ScenarioFinished {
+                result: Box::new(r),
+            },
+            Event::Done,
+        ]
+        .iter()
+        .map(Event::to_line)
+        .collect();
+        let bytes = stream.as_bytes();
+        let mut seed: u64 = 0x6576_656e;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let alphabet = b"{}[]\":,0123456789\\\n\r\0\xff\xc3 az";
+        let (mut inputs, mut events, mut noise) = (0u64, 0u64, 0u64);
+        let mut feed = |data: &[u8], next: &mut dyn FnMut() -> usize| {
+            let mut rd = EventReader::default();
+            let mut rest = data;
+            while !rest.is_empty() {
+                let n = 1 + next() % rest.len().min(97);
+                events += rd.feed(&rest[..n]).len() as u64;
+                assert!(rd.buf.len() <= MAX_EVENT_LINE + 97);
+                rest = &rest[n..];
+            }
+            noise += rd.noise;
+            inputs += 1;
+        };
+        for cut in 0..bytes.len() {
+            feed(&bytes[..cut], &mut next);
+        }
+        for _ in 0..5000 {
+            let mut m = bytes.to_vec();
+            for _ in 0..1 + next() % 8 {
+                let at = next() % m.len();
+                m[at] = alphabet[next() % alphabet.len()];
+            }
+            feed(&m, &mut next);
+        }
+        eprintln!(
+            "event stream mutations: {inputs} inputs, {events} events parsed, {noise} noise lines"
+        );
+        assert!(events > 0 && noise > 0);
     }
 }

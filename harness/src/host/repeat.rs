@@ -80,7 +80,10 @@ pub fn join_rounds(rounds: Vec<(String, CellReport)>) -> Option<CellReport> {
         }
         add(&dir, more.scenarios);
     }
-    cell.scenarios = attempts.into_iter().filter_map(|(_, a)| combine(a)).collect();
+    cell.scenarios = attempts
+        .into_iter()
+        .filter_map(|(_, a)| combine(a))
+        .collect();
     Some(cell)
 }
 
@@ -113,12 +116,19 @@ mod tests {
             ("rounds/3".into(), cell(&[("a", Pass), ("b", Pass)])),
         ])
         .unwrap();
-        let got: Vec<_> = joined.scenarios.iter().map(|s| (s.name.as_str(), s.outcome)).collect();
+        let got: Vec<_> = joined
+            .scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), s.outcome))
+            .collect();
         assert_eq!(got, [("a", Flaky), ("b", Pass)]);
         let a = &joined.scenarios[0];
         assert_eq!(a.artifacts, ["rounds/2/guest/scenarios/a/dump-1.log"]);
         assert_eq!(a.attempts.len(), 3);
-        assert_eq!(a.attempts[0].artifacts, ["rounds/1/guest/scenarios/a/dump-1.log"]);
+        assert_eq!(
+            a.attempts[0].artifacts,
+            ["rounds/1/guest/scenarios/a/dump-1.log"]
+        );
         assert!(join_rounds(vec![]).is_none());
     }
 }

@@ -832,7 +832,7 @@ impl<'a> Boot<'a> {
         if !remaining.iter().any(|s| s.name == result.name) {
             let note = format!(
                 "the guest reported a result for `{}`, which it was not given; ignored",
-                crate::host::guest_share::shown(&result.name)
+                crate::report::markup::shown(&result.name)
             );
             run.report.cells[index].notes.push(note);
             return Ok(false);

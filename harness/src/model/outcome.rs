@@ -184,7 +184,12 @@ pub fn combine(attempts: Vec<ScenarioResult>) -> Option<ScenarioResult> {
     let rep = attempts
         .iter()
         .position(|a| a.outcome.is_bad())
-        .unwrap_or_else(|| attempts.iter().position(|a| a.outcome != first.outcome).unwrap_or(0));
+        .unwrap_or_else(|| {
+            attempts
+                .iter()
+                .position(|a| a.outcome != first.outcome)
+                .unwrap_or(0)
+        });
     let mut out = attempts[rep].clone();
     out.attempts = attempts.iter().map(Attempt::of).collect();
     if good > 0 && bad > 0 {
@@ -236,7 +241,10 @@ impl ScenarioResult {
             .into_iter()
             .flatten()
         });
-        let attempts = self.attempts.iter_mut().flat_map(|a| a.artifacts.iter_mut());
+        let attempts = self
+            .attempts
+            .iter_mut()
+            .flat_map(|a| a.artifacts.iter_mut());
         self.artifacts.iter_mut().chain(screens).chain(attempts)
     }
 
@@ -281,9 +289,16 @@ mod tests {
         assert_eq!((all.outcome, all.attempts.len()), (Pass, 2));
         let f = combine(vec![r(Pass), r(Fail), r(Pass)]).unwrap();
         assert_eq!(f.outcome, Flaky);
-        assert_eq!(f.artifacts, ["rounds/fail/x.log"], "the failing attempt is shown");
+        assert_eq!(
+            f.artifacts,
+            ["rounds/fail/x.log"],
+            "the failing attempt is shown"
+        );
         assert!(f.failure.is_some());
-        assert_eq!(f.detail.as_deref(), Some("2 of 3 attempts passed; 1 did not: pass, fail, pass"));
+        assert_eq!(
+            f.detail.as_deref(),
+            Some("2 of 3 attempts passed; 1 did not: pass, fail, pass")
+        );
         assert!(!Flaky.is_bad() && Flaky.is_good());
         assert_eq!(combine(vec![r(Fail), r(Timeout)]).unwrap().outcome, Fail);
         assert_eq!(combine(vec![r(Xfail), r(Xpass)]).unwrap().outcome, Flaky);

@@ -388,7 +388,10 @@ fn scenario_section(report: &RunReport) -> String {
                     .join(" ")
             );
         }
-        if let (true, Some(f)) = (s.outcome.is_bad() || s.outcome == Outcome::Flaky, &s.failure) {
+        if let (true, Some(f)) = (
+            s.outcome.is_bad() || s.outcome == Outcome::Flaky,
+            &s.failure,
+        ) {
             extra.push_str(&failure_details(f, &dir, &s.artifacts));
         }
         if !extra.is_empty() {

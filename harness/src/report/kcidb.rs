@@ -234,7 +234,11 @@ fn test(
         "phases_ms": s.phases,
     });
     if !s.attempts.is_empty() {
-        misc["attempts"] = json!(s.attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>());
+        misc["attempts"] = json!(s
+            .attempts
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect::<Vec<_>>());
     }
     if let Some(f) = &s.failure {
         misc["step"] = json!(f.step);

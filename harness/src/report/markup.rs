@@ -1,4 +1,5 @@
-//! Text made safe for HTML and SVG, for the HTML page and its trend chart.
+//! Text made safe to show: for HTML and SVG (the page and its trend chart), and untrusted
+//! text (a guest's, a shard's) on one short line in notes and messages.
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -14,4 +15,13 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Untrusted text for a note or message: at most 200 characters, control characters shown
+/// as `?`.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }

@@ -42,6 +42,12 @@ pub enum MergeError {
         cell: String,
         cells: usize,
     },
+    #[error("{run}: cell `{cell}`: {why}")]
+    BadCellPath {
+        run: String,
+        cell: String,
+        why: String,
+    },
     #[error("cannot copy {from} to {to}: {source}")]
     Copy {
         from: PathBuf,
@@ -218,9 +224,12 @@ fn highest_numbered(dir: &Path, prefix: &str, suffix: &str) -> u32 {
 pub fn copy_cell_dir(from: &Path, to: &Path, run_id: &str) -> Result<(), MergeError> {
     std::fs::create_dir_all(to).map_err(copy_err(from, to))?;
     let offset = highest_numbered(to, "events-", ".jsonl");
+    // Shard directories come from other machines: only plain files and folders are copied,
+    // never through a symlink (DirEntry::file_type does not follow one).
     let mut entries: Vec<PathBuf> = std::fs::read_dir(from)
         .map_err(copy_err(from, to))?
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_dir()))
         .map(|e| e.path())
         .collect();
     entries.sort();
@@ -274,10 +283,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), MergeError> {
         let ft = e.file_type().map_err(copy_err(&src, &dst))?;
         if ft.is_dir() {
             copy_tree(&src, &dst)?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(copy_err(&src, &dst))?;
-            let _ = std::os::unix::fs::symlink(target, &dst);
-        } else if !dst.exists() {
+        } else if ft.is_file() && !dst.exists() {
             std::fs::copy(&src, &dst).map_err(copy_err(&src, &dst))?;
         }
     }
@@ -295,6 +301,21 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
     let merged = merge_reports(&reports)?;
     for (_, r) in &loaded {
         for c in &r.cells {
+            // Shards come from other machines: a cell's id and folder name paths here.
+            let bad = |why: String| MergeError::BadCellPath {
+                run: r.run_id.clone(),
+                cell: crate::report::markup::shown(&c.id),
+                why,
+            };
+            let plain = Path::new(&c.id).components().count() == 1
+                && crate::model::confine::lexical(Path::new(&c.id)).is_ok()
+                && c.id != ".";
+            if !plain {
+                return Err(bad("a cell id must be a plain name".into()));
+            }
+            if let Some(d) = r.matrix_cell(&c.id).and_then(|m| m.dir.as_ref()) {
+                crate::model::confine::lexical(Path::new(d)).map_err(bad)?;
+            }
             if r.matrix_cell(&c.id).and_then(|m| m.dir.as_ref()).is_none() && r.cells.len() > 1 {
                 return Err(MergeError::NoCellDir {
                     run: r.run_id.clone(),
@@ -467,5 +488,99 @@ mod tests {
         assert_eq!(code, 1, "the fixture has failures");
         let latest = t.path().join("merged2/latest");
         assert!(latest.join("report.html").is_file() && latest.join("summary.md").is_file());
+    }
+
+    /// A shard directory from another machine may hold symlinks: none is followed or
+    /// copied into the merged run.
+    #[test]
+    fn symlinks_in_shards_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, _) = shards();
+        let dir = t.path().join("a");
+        for c in &a.cells {
+            std::fs::create_dir_all(dir.join("cells").join(&c.id)).unwrap();
+        }
+        let cd = dir.join("cells").join(&a.cells[0].id);
+        std::fs::create_dir_all(cd.join("guest/scenarios/x")).unwrap();
+        std::fs::write(cd.join("console.log"), "c\n").unwrap();
+        std::os::unix::fs::symlink("/etc", cd.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", cd.join("guest/scenarios/x/dump.log")).unwrap();
+        std::fs::write(dir.join("run.json"), serde_json::to_string(&a).unwrap()).unwrap();
+        let run = merge_into(&[dir], &t.path().join("merged")).unwrap();
+        let out = run.dir.join("cells").join(&a.cells[0].id);
+        assert!(out.join("console.log").is_file());
+        assert!(std::fs::symlink_metadata(out.join("etc")).is_err());
+        assert!(std::fs::symlink_metadata(out.join("guest/scenarios/x/dump.log")).is_err());
+    }
+
+    #[test]
+    fn cell_ids_that_are_paths_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (mut a, _) = shards();
+        a.cells[0].id = "../../../etc".into();
+        let dir = t.path().join("a");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.json"), serde_json::to_string(&a).unwrap()).unwrap();
+        let Err(e) = merge_into(&[dir], &t.path().join("merged")) else {
+            panic!("merged a cell id that is a path");
+        };
+        let e = e.to_string();
+        assert!(e.contains("a cell id must be a plain name"), "{e}");
+    }
+
+    /// Seeded mutations of a shard's run.json (every truncation, then random byte changes):
+    /// each merge is a result or an error naming the file, never a panic.
+    #[test]
+    fn mutated_shard_reports_never_panic() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = shards();
+        let good = t.path().join("b");
+        let bad = t.path().join("a");
+        for (dir, r) in [(&good, &b), (&bad, &a)] {
+            for c in &r.cells {
+                std::fs::create_dir_all(dir.join("cells").join(&c.id)).unwrap();
+            }
+        }
+        std::fs::write(good.join("run.json"), serde_json::to_string(&b).unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(&a).unwrap().into_bytes();
+        let mut seed: u64 = 0x6d65_7267;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let alphabet = b"{}[]\",:0123456789-.aez\\\xff\n ";
+        let (mut merged, mut refused) = (0, 0);
+        let mut attempt = |bytes: &[u8], n: usize| {
+            std::fs::write(bad.join("run.json"), bytes).unwrap();
+            let root = t.path().join(format!("out-{n}"));
+            match merge_into(&[bad.clone(), good.clone()], &root) {
+                Ok(_) => merged += 1,
+                Err(e) => {
+                    refused += 1;
+                    let m = e.to_string();
+                    assert!(!m.is_empty());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&root);
+        };
+        let mut n = 0;
+        for cut in (0..text.len()).step_by(7) {
+            attempt(&text[..cut], n);
+            n += 1;
+        }
+        for _ in 0..1500 {
+            let mut m = text.clone();
+            for _ in 0..1 + next() % 6 {
+                let at = next() % m.len();
+                m[at] = alphabet[next() % alphabet.len()];
+            }
+            attempt(&m, n);
+            n += 1;
+        }
+        eprintln!("merge mutations: {n} inputs, {merged} merged, {refused} refused");
+        assert_eq!(merged + refused, n);
+        assert!(refused > 0 && merged > 0);
     }
 }

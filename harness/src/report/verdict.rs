@@ -51,10 +51,7 @@ pub fn verdict(scenarios: &[ScenarioResult]) -> CellVerdict {
     if scenarios.is_empty() {
         return CellVerdict::Empty;
     }
-    let good = scenarios
-        .iter()
-        .filter(|s| s.outcome.is_good())
-        .count();
+    let good = scenarios.iter().filter(|s| s.outcome.is_good()).count();
     let bad: Vec<Outcome> = scenarios
         .iter()
         .map(|s| s.outcome)

@@ -271,13 +271,12 @@ impl RunDir {
         Ok(run)
     }
 
-    /// Writes run.json atomically (a reader never sees half a file).
+    /// Writes run.json atomically (a reader never sees half a file; on a full disk the last
+    /// complete one stays).
     pub fn save(&self) -> Result<(), ResultsError> {
         let path = self.dir.join("run.json");
-        let tmp = self.dir.join(".run.json.tmp");
         let text = serde_json::to_string_pretty(&self.report).expect("report serialises");
-        std::fs::write(&tmp, text + "\n").map_err(write_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(write_err(&path))
+        crtest_vm::cache::write_atomic(&path, (text + "\n").as_bytes()).map_err(write_err(&path))
     }
 
     /// Marks the run finished, or stopped by `interrupted` (a signal's name), and writes
