@@ -60,6 +60,8 @@ pub struct Tally {
     total: usize,
     done: AtomicUsize,
     start: Instant,
+    /// Notes said once per run, whichever guest says them first.
+    said: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tally {
@@ -68,7 +70,18 @@ impl Tally {
             total,
             done: AtomicUsize::new(0),
             start: Instant::now(),
+            said: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// True the first time `note` is offered.
+    fn first_time(&self, note: &str) -> bool {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if said.iter().any(|n| n == note) {
+            return false;
+        }
+        said.push(note.to_string());
+        true
     }
 
     /// Counts one more scenario done; `[done/total, ETA m:ss]`.
@@ -116,8 +129,10 @@ impl TerminalReporter {
         self
     }
 
-    /// Verdict lines count the scenarios done in `tally`.
+    /// Verdict lines count the scenarios done in `tally`, times count from its start, and
+    /// run-wide notes are said once for all the guests sharing it.
     pub fn counting(mut self, tally: Arc<Tally>) -> TerminalReporter {
+        self.start = tally.start;
         self.tally = Some(tally);
         self
     }
@@ -136,7 +151,11 @@ impl Reporter for TerminalReporter {
         match p {
             Progress::Prepare { what } => self.say(&format!("prepare: {what} ...")),
             Progress::Prepared { what, ms } => self.say(&format!("prepare: {what} ({ms} ms)")),
-            Progress::AccelNote { note } => self.say(&format!("note: using TCG: {note}")),
+            Progress::AccelNote { note } => {
+                if self.tally.as_ref().is_none_or(|t| t.first_time(note)) {
+                    self.say(&format!("note: using TCG: {note}"))
+                }
+            }
             Progress::Booting { boot, command } => {
                 self.say(&format!("boot {boot}: starting QEMU"));
                 if self.verbose {
@@ -195,6 +214,7 @@ mod tests {
         );
         assert_eq!(counter(5, 5, Duration::from_secs(9)), "[5/5, ETA 0:00]");
         let t = Tally::new(2);
+        assert!(t.first_time("tcg") && !t.first_time("tcg") && t.first_time("other"));
         assert!(t.finish_one().starts_with("[1/2, ETA "));
         assert!(t.finish_one().starts_with("[2/2, ETA 0:00]"));
     }
