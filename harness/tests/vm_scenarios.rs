@@ -154,7 +154,96 @@ const FAULTS: &[(&str, Fault)] = &[
     ("sigkill_mid_run", sigkill_mid_run),
     ("kernel_without_cr", kernel_without_cr),
     ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
+    ("hostile_guest", hostile_guest),
 ];
+
+/// A guest that turns on the host: a scenario's program writes symlinks into the share
+/// (to a host file, to `/`), a 4.3 MB line, invalid UTF-8 and truncated JSON to the events
+/// port, and a result for a scenario it was not given. The host drops the junk, ignores the
+/// foreign result, removes the links after the boot (naming them in the cell's notes),
+/// touches no file outside the run directory, and the scenario itself is judged as usual.
+fn hostile_guest(cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).map_err(|e| e.to_string())
+    };
+    let foreign = crtest::model::event::Event::ScenarioFinished {
+        result: Box::new(ScenarioResult::without_steps(
+            "not-given",
+            Outcome::Pass,
+            Default::default(),
+        )),
+    };
+    write("fake.jsonl", &foreign.to_line())?;
+    write(
+        "hostile.sh",
+        concat!(
+            "set -e\n",
+            "share=/run/crtest/results\n",
+            "mkdir -p $share/scenarios/h1-hostile\n",
+            "ln -s /etc/hostname $share/scenarios/h1-hostile/stolen.log\n",
+            "ln -s / $share/rootlink\n",
+            "head -c 4300000 /dev/zero | tr '\\0' x > /dev/ttyS1\n",
+            "echo > /dev/ttyS1\n",
+            "printf '\\377\\376 not utf-8\\n{\"event\":\"scenario-fin\\n' > /dev/ttyS1\n",
+            "cat fake.jsonl > /dev/ttyS1\n",
+            "touch started\n",
+            "exec sleep 1000\n",
+        ),
+    )?;
+    write(
+        "h1-hostile.toml",
+        concat!(
+            "description = \"a hostile guest\"\n",
+            "[program]\n",
+            "command = [\"sh\", \"./hostile.sh\"]\n",
+            "files = [\"hostile.sh\", \"fake.jsonl\"]\n",
+            "ready = \"file:started\"\n",
+            "check = [\"true\"]\n",
+        ),
+    )?;
+    let hostname = std::fs::read("/etc/hostname").unwrap_or_default();
+    let scenarios = crtest::model::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
+    let mut run = RunDir::create(&dir.path().join("results")).map_err(|e| e.to_string())?;
+    vm_run::run_cell(
+        &cell,
+        &scenarios,
+        &[],
+        &mut run,
+        &mut TerminalReporter::new(false),
+    )
+    .map_err(|e| e.to_string())?;
+    let c = &run.report.cells[0];
+    let names: Vec<&str> = c.scenarios.iter().map(|s| s.name.as_str()).collect();
+    if names != ["h1-hostile"] || c.scenarios[0].outcome != Outcome::Pass {
+        return Err(format!(
+            "want h1-hostile passed and nothing else: {:?}",
+            c.scenarios
+        ));
+    }
+    for needle in [
+        "guest/rootlink",
+        "stolen.log",
+        "`not-given`, which it was not given",
+    ] {
+        if !c.notes.iter().any(|n| n.contains(needle)) {
+            return Err(format!("no note naming {needle}: {:?}", c.notes));
+        }
+    }
+    let share = run.dir.join("guest");
+    for p in [
+        share.join("rootlink"),
+        share.join("scenarios/h1-hostile/stolen.log"),
+    ] {
+        if std::fs::symlink_metadata(&p).is_ok() {
+            return Err(format!("{} is still there", p.display()));
+        }
+    }
+    if std::fs::read("/etc/hostname").unwrap_or_default() != hostname {
+        return Err("/etc/hostname changed".into());
+    }
+    Ok(())
+}
 
 /// After each scenario the agent checks the taint flag and for leftover processes. A scenario
 /// that leaves a process behind gets it named (and killed); one that taints the kernel fails

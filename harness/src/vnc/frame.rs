@@ -6,6 +6,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
+/// The most memory a PNG read may take (a 4096 x 4096 RGBA screen is 64 MiB).
+pub const MAX_PNG_BYTES: usize = 64 << 20;
+
 /// An RGB image: 3 bytes per pixel, row-major, no padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -83,7 +86,7 @@ impl Frame {
         writer.finish().map_err(encode)
     }
 
-    /// Reads an 8-bit RGB or RGBA PNG (alpha is dropped).
+    /// Reads an 8-bit RGB or RGBA PNG (alpha is dropped), decoding at most [`MAX_PNG_BYTES`].
     pub fn read_png(path: &Path) -> Result<Frame, FrameError> {
         let decode = |source| FrameError::Decode {
             path: path.to_path_buf(),
@@ -93,7 +96,11 @@ impl Frame {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut reader = png::Decoder::new(BufReader::new(file))
+        // A guest's file: its header may claim any size, so decoding is bounded.
+        let limits = png::Limits {
+            bytes: MAX_PNG_BYTES,
+        };
+        let mut reader = png::Decoder::new_with_limits(BufReader::new(file), limits)
             .read_info()
             .map_err(decode)?;
         let (color, depth) = reader.output_color_type();
@@ -265,6 +272,27 @@ mod tests {
         std::fs::write(&junk, b"not a png").unwrap();
         let err = Frame::read_png(&junk).unwrap_err();
         assert!(matches!(err, FrameError::Decode { .. }) && err.to_string().contains("junk.png"));
+        // Every truncation of a real PNG, and a header that claims 60000 x 60000 pixels.
+        let good = dir.path().join("good.png");
+        let original = frame(3, 2, &[K; 6]);
+        original.write_png(&good).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.path().join("cut.png");
+        for n in 0..bytes.len() {
+            std::fs::write(&cut, &bytes[..n]).unwrap();
+            // An error, or (once the pixels are all there, without the end chunk) the image.
+            if let Ok(f) = Frame::read_png(&cut) {
+                assert_eq!(f.rgb, original.rgb, "truncated at {n}");
+            }
+        }
+        let huge = Frame::new(1, 1);
+        huge.write_png(&good).unwrap();
+        let mut b = std::fs::read(&good).unwrap();
+        // IHDR's width and height (big-endian, after the 8-byte signature and chunk header).
+        b[16..20].copy_from_slice(&60000u32.to_be_bytes());
+        b[20..24].copy_from_slice(&60000u32.to_be_bytes());
+        std::fs::write(&cut, &b).unwrap();
+        assert!(Frame::read_png(&cut).is_err(), "a 10 GiB claim is refused");
     }
 
     #[test]
