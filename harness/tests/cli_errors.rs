@@ -189,3 +189,9 @@ fn a_scenario_that_names_a_host_file_outside_its_folder_is_refused() {
     }
     assert!(!results.exists(), "no run directory was made");
 }
+
+#[test]
+fn a_repeat_of_zero_is_bad_usage() {
+    let out = crtest(&["run", "--repeat", "0"]);
+    check(&out, 2, "--repeat");
+}

@@ -57,3 +57,38 @@ pub fn render(run: &RunReport) -> String {
     }
     report.to_string().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::outcome::{combine, Failure, ScenarioResult};
+    use crate::results::fixtures;
+
+    #[test]
+    fn a_flaky_scenario_is_a_success_with_its_failed_attempts() {
+        let mut report = fixtures::matrix_report();
+        let pass = ScenarioResult::without_steps("lxc-posixshm", Outcome::Pass, Failure::default());
+        let fail = ScenarioResult::without_steps(
+            "lxc-posixshm",
+            Outcome::Fail,
+            Failure {
+                step: "verify".into(),
+                message: "the unlinked shm mapping shows as /usr/sbin/criu".into(),
+                ..Failure::default()
+            },
+        );
+        let flaky = combine(vec![pass.clone(), fail, pass]).unwrap();
+        report.cells[0].scenarios = vec![flaky];
+        let xml = render(&report);
+        let case = xml
+            .split("<testcase")
+            .find(|c| c.contains("lxc-posixshm"))
+            .unwrap();
+        assert!(case.contains("<flakyFailure"), "{case}");
+        assert!(case.contains("shows as /usr/sbin/criu"), "{case}");
+        assert!(
+            !case.contains("<failure"),
+            "a flaky test is not a failure: {case}"
+        );
+    }
+}
