@@ -123,43 +123,66 @@ pub struct Cell {
     pub keep_images: bool,
 }
 
+/// `f`'s result and how long it took (ms).
+fn timed<T>(f: impl FnOnce() -> Result<T, PrepareError>) -> (Result<T, PrepareError>, u64) {
+    let t = Instant::now();
+    (f(), t.elapsed().as_millis() as u64)
+}
+
+/// A scoped thread's value; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// Fetches or finds every image the cell needs (each cached under a key of its inputs).
 pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, PrepareError> {
     let start = Instant::now();
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)?;
     let cache = Cache::from_env()?;
-    let mut step = |what: &str| {
-        reporter.on(&Progress::Prepare { what: what.into() });
-        Instant::now()
-    };
-
-    let t = step("kernel");
-    let kernel = match &opts.kernel {
-        KernelChoice::Debian => crtest_vm::kernel::debian_default(&cache)?,
-        KernelChoice::Suite(suite) => crtest_vm::kernel::debian_of_suite(&cache, suite)?,
-        KernelChoice::Local {
-            bzimage,
-            modules,
-            config,
-        } => crtest_vm::kernel::local(bzimage, modules.clone(), config.clone())?,
-    };
-    let boot_image = pvh_kernel(&cache, &kernel.bzimage)?;
-    let kernel_ms = t.elapsed().as_millis() as u64;
-    reporter.on(&Progress::Prepared {
-        what: format!("kernel {}", kernel.release),
-        ms: kernel_ms,
-    });
-
     let suite = match &opts.suite {
         Some(s) => s.clone(),
         None => crtest_vm::apt::host_suite()?,
     };
-    reporter.on(&Progress::Prepare {
-        what: format!("userland {suite}"),
+    // The kernel (network), the userland (mmdebstrap) and the guest binaries (the compiler)
+    // do not need each other: they are prepared at once, each reported with its own time.
+    for what in [
+        "kernel".to_string(),
+        format!("userland {suite}"),
+        "guest binaries".into(),
+    ] {
+        reporter.on(&Progress::Prepare { what });
+    }
+    let (kernel, userland, bins) = std::thread::scope(|s| {
+        let kernel = s.spawn(|| {
+            timed(|| {
+                let kernel = match &opts.kernel {
+                    KernelChoice::Debian => crtest_vm::kernel::debian_default(&cache)?,
+                    KernelChoice::Suite(suite) => {
+                        crtest_vm::kernel::debian_of_suite(&cache, suite)?
+                    }
+                    KernelChoice::Local {
+                        bzimage,
+                        modules,
+                        config,
+                    } => crtest_vm::kernel::local(bzimage, modules.clone(), config.clone())?,
+                };
+                let boot_image = pvh_kernel(&cache, &kernel.bzimage)?;
+                Ok((kernel, boot_image))
+            })
+        });
+        let userland = s.spawn(|| {
+            let packages = crate::model::variant::packages(None);
+            timed(|| Ok(crtest_vm::userland::build(&cache, &suite, &packages)?))
+        });
+        let bins = s.spawn(|| timed(|| Ok(guest_build::build()?)));
+        (joined(kernel), joined(userland), joined(bins))
     });
-    let t = Instant::now();
-    let packages = crate::model::variant::packages(None);
-    let userland = crtest_vm::userland::build(&cache, &suite, &packages)?;
+    let ((kernel, boot_image), kernel_ms) = (kernel.0?, kernel.1);
+    reporter.on(&Progress::Prepared {
+        what: format!("kernel {}", kernel.release),
+        ms: kernel_ms,
+    });
+    let (userland, userland_ms) = (userland.0?, userland.1);
     reporter.on(&Progress::Prepared {
         what: format!(
             "userland {suite} (criu {})",
@@ -168,17 +191,12 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
                 .get("criu")
                 .map_or("missing", String::as_str)
         ),
-        ms: t.elapsed().as_millis() as u64,
+        ms: userland_ms,
     });
-
-    reporter.on(&Progress::Prepare {
-        what: "guest binaries".into(),
-    });
-    let t = Instant::now();
-    let bins = guest_build::build()?;
+    let (bins, bins_ms) = (bins.0?, bins.1);
     reporter.on(&Progress::Prepared {
         what: "guest binaries".into(),
-        ms: t.elapsed().as_millis() as u64,
+        ms: bins_ms,
     });
 
     let t = Instant::now();
