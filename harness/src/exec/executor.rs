@@ -283,6 +283,24 @@ fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs the scenario of file `NAME.toml` holding `toml` on the host, in a fresh temporary
+/// directory (`work/` for the working directories, `run/` for the kept files).
+#[cfg(test)]
+pub(crate) fn run_on_host(name: &str, toml: &str) -> (ScenarioResult, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = Scenario::parse(&dir.path().join(format!("{name}.toml")), toml)
+        .unwrap()
+        .remove(0);
+    let cfg = ExecConfig {
+        work_root: dir.path().join("work"),
+        run_dir: dir.path().join("run"),
+        bin_dir: dir.path().into(),
+        criu: "criu".into(),
+        keep_images: false,
+    };
+    (run_scenario(&cfg, &sc, &mut |_| {}), dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,23 +308,12 @@ mod tests {
 
     /// A `[program]` scenario without a checkpoint, on the host: start, ready, check.
     fn program(check: &str) -> (ScenarioResult, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
         let toml = format!(
             "description = \"d\"\nsteps = [\"start\", \"wait-ready\", \"verify\"]\n\
              [program]\ncommand = [\"sh\", \"-c\", \"touch up; exec sleep 30\"]\n\
              ready = \"file:up\"\ncheck = [\"sh\", \"-c\", {check:?}]\n"
         );
-        let sc = Scenario::parse(&dir.path().join("prog.toml"), &toml)
-            .unwrap()
-            .remove(0);
-        let cfg = ExecConfig {
-            work_root: dir.path().join("work"),
-            run_dir: dir.path().join("run"),
-            bin_dir: dir.path().into(),
-            criu: "criu".into(),
-            keep_images: false,
-        };
-        (run_scenario(&cfg, &sc, &mut |_| {}), dir)
+        run_on_host("prog", &toml)
     }
 
     #[test]

@@ -109,25 +109,11 @@ fn keep(work: &Path, collect: &[std::path::PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::context::ExecConfig;
-    use crate::exec::executor::run_scenario;
     use crate::model::outcome::ScenarioResult;
-    use crate::model::scenario::Scenario;
 
     /// Runs an external scenario given as TOML; the run directory stays for inspection.
     fn run(toml: &str) -> (ScenarioResult, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let sc = Scenario::parse(&dir.path().join("ext.toml"), toml)
-            .unwrap()
-            .remove(0);
-        let cfg = ExecConfig {
-            work_root: dir.path().join("work"),
-            run_dir: dir.path().join("run"),
-            bin_dir: dir.path().into(),
-            criu: "criu".into(),
-            keep_images: false,
-        };
-        (run_scenario(&cfg, &sc, &mut |_| {}), dir)
+        crate::exec::executor::run_on_host("ext", toml)
     }
 
     #[test]

@@ -326,13 +326,7 @@ mod tests {
         .map(Event::to_line)
         .collect();
         let bytes = stream.as_bytes();
-        let mut seed: u64 = 0x6576_656e;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize
-        };
+        let mut next = crate::results::fixtures::xorshift(0x6576_656e);
         let alphabet = b"{}[]\":,0123456789\\\n\r\0\xff\xc3 az";
         let (mut inputs, mut events, mut noise) = (0u64, 0u64, 0u64);
         let mut feed = |data: &[u8], next: &mut dyn FnMut() -> usize| {

@@ -543,13 +543,7 @@ mod tests {
         }
         std::fs::write(good.join("run.json"), serde_json::to_string(&b).unwrap()).unwrap();
         let text = serde_json::to_string_pretty(&a).unwrap().into_bytes();
-        let mut seed: u64 = 0x6d65_7267;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize
-        };
+        let mut next = crate::results::fixtures::xorshift(0x6d65_7267);
         let alphabet = b"{}[]\",:0123456789-.aez\\\xff\n ";
         let (mut merged, mut refused) = (0, 0);
         let mut attempt = |bytes: &[u8], n: usize| {

@@ -217,3 +217,14 @@ fn redactor_replaces_ids_times_and_paths() {
         "run [RUN-ID] at [TIME] in [DIR]/a"
     );
 }
+
+/// xorshift64: a small deterministic generator for the seeded mutation tests, so a failure
+/// reproduces.
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> usize {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    }
+}
