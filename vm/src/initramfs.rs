@@ -568,6 +568,7 @@ mod tests {
 
     #[test]
     fn boot_modules_decompress_and_number() {
+        crate::hostdeps::ensure_for_tests().unwrap();
         let t = tempfile::tempdir().unwrap();
         let m = t.path();
         fs::create_dir_all(m.join("kernel")).unwrap();

@@ -2,8 +2,9 @@
 //! passes when left alone, and a program of the desktop that went away is named.
 //!
 //! Needs the packages of the `vnc` userland variant (tigervnc-standalone-server, twm,
-//! xterm, x11-xserver-utils, vim-tiny, xfonts-base; `.ci/run` installs them). Without them
-//! the tests say so and pass, unless `CRTEST_REQUIRE_VM=1` (CI), where they fail.
+//! xterm, x11-xserver-utils, vim-tiny, xfonts-base), which the tests install as root from
+//! the one list of host packages (`crtest_vm::hostdeps`). Without them (not root) the tests
+//! say what to install and pass, unless `CRTEST_REQUIRE_VM=1` (CI), where they fail.
 
 mod common;
 
@@ -13,6 +14,9 @@ use nix::unistd::Pid;
 use std::time::Duration;
 
 fn desktop_or_skip(test: &str) -> bool {
+    if let Err(e) = crtest_vm::hostdeps::ensure_for_tests() {
+        eprintln!("{test}: {e}");
+    }
     let missing: Vec<&str> = ["Xvnc", "twm", "xterm", "xsetroot", "vi"]
         .into_iter()
         .filter(|p| !std::path::Path::new("/usr/bin").join(p).exists())
