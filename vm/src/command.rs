@@ -253,11 +253,11 @@ impl Cmd {
         let elapsed = start.elapsed();
         let output = handle.wait().map_err(wait_err)?;
         let text = match out {
-            Some(path) => std::fs::read(path).unwrap_or_default(),
+            Some(path) => read_tail(path, OUTPUT_KEPT).unwrap_or_default(),
             None => output.stdout.clone(),
         };
         Ok(Ran {
-            command: command.clone(),
+            command,
             status: exit_code(output.status),
             output: String::from_utf8_lossy(&text).into_owned(),
             timed_out,
@@ -272,6 +272,20 @@ impl Cmd {
     }
 }
 
+/// How much of a timed run's output file [`Ran::output`] keeps: its end.
+pub const OUTPUT_KEPT: u64 = 1 << 20;
+
+/// The last `max` bytes of a file.
+fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// A command that ran to its end or to its time limit ([`Cmd::run_timed`]).
 #[derive(Debug, Clone)]
 pub struct Ran {
@@ -279,7 +293,7 @@ pub struct Ran {
     pub command: String,
     /// Exit code, or `128 + signal` when a signal ended it.
     pub status: i32,
-    /// stdout and stderr, interleaved.
+    /// stdout and stderr, interleaved (of an output file, its last [`OUTPUT_KEPT`] bytes).
     pub output: String,
     pub timed_out: bool,
     pub elapsed: Duration,
