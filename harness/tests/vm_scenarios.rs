@@ -155,7 +155,71 @@ const FAULTS: &[(&str, Fault)] = &[
     ("kernel_without_cr", kernel_without_cr),
     ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
     ("hostile_guest", hostile_guest),
+    ("repeat_rounds", repeat_rounds),
 ];
+
+/// `crtest run --repeat 2`: two rounds in fresh guests under `rounds/<i>/`, each scenario
+/// once in the run's cell with both attempts and its files under its round.
+fn repeat_rounds(_cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args([
+            "run",
+            "-j",
+            "1",
+            "--repeat",
+            "2",
+            "--scenario",
+            "counterloop",
+            "--results",
+        ])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("crtest run --repeat 2: {}\n{stderr}", out.status));
+    }
+    let r = read_run(dir.path()).ok_or("no run.json")?;
+    let s = r
+        .cells
+        .first()
+        .and_then(|c| c.scenarios.first())
+        .ok_or("no result")?;
+    let attempts: Vec<Outcome> = s.attempts.iter().map(|a| a.outcome).collect();
+    if s.outcome != Outcome::Pass || attempts != [Outcome::Pass, Outcome::Pass] {
+        return Err(format!("want pass over two passing attempts: {s:?}"));
+    }
+    let run_dir = dir.path().join("latest");
+    for i in 1..=2 {
+        let round = run_dir.join(format!("rounds/{i}"));
+        if !round.join("run.json").is_file() || !round.join("results.ktap").is_file() {
+            return Err(format!(
+                "{} lacks its run.json or results.ktap",
+                round.display()
+            ));
+        }
+    }
+    if !s
+        .artifacts
+        .iter()
+        .all(|a| a.starts_with("rounds/1/guest/scenarios/counterloop/"))
+        || !run_dir.join(&s.artifacts[0]).is_file()
+    {
+        return Err(format!(
+            "the kept files should be the first round's: {:?}",
+            s.artifacts
+        ));
+    }
+    if r.cells[0].qemu.boots != 2 || !stderr.contains("round 2 of 2") {
+        return Err(format!(
+            "want a boot per round: {:?}\n{stderr}",
+            r.cells[0].qemu
+        ));
+    }
+    Ok(())
+}
 
 /// A guest that turns on the host: a scenario's program writes symlinks into the share
 /// (to a host file, to `/`), a 4.3 MB line, invalid UTF-8 and truncated JSON to the events
