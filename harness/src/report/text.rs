@@ -26,6 +26,10 @@ pub fn scenario_line(s: &ScenarioResult) -> String {
     if !phases.is_empty() {
         let _ = write!(line, "  ({})", phases.join(", "));
     }
+    if !s.attempts.is_empty() {
+        let good = s.attempts.iter().filter(|a| a.outcome.is_good()).count();
+        let _ = write!(line, "  [{good}/{} attempts good]", s.attempts.len());
+    }
     line
 }
 
@@ -205,5 +209,22 @@ mod tests {
             ..CellReport::default()
         };
         insta::assert_snapshot!(cell_summary(&cell));
+    }
+
+    #[test]
+    fn a_repeated_scenario_says_how_many_attempts_were_good() {
+        use crate::model::outcome::combine;
+        let r = |o| {
+            let mut r = ScenarioResult::without_steps("x", o, Failure::default());
+            r.failure = None;
+            r
+        };
+        let flaky = combine(vec![r(Outcome::Pass), r(Outcome::Fail), r(Outcome::Pass)]).unwrap();
+        let line = scenario_line(&flaky);
+        assert!(
+            line.starts_with("flaky") && line.ends_with("[2/3 attempts good]"),
+            "{line}"
+        );
+        assert!(!scenario_line(&r(Outcome::Pass)).contains("attempts"));
     }
 }
