@@ -4,10 +4,23 @@ set -u
 mkdir -p images
 setsid sleep 1000 </dev/null >/dev/null 2>&1 &
 pid=$!
+traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$pid/status"; }
 # The other tracer: PTRACE_ATTACH (16) through ptrace(2) (syscall 101 on x86_64), then wait.
-perl -e 'syscall(101, 16, $ARGV[0] + 0, 0, 0) == 0 or die "ptrace attach: $!\n"; sleep 1000' "$pid" &
+# The attach is retried: right after the fork the target may still be on its way to
+# `sleep` (in a 10-round catalog run one attach got EPERM, and criu then dumped an
+# untraced task: an xpass). An attach that never holds is a setup failure, said so.
+perl -e 'for (1 .. 50) {
+    if (syscall(101, 16, $ARGV[0] + 0, 0, 0) == 0) { sleep 1000; exit 0 }
+    select(undef, undef, undef, 0.1);
+  }
+  die "ptrace attach: $!\n"' "$pid" &
 tracer=$!
 trap 'kill -9 $pid $tracer 2>/dev/null' EXIT
-sleep 1
-grep TracerPid /proc/$pid/status
+i=0
+while ! traced && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep TracerPid "/proc/$pid/status"
+if ! traced; then
+  echo "setup failed: the second tracer could not attach to $pid; criu not run"
+  exit 2
+fi
 criu dump --tree "$pid" --images-dir images --log-file "$PWD/dump.log" -v4
