@@ -6,9 +6,10 @@ setsid sleep 1000 </dev/null >/dev/null 2>&1 &
 pid=$!
 traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$pid/status"; }
 # The other tracer: PTRACE_ATTACH (16) through ptrace(2) (syscall 101 on x86_64), then wait.
-# The attach is retried: right after the fork the target may still be on its way to
-# `sleep` (in a 10-round catalog run one attach got EPERM, and criu then dumped an
-# untraced task: an xpass). An attach that never holds is a setup failure, said so.
+# criu must not start before the tracer holds the task: a fixed `sleep 1` was not always
+# enough on a loaded machine (perl not yet started, or criu already seizing the task, so
+# the attach got EPERM), and criu then dumped an untraced task: an xpass, 2 rounds in 10.
+# So the script waits until /proc says the task is traced; the attach is retried too.
 perl -e 'for (1 .. 50) {
     if (syscall(101, 16, $ARGV[0] + 0, 0, 0) == 0) { sleep 1000; exit 0 }
     select(undef, undef, undef, 0.1);
