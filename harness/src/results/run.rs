@@ -236,19 +236,7 @@ impl RunDir {
         let latest = root.join("latest");
         let _ = std::fs::remove_file(&latest);
         let _ = std::os::unix::fs::symlink(&run_id, &latest);
-        let report = RunReport {
-            format_version: FORMAT_VERSION,
-            run_id,
-            started_at: rfc3339_now(),
-            finished: false,
-            interrupted: None,
-            crtest_version: env!("CARGO_PKG_VERSION").into(),
-            cells: Vec::new(),
-            matrix: None,
-        };
-        let run = RunDir { dir, report };
-        run.save()?;
-        Ok(run)
+        RunDir::create_at(&dir, &run_id)
     }
 
     /// Creates the run directory `dir` itself, with no `latest` link: a matrix cell's
