@@ -267,16 +267,7 @@ fn hostile_guest(cell: vm_run::Cell) -> Result<(), String> {
         ),
     )?;
     let hostname = std::fs::read("/etc/hostname").unwrap_or_default();
-    let scenarios = crtest::model::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
-    let mut run = RunDir::create(&dir.path().join("results")).map_err(|e| e.to_string())?;
-    vm_run::run_cell(
-        &cell,
-        &scenarios,
-        &[],
-        &mut run,
-        &mut TerminalReporter::new(false),
-    )
-    .map_err(|e| e.to_string())?;
+    let run = run_scenario_dir(&cell, dir.path())?;
     let c = &run.report.cells[0];
     let names: Vec<&str> = c.scenarios.iter().map(|s| s.name.as_str()).collect();
     if names != ["h1-hostile"] || c.scenarios[0].outcome != Outcome::Pass {
@@ -309,6 +300,22 @@ fn hostile_guest(cell: vm_run::Cell) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the scenario files of `dir` on `cell` into a run directory under `dir/results`.
+fn run_scenario_dir(cell: &vm_run::Cell, dir: &std::path::Path) -> Result<RunDir, String> {
+    let scenarios: Vec<Scenario> =
+        crtest::model::scenario::load_dir(dir).map_err(|e| e.to_string())?;
+    let mut run = RunDir::create(&dir.join("results")).map_err(|e| e.to_string())?;
+    vm_run::run_cell(
+        cell,
+        &scenarios,
+        &[],
+        &mut run,
+        &mut TerminalReporter::new(false),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(run)
+}
+
 /// After each scenario the agent checks the taint flag and for leftover processes. A scenario
 /// that leaves a process behind gets it named (and killed); one that taints the kernel fails
 /// and the next runs in a new guest; a `fresh-kernel` scenario gets a guest of its own.
@@ -336,17 +343,7 @@ fn taint_leftovers_fresh_kernel(cell: vm_run::Cell) -> Result<(), String> {
         "t4-fresh.toml",
         "description = \"wants its own guest\"\nworkload = \"counterloop\"\nfresh-kernel = true\n",
     )?;
-    let scenarios: Vec<Scenario> =
-        crtest::model::scenario::load_dir(dir.path()).map_err(|e| e.to_string())?;
-    let mut run = RunDir::create(&dir.path().join("results")).map_err(|e| e.to_string())?;
-    vm_run::run_cell(
-        &cell,
-        &scenarios,
-        &[],
-        &mut run,
-        &mut TerminalReporter::new(false),
-    )
-    .map_err(|e| e.to_string())?;
+    let run = run_scenario_dir(&cell, dir.path())?;
     let c = &run.report.cells[0];
     let by = |n: &str| {
         c.scenarios

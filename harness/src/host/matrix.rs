@@ -164,9 +164,8 @@ impl Reporter for CellReporter {
                 iteration,
                 ms,
                 ok,
-            } if self.verbose => self.say(&format!(
-                "{scenario}: {step}#{iteration} {} in {ms} ms",
-                if *ok { "ok" } else { "FAILED" }
+            } if self.verbose => self.say(&crate::report::text::step_line(
+                scenario, step, *iteration, *ms, *ok,
             )),
             Progress::GuestNote { note } if self.verbose => self.say(&format!("note: {note}")),
             _ => {}

@@ -177,9 +177,8 @@ impl Reporter for TerminalReporter {
                 ok,
             } => {
                 if self.verbose || !ok {
-                    self.say(&format!(
-                        "{scenario}: {step}#{iteration} {} in {ms} ms",
-                        if *ok { "ok" } else { "FAILED" }
+                    self.say(&crate::report::text::step_line(
+                        scenario, step, *iteration, *ms, *ok,
                     ))
                 }
             }

@@ -33,6 +33,12 @@ pub fn scenario_line(s: &ScenarioResult) -> String {
     line
 }
 
+/// One step as it finished: `fileio1: checkpoint#1 FAILED in 283 ms`.
+pub fn step_line(scenario: &str, step: &str, iteration: u32, ms: u64, ok: bool) -> String {
+    let how = if ok { "ok" } else { "FAILED" };
+    format!("{scenario}: {step}#{iteration} {how} in {ms} ms")
+}
+
 /// A `[vnc]` scenario's figures and screenshots, indented under its line.
 pub fn screens_block(sc: &Screens) -> String {
     let mut out = String::new();
