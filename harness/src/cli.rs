@@ -91,7 +91,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub cell: CellFlags,
     /// Check this machine's kernel and criu instead of a VM (root only).
-    #[arg(long, conflicts_with_all = ["kernel", "userland"])]
+    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
     pub host: bool,
     /// The report as JSON.
     #[arg(long)]
@@ -134,6 +134,7 @@ impl CellFlags {
         Ok(CellOptions {
             kernel: choice.kernel,
             suite: Some(choice.userland),
+            criu: choice.criu,
             memory_mib: self.memory,
             cpus: self.cpus,
         })
@@ -153,7 +154,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cell: CellFlags,
     /// Run on this machine's kernel with its criu instead of a VM (root only).
-    #[arg(long, conflicts_with_all = ["kernel", "userland"])]
+    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
     pub host: bool,
     /// Stop the whole run after this many seconds; unfinished scenarios are marked.
     #[arg(long, value_name = "SECONDS")]

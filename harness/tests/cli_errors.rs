@@ -195,3 +195,27 @@ fn a_repeat_of_zero_is_bad_usage() {
     let out = crtest(&["run", "--repeat", "0"]);
     check(&out, 2, "--repeat");
 }
+
+#[test]
+fn a_criu_source_that_is_not_a_tree_says_what_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Makefile"), "all:\n").unwrap();
+    let path = dir.path().to_str().unwrap();
+    for cmd in [&["run", "--criu", path][..], &["doctor", "--criu", path]] {
+        check(
+            &crtest(cmd),
+            2,
+            "not a CRIU source tree: missing Makefile.versions, criu/Makefile",
+        );
+    }
+    let out = crtest(&["matrix", "--kernels", "bookworm", "--criu", path]);
+    check(&out, 2, "missing Makefile.versions");
+    let out = crtest(&["run", "--userland", "bookworm", "--criu", "sid"]);
+    check(
+        &out,
+        2,
+        "the packaged criu of a suite comes with its userland",
+    );
+    let out = crtest(&["matrix", "--userlands", "bookworm", "--criu", "trixie"]);
+    check(&out, 2, "`trixie` is not among --userlands");
+}

@@ -74,10 +74,21 @@ fn run_with_every_outcome(root: &std::path::Path) -> RunDir {
                 source: source.into(),
                 missing_options: vec!["CONFIG_X".into()],
             },
-            userland: UserlandInfo {
-                suite: "bookworm".into(),
-                criu: Some("3.17.1-2+deb12u2".into()),
-                lxc: None,
+            // The second cell's criu is built from a tree, as `--criu SOURCE` makes it.
+            userland: if source.starts_with("git:") {
+                UserlandInfo {
+                    suite: "bookworm".into(),
+                    criu: Some("4.1.1".into()),
+                    criu_source: Some("git:a44aa6d985472d995d04fef7eae22d63c7500f8c".into()),
+                    lxc: None,
+                }
+            } else {
+                UserlandInfo {
+                    suite: "bookworm".into(),
+                    criu: Some("3.17.1-2+deb12u2".into()),
+                    criu_source: Some("debian:criu=3.17.1-2+deb12u2".into()),
+                    lxc: None,
+                }
             },
             scenarios,
             ..CellReport::default()

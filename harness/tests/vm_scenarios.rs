@@ -66,6 +66,7 @@ fn main() {
         let opts = CellOptions {
             kernel: KernelChoice::Debian,
             suite: None,
+            criu: Default::default(),
             memory_mib: 2048,
             cpus: 2,
         };
@@ -156,7 +157,179 @@ const FAULTS: &[(&str, Fault)] = &[
     ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
     ("hostile_guest", hostile_guest),
     ("repeat_rounds", repeat_rounds),
+    ("criu_from_tree", criu_from_tree),
+    ("criu_tree_broken", criu_tree_broken),
 ];
+
+/// A copy of the fixture CRIU tree (`tests/fixtures/criu-tree`), changed by `vary`.
+fn fixture_tree(
+    vary: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criu-tree");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", from.display()))
+        .arg(dir.path())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cp -r {}: {status}", from.display()));
+    }
+    vary(dir.path()).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// `crtest ARGS --results RESULTS`: its exit code and stderr.
+fn crtest_in(args: &[&str], results: &std::path::Path) -> Result<(Option<i32>, String), String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(args)
+        .arg("--results")
+        .arg(results)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The builds in the cache, each with its modification time (a cache hit changes none).
+fn criu_builds() -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
+    let Ok(cache) = crtest_vm::Cache::from_env() else {
+        return vec![];
+    };
+    let mut v: Vec<_> = std::fs::read_dir(cache.root().join("criu-build"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| (e.path(), e.metadata().and_then(|m| m.modified()).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `crtest run --criu TREE`: the fixture tree is built for the userland's suite and put in
+/// place of the package's criu, plain scenarios and an lxc one run with it, run.json names
+/// its version and source, the guest's `criu --version` is the tree's, and a second run is a
+/// cache hit.
+fn criu_from_tree(_cell: vm_run::Cell) -> Result<(), String> {
+    let tree = fixture_tree(|_| Ok(()))?;
+    let results = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = tree.path().to_str().ok_or("path")?;
+    let args = [
+        "run",
+        "-j",
+        "1",
+        "--criu",
+        path,
+        "--scenario",
+        "counterloop,lxc-ptree1",
+    ];
+    let (code, stderr) = crtest_in(&args, results.path())?;
+    if code != Some(0) {
+        return Err(format!("crtest run --criu: {code:?}\n{stderr}"));
+    }
+    let r = read_run(results.path()).ok_or("no run.json")?;
+    let c = &r.cells[0];
+    let suffix = c.id.rsplit_once("+criu-").map(|(_, s)| s).unwrap_or("");
+    if suffix.len() != 12 || !suffix.chars().all(|ch| ch.is_ascii_hexdigit()) {
+        return Err(format!("the cell id should name the tree's hash: {}", c.id));
+    }
+    if c.userland.criu.as_deref() != Some("9.8.7")
+        || !c
+            .userland
+            .criu_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with(&format!("tree:{suffix}")))
+    {
+        return Err(format!(
+            "userland should name the tree's criu: {:?}",
+            c.userland
+        ));
+    }
+    let version = c
+        .probes
+        .iter()
+        .find(|p| p.command == ["criu", "--version"])
+        .ok_or_else(|| format!("no `criu --version` probe: {:?}", c.probes))?;
+    if version.status != 0 || !version.output.contains("Version: 9.8.7") {
+        return Err(format!("the guest's criu is not the tree's: {version:?}"));
+    }
+    if c.scenarios.len() != 2 || c.scenarios.iter().any(|s| s.outcome != Outcome::Pass) {
+        return Err(format!("want both passed: {:?}", c.scenarios));
+    }
+    if !stderr.contains("criu 9.8.7 (tree:") {
+        return Err(format!(
+            "the progress should name the built criu:\n{stderr}"
+        ));
+    }
+    let before = criu_builds();
+    let (code, stderr) = crtest_in(&args, results.path())?;
+    if code != Some(0) {
+        return Err(format!("second crtest run --criu: {code:?}\n{stderr}"));
+    }
+    if criu_builds() != before {
+        return Err("the second run built criu again instead of taking the cache's".into());
+    }
+    Ok(())
+}
+
+/// A tree whose build fails is exit 3 with the compiler's first error and the log's path; a
+/// built criu that does not start makes every scenario `error` with its output.
+fn criu_tree_broken(_cell: vm_run::Cell) -> Result<(), String> {
+    let results = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bad = fixture_tree(|d| {
+        let c = d.join("criu/crtools.c");
+        let text = std::fs::read_to_string(&c)?;
+        std::fs::write(&c, text + "\nthis is not C\n")
+    })?;
+    let (code, stderr) = crtest_in(
+        &["run", "--criu", bad.path().to_str().ok_or("path")?],
+        results.path(),
+    )?;
+    let log = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("the whole log: "))
+        .map(std::path::PathBuf::from);
+    if code != Some(3)
+        || !stderr.contains("crtools.c")
+        || !stderr.contains("error:")
+        || !log.as_ref().is_some_and(|l| l.is_file())
+    {
+        return Err(format!(
+            "want exit 3 with the first compiler error and an existing log: {code:?}\n{stderr}"
+        ));
+    }
+    let nostart = fixture_tree(|d| std::fs::write(d.join("criu/nostart"), ""))?;
+    let (code, stderr) = crtest_in(
+        &[
+            "run",
+            "-j",
+            "1",
+            "--criu",
+            nostart.path().to_str().ok_or("path")?,
+            "--scenario",
+            "counterloop",
+        ],
+        results.path(),
+    )?;
+    let r = read_run(results.path()).ok_or("no run.json")?;
+    let s = &r.cells[0].scenarios[0];
+    let f = s.failure.as_ref().ok_or("no failure")?;
+    if code != Some(1)
+        || s.outcome != Outcome::Error
+        || f.class.as_deref() != Some("criu-does-not-start")
+        || !f.message.contains("libcrtest-fixture.so.1")
+    {
+        return Err(format!(
+            "want error naming the criu that does not start: {code:?} {s:?}\n{stderr}"
+        ));
+    }
+    Ok(())
+}
 
 /// `crtest run --repeat 2`: two rounds in fresh guests under `rounds/<i>/`, each scenario
 /// once in the run's cell with both attempts and its files under its round.

@@ -7,6 +7,8 @@
 //! * [`modules`]: module names to the files to load, in order;
 //! * [`initramfs`]: the newc archive with the agent, workloads and modules;
 //! * [`userland`]: the Debian guest root as an ext4 image;
+//! * [`criu_tree`], [`criu_build`]: a user's CRIU source tree, built for a suite and put
+//!   into its image in place of the package's criu;
 //! * [`qemu`], [`console`]: QEMU's command line and process guard; following the console;
 //! * [`hostdeps`]: the host tools, installed when missing;
 //! * [`command`], [`control`]: running tools; Debian control-file syntax.
@@ -18,6 +20,8 @@ pub mod cache;
 pub mod command;
 pub mod console;
 pub mod control;
+pub mod criu_build;
+pub mod criu_tree;
 pub mod hostdeps;
 pub mod initramfs;
 pub mod kconfig;

@@ -22,6 +22,11 @@ pub struct GuestPlan {
     /// (`crtest doctor` asks `criu check` this way).
     #[serde(default)]
     pub probes: Vec<Vec<String>>,
+    /// Set when the guest's criu was built from a source tree (what it is, for messages):
+    /// the agent first checks that `criu --version` runs, and when it does not, every
+    /// scenario is an `error` with its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_criu: Option<String>,
 }
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -127,6 +132,30 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
             output: p.output,
         });
     }
+    let unusable = plan.built_criu.as_deref().and_then(|what| {
+        let p = run_probe(&["criu".to_string(), "--version".to_string()]);
+        port.send(&Event::ProbeResult {
+            command: p.command.clone(),
+            status: p.status,
+            output: p.output.clone(),
+        });
+        built_criu_failure(what, &p)
+    });
+    if let Some(unusable) = unusable {
+        for sc in &plan.scenarios {
+            let mut r = crate::model::outcome::ScenarioResult::without_steps(
+                &sc.name,
+                crate::model::outcome::Outcome::Error,
+                unusable.clone(),
+            );
+            r.tags = sc.tags.clone();
+            port.send(&Event::ScenarioFinished {
+                result: Box::new(r),
+            });
+        }
+        port.send(&Event::Done);
+        return Ok(());
+    }
     let clean = crate::guest::health::taint();
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
@@ -156,6 +185,37 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     }
     port.send(&Event::Done);
     Ok(())
+}
+
+/// The failure of every scenario when the criu built from a tree (`what`) does not start
+/// (`p` is its `criu --version`).
+fn built_criu_failure(
+    what: &str,
+    p: &crate::diagnose::doctor::ProbeOutput,
+) -> Option<crate::model::outcome::Failure> {
+    if p.status == 0 {
+        return None;
+    }
+    let first = p
+        .output
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(String::from);
+    Some(crate::model::outcome::Failure {
+        step: "setup".into(),
+        command: Some(p.command.join(" ")),
+        exit_status: Some(p.status),
+        errno: first.as_deref().and_then(crate::diagnose::errno::find),
+        class: Some("criu-does-not-start".into()),
+        message: format!(
+            "{what} does not start in the guest: `criu --version` exited {}: {}",
+            p.status,
+            first.as_deref().unwrap_or("no output")
+        ),
+        first_error_line: first,
+        ..Default::default()
+    })
 }
 
 /// Runs one probe command; its output is capped so one event stays small.

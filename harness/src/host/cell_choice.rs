@@ -8,7 +8,7 @@
 //! and `lib/modules/<release>` beside it: what `crtest kernel build` prints). A userland NAME
 //! is a Debian suite, built once with mmdebstrap and cached.
 
-use crate::host::vm_run::KernelChoice;
+use crate::host::vm_run::{CriuChoice, KernelChoice};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +39,63 @@ pub struct CellArgs {
     /// lxc 6.0), sid (criu 4.2, lxc 7.0). Default: the host's suite.
     #[arg(long, alias = "suite", value_name = "NAME")]
     pub userland: Option<String>,
+    /// The criu: `package` (default) or the userland's suite name for the userland's own
+    /// package, or the path of a CRIU source tree (a git checkout or an unpacked release),
+    /// built for the userland's suite and installed in place of the package's.
+    #[arg(long, value_name = "SOURCE")]
+    pub criu: Option<String>,
+}
+
+/// A criu as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CriuName {
+    /// A userland's own package: `package`, or a suite name (which pairs only with that
+    /// userland).
+    Package(Option<String>),
+    /// A CRIU source tree.
+    Tree(PathBuf),
+}
+
+/// Parses a criu SOURCE: `package`/`debian`, a path (has a `/` or exists), or a suite name.
+pub fn parse_criu(s: &str) -> Result<CriuName, CellChoiceError> {
+    if s == "package" || s == "debian" {
+        return Ok(CriuName::Package(None));
+    }
+    if s.contains('/') || Path::new(s).exists() {
+        return Ok(CriuName::Tree(PathBuf::from(s)));
+    }
+    if is_suite_name(s) {
+        return Ok(CriuName::Package(Some(s.to_string())));
+    }
+    Err(CellChoiceError::BadCriu(s.to_string()))
+}
+
+/// The criu of a cell with `userland`; `None` when the name does not pair with it (the
+/// package of another suite).
+pub fn criu_for(name: &CriuName, userland: &str) -> Option<CriuChoice> {
+    match name {
+        CriuName::Package(Some(s)) if s != userland => None,
+        CriuName::Package(_) => Some(CriuChoice::Package),
+        CriuName::Tree(p) => Some(CriuChoice::Tree(p.clone())),
+    }
+}
+
+/// A short label of a criu for cell ids: `None` for a package, the tree's revision
+/// (`v4.1.1`, a commit or hash prefix) for a tree, or its directory's name when the tree
+/// cannot be read (the preparation then says why).
+pub fn criu_label(name: &CriuName) -> Option<String> {
+    match name {
+        CriuName::Package(_) => None,
+        CriuName::Tree(p) => Some(
+            crtest_vm::criu_tree::inspect(p)
+                .map(|t| t.revision.short())
+                .unwrap_or_else(|_| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| p.display().to_string())
+                }),
+        ),
+    }
 }
 
 /// A kernel as named on the command line.
@@ -62,6 +119,15 @@ pub enum CellChoiceError {
         known = KNOWN_USERLANDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
     )]
     BadUserland(String),
+    #[error(
+        "--criu `{0}`: neither `package`, a Debian suite name nor the path of a CRIU source tree"
+    )]
+    BadCriu(String),
+    #[error(
+        "--criu `{criu}`: the packaged criu of a suite comes with its userland (here `{userland}`): \
+         use --userland {criu}, `package`, or a CRIU source tree"
+    )]
+    CriuOfOtherSuite { criu: String, userland: String },
     #[error("--modules and --config go with --kernel PATH, not with the Debian suite `{0}`")]
     ExtrasWithSuite(String),
     #[error("{0}: a kernel directory must hold `bzImage` (as `crtest kernel build` leaves it)")]
@@ -165,6 +231,7 @@ pub struct CellChoice {
     pub kernel_label: String,
     /// The userland suite.
     pub userland: String,
+    pub criu: CriuChoice,
 }
 
 impl CellArgs {
@@ -184,10 +251,24 @@ impl CellArgs {
                 (choice, kernel_label(&name))
             }
         };
+        let criu = match &self.criu {
+            None => CriuChoice::Package,
+            Some(c) => {
+                let name = parse_criu(c).map_err(|e| e.to_string())?;
+                criu_for(&name, &userland).ok_or_else(|| {
+                    CellChoiceError::CriuOfOtherSuite {
+                        criu: c.clone(),
+                        userland: userland.clone(),
+                    }
+                    .to_string()
+                })?
+            }
+        };
         Ok(CellChoice {
             kernel,
             kernel_label,
             userland,
+            criu,
         })
     }
 }
@@ -199,6 +280,15 @@ pub fn parse_kernel_list(items: &[String]) -> Result<Vec<KernelName>, CellChoice
         return Err(CellChoiceError::Empty("--kernels"));
     }
     items.iter().map(|s| parse_kernel(s.trim())).collect()
+}
+
+/// Splits and checks a comma-separated list given to `--criu` (default: the packages).
+pub fn parse_criu_list(items: &[String]) -> Result<Vec<CriuName>, CellChoiceError> {
+    let items: Vec<&String> = items.iter().filter(|s| !s.trim().is_empty()).collect();
+    if items.is_empty() {
+        return Ok(vec![CriuName::Package(None)]);
+    }
+    items.iter().map(|s| parse_criu(s.trim())).collect()
 }
 
 /// Splits and checks a comma-separated list given to `--userlands`.
@@ -289,6 +379,43 @@ mod tests {
             .choice()
             .unwrap_err();
         assert!(e.contains("not a Debian suite name"), "{e}");
+    }
+
+    #[test]
+    fn criu_sources() {
+        assert_eq!(parse_criu("package").unwrap(), CriuName::Package(None));
+        assert_eq!(
+            parse_criu("bookworm").unwrap(),
+            CriuName::Package(Some("bookworm".into()))
+        );
+        assert_eq!(
+            parse_criu("../criu").unwrap(),
+            CriuName::Tree("../criu".into())
+        );
+        assert!(parse_criu("Criu!").is_err());
+        let own = CriuName::Package(Some("bookworm".into()));
+        assert_eq!(criu_for(&own, "bookworm"), Some(CriuChoice::Package));
+        assert_eq!(criu_for(&own, "trixie"), None);
+        let e = T::try_parse_from(["t", "--userland", "bookworm", "--criu", "sid"])
+            .unwrap()
+            .cell
+            .choice()
+            .unwrap_err();
+        assert!(e.contains("use --userland sid"), "{e}");
+        let c = T::try_parse_from(["t", "--userland", "trixie", "--criu", "/src/criu"])
+            .unwrap()
+            .cell
+            .choice()
+            .unwrap();
+        assert_eq!(c.criu, CriuChoice::Tree("/src/criu".into()));
+        assert_eq!(
+            parse_criu_list(&[]).unwrap(),
+            [CriuName::Package(None)].to_vec()
+        );
+        assert_eq!(
+            criu_label(&CriuName::Tree("/nonexistent/criu-4.2".into())).as_deref(),
+            Some("criu-4.2")
+        );
     }
 
     #[test]

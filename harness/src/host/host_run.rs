@@ -98,6 +98,8 @@ pub fn run_host(
         },
         userland: UserlandInfo {
             suite: "host".into(),
+            criu_source: crtest_vm::command::locate("criu")
+                .map(|p| format!("host:{}", p.display())),
             criu: criu_version,
             lxc: None,
         },

@@ -15,9 +15,9 @@
 //! Each worker takes the next cell, prepares its images (cached: a kernel or userland is
 //! fetched or built once, and a second cell needing it waits on the cache lock) and runs it.
 
-use crate::host::cell_choice::{self, KernelName};
+use crate::host::cell_choice::{self, CriuName, KernelName};
 use crate::host::shard::Shard;
-use crate::host::vm_run::{self, CellOptions, KernelChoice};
+use crate::host::vm_run::{self, CellOptions, CriuChoice, KernelChoice};
 use crate::model::scenario::Scenario;
 use crate::report::progress::{Progress, Reporter};
 use crate::results::run::{self as results, CellReport, MatrixCell, MatrixInfo, RunDir};
@@ -51,6 +51,11 @@ pub struct MatrixArgs {
         default_value = "bookworm,trixie,sid"
     )]
     pub userlands: Vec<String>,
+    /// The criu of the cells (comma-separated): `package` (the default: each userland's
+    /// own), a suite name (that userland's package; pairs only with that userland), or paths
+    /// of CRIU source trees, each built for every userland (a column per userland and tree).
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE,...")]
+    pub criu: Vec<String>,
     /// Guests run at once (default: the number of cores).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -82,13 +87,21 @@ pub struct PlannedCell {
     /// The kernel as named in the report (suite, or release of a path kernel).
     pub kernel_label: String,
     pub userland: String,
+    /// The userland's column in the report: the suite, `+criu-<revision>` for a tree's criu.
+    pub column: String,
+    pub criu: CriuChoice,
     pub scenarios: Vec<Scenario>,
 }
 
-/// The cells of kernels x userlands (kernels outer), each with `scenarios`, cut to `shard`.
+/// A criu of the matrix: its name and its label in columns (`None`: the package).
+pub type PlannedCriu = (CriuName, Option<String>);
+
+/// The cells of kernels x userlands x criu (kernels outer), each with `scenarios`, cut to
+/// `shard`. A criu named by a suite pairs only with that userland.
 pub fn plan(
     kernels: &[KernelName],
     userlands: &[String],
+    criu: &[PlannedCriu],
     scenarios: &[Scenario],
     shard: Option<Shard>,
 ) -> Vec<PlannedCell> {
@@ -96,13 +109,30 @@ pub fn plan(
     for k in kernels {
         let label = cell_choice::kernel_label(k);
         for u in userlands {
-            cells.push(PlannedCell {
-                id: results::cell_id(&label, u),
-                kernel: k.clone(),
-                kernel_label: label.clone(),
-                userland: u.clone(),
-                scenarios: scenarios.to_vec(),
-            });
+            for (name, criu_label) in criu {
+                let Some(choice) = cell_choice::criu_for(name, u) else {
+                    continue;
+                };
+                let column = match criu_label {
+                    Some(l) => format!("{u}+criu-{l}"),
+                    None => u.clone(),
+                };
+                if cells
+                    .iter()
+                    .any(|c: &PlannedCell| c.kernel_label == label && c.column == column)
+                {
+                    continue;
+                }
+                cells.push(PlannedCell {
+                    id: results::cell_id(&label, &column),
+                    kernel: k.clone(),
+                    kernel_label: label.clone(),
+                    userland: u.clone(),
+                    column,
+                    criu: choice,
+                    scenarios: scenarios.to_vec(),
+                });
+            }
         }
     }
     let Some(shard) = shard else { return cells };
@@ -195,6 +225,10 @@ pub fn unprepared(planned: &PlannedCell, why: &str) -> CellReport {
         userland: results::UserlandInfo {
             suite: planned.userland.clone(),
             criu: None,
+            criu_source: match &planned.criu {
+                CriuChoice::Tree(p) => Some(format!("tree at {}", p.display())),
+                CriuChoice::Package => None,
+            },
             lxc: None,
         },
         notes: vec![format!("could not prepare the cell: {why}")],
@@ -233,6 +267,7 @@ pub fn run_one(
     let opts = CellOptions {
         kernel,
         suite: Some(planned.userland.clone()),
+        criu: planned.criu.clone(),
         memory_mib: settings.memory_mib,
         cpus: settings.cpus,
     };
@@ -324,7 +359,34 @@ pub fn run(args: &MatrixArgs) -> i32 {
         Ok(u) => u,
         Err(e) => return fail(2, &e),
     };
-    let cells = plan(&kernels, &userlands, &chosen, args.shard);
+    let criu_names = match cell_choice::parse_criu_list(&args.criu) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e),
+    };
+    let mut criu = Vec::new();
+    for name in criu_names {
+        match &name {
+            CriuName::Tree(p) => {
+                // A tree that is not one is bad input, said before any cell starts.
+                if let Err(e) = crtest_vm::criu_tree::inspect(p) {
+                    return fail(e.is_bad_input().then_some(2).unwrap_or(3), &e);
+                }
+            }
+            CriuName::Package(Some(s)) if !userlands.contains(s) => {
+                return fail(
+                    2,
+                    &format!(
+                        "--criu `{s}`: the packaged criu of a suite pairs only with that \
+                         userland, and `{s}` is not among --userlands"
+                    ),
+                )
+            }
+            CriuName::Package(_) => {}
+        }
+        let label = cell_choice::criu_label(&name);
+        criu.push((name, label));
+    }
+    let cells = plan(&kernels, &userlands, &criu, &chosen, args.shard);
     let frozen = match tempfile::Builder::new()
         .prefix("crtest-guest-bin-")
         .tempdir()
@@ -346,7 +408,15 @@ pub fn run(args: &MatrixArgs) -> i32 {
     };
     top.report.matrix = Some(MatrixInfo {
         kernels: kernels.iter().map(cell_choice::kernel_label).collect(),
-        userlands: userlands.clone(),
+        userlands: {
+            let mut columns: Vec<String> = Vec::new();
+            for c in &cells {
+                if !columns.contains(&c.column) {
+                    columns.push(c.column.clone());
+                }
+            }
+            columns
+        },
         scenarios: chosen.iter().map(|s| s.name.clone()).collect(),
         shard: args.shard.map(|s| s.to_string()),
         merged_from: vec![],
@@ -355,7 +425,7 @@ pub fn run(args: &MatrixArgs) -> i32 {
             .map(|c| MatrixCell {
                 id: c.id.clone(),
                 kernel: c.kernel_label.clone(),
-                userland: c.userland.clone(),
+                userland: c.column.clone(),
                 dir: Some(format!("cells/{}", c.id)),
                 wall_ms: None,
             })
@@ -490,7 +560,8 @@ mod tests {
         let k = cell_choice::parse_kernel_list(&["bookworm".into(), "sid".into()]).unwrap();
         let u = vec!["bookworm".to_string(), "trixie".to_string()];
         let s = vec![sc("a"), sc("b")];
-        let all = plan(&k, &u, &s, None);
+        let pkg = [(CriuName::Package(None), None)];
+        let all = plan(&k, &u, &pkg, &s, None);
         assert_eq!(
             all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             [
@@ -500,7 +571,7 @@ mod tests {
                 "kernel-sid+userland-trixie"
             ]
         );
-        let one = plan(&k, &u, &s, Some("2/3".parse().unwrap()));
+        let one = plan(&k, &u, &pkg, &s, Some("2/3".parse().unwrap()));
         let pairs: Vec<(String, String)> = one
             .iter()
             .flat_map(|c| c.scenarios.iter().map(|s| (c.id.clone(), s.name.clone())))
@@ -510,9 +581,49 @@ mod tests {
     }
 
     #[test]
+    fn a_criu_axis_adds_columns_and_a_suite_pairs_with_its_userland() {
+        let k = cell_choice::parse_kernel_list(&["sid".into()]).unwrap();
+        let u = vec!["bookworm".to_string(), "trixie".to_string()];
+        let criu = [
+            (CriuName::Package(Some("bookworm".into())), None),
+            (
+                CriuName::Tree("/src/criu-3.19".into()),
+                Some("v3.19".into()),
+            ),
+        ];
+        let cells = plan(&k, &u, &criu, &[sc("a")], None);
+        let got: Vec<(&str, &str, &CriuChoice)> = cells
+            .iter()
+            .map(|c| (c.id.as_str(), c.column.as_str(), &c.criu))
+            .collect();
+        let tree = CriuChoice::Tree("/src/criu-3.19".into());
+        assert_eq!(
+            got,
+            [
+                (
+                    "kernel-sid+userland-bookworm",
+                    "bookworm",
+                    &CriuChoice::Package
+                ),
+                (
+                    "kernel-sid+userland-bookworm+criu-v3.19",
+                    "bookworm+criu-v3.19",
+                    &tree
+                ),
+                (
+                    "kernel-sid+userland-trixie+criu-v3.19",
+                    "trixie+criu-v3.19",
+                    &tree
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn unprepared_cells_say_why() {
         let k = cell_choice::parse_kernel_list(&["sid".into()]).unwrap();
-        let p = plan(&k, &["sid".into()], &[sc("a")], None).remove(0);
+        let pkg = [(CriuName::Package(None), None)];
+        let p = plan(&k, &["sid".into()], &pkg, &[sc("a")], None).remove(0);
         let r = unprepared(&p, "cannot bootstrap Debian suite `sid`");
         assert_eq!(
             r.scenarios[0].outcome,

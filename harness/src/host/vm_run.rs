@@ -58,11 +58,22 @@ pub enum KernelChoice {
     },
 }
 
+/// Which criu the guest runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CriuChoice {
+    /// The userland's own package.
+    #[default]
+    Package,
+    /// Built from this CRIU source tree for the userland's suite, in place of the package's.
+    Tree(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct CellOptions {
     pub kernel: KernelChoice,
     /// Debian suite of the guest userland; the host's when None.
     pub suite: Option<String>,
+    pub criu: CriuChoice,
     pub memory_mib: u32,
     pub cpus: u32,
 }
@@ -85,6 +96,10 @@ pub enum PrepareError {
     Vmlinux(#[from] crtest_vm::vmlinux::VmlinuxError),
     #[error("cache: {0}")]
     Cache(#[from] crtest_vm::cache::CacheError),
+    #[error("--criu: {0}")]
+    CriuTree(#[from] crtest_vm::criu_tree::TreeError),
+    #[error("--criu: {0}")]
+    CriuBuild(#[from] crtest_vm::criu_build::CriuBuildError),
 }
 
 impl PrepareError {
@@ -92,6 +107,8 @@ impl PrepareError {
     pub fn exit_code(&self) -> i32 {
         match self {
             PrepareError::Kernel(e) if e.is_bad_input() => 2,
+            PrepareError::CriuTree(e) if e.is_bad_input() => 2,
+            PrepareError::CriuBuild(e) => e.exit_code(),
             _ => 3,
         }
     }
@@ -106,6 +123,8 @@ pub struct Cell {
     /// else the bzImage.
     pub boot_image: PathBuf,
     pub userland: Userland,
+    /// The criu the guest runs.
+    pub criu: CellCriu,
     pub initrd: PathBuf,
     /// The directory shared as the guest's `/lib/modules`.
     pub modules_share: PathBuf,
@@ -123,6 +142,44 @@ pub struct Cell {
     pub keep_images: bool,
 }
 
+/// The criu of a cell: the package's, or one built from a tree.
+#[derive(Debug, Clone)]
+pub struct CellCriu {
+    /// Its version: the package's (`3.17.1-2+deb12u2`) or the tree's (`4.1.1`).
+    pub version: Option<String>,
+    /// `debian:criu=<version>`, or the tree's `git:<commit>[+dirty]` / `tree:<hash>`.
+    pub source: Option<String>,
+    /// The build, when from a tree.
+    pub build: Option<crtest_vm::criu_build::CriuBuild>,
+}
+
+impl CellCriu {
+    fn of_package(userland: &Userland) -> CellCriu {
+        let version = userland.packages.get("criu").cloned();
+        CellCriu {
+            source: version.as_ref().map(|v| format!("debian:criu={v}")),
+            version,
+            build: None,
+        }
+    }
+
+    fn of_build(build: crtest_vm::criu_build::CriuBuild) -> CellCriu {
+        CellCriu {
+            version: Some(build.version.clone()),
+            source: Some(build.source.clone()),
+            build: Some(build),
+        }
+    }
+
+    /// What a cell id adds for it: nothing for the package, `+criu-<revision>` for a tree.
+    pub fn id_suffix(&self) -> String {
+        self.build
+            .as_ref()
+            .map(|b| format!("+criu-{}", b.short))
+            .unwrap_or_default()
+    }
+}
+
 /// `f`'s result and how long it took (ms).
 fn timed<T>(f: impl FnOnce() -> Result<T, PrepareError>) -> (Result<T, PrepareError>, u64) {
     let t = Instant::now();
@@ -137,22 +194,32 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 /// Fetches or finds every image the cell needs (each cached under a key of its inputs).
 pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, PrepareError> {
     let start = Instant::now();
+    // A criu tree that is not one is bad input: said before anything is installed or built.
+    let tree = match &opts.criu {
+        CriuChoice::Package => None,
+        CriuChoice::Tree(dir) => Some(crtest_vm::criu_tree::inspect(dir)?),
+    };
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)?;
     let cache = Cache::from_env()?;
     let suite = match &opts.suite {
         Some(s) => s.clone(),
         None => crtest_vm::apt::host_suite()?,
     };
-    // The kernel (network), the userland (mmdebstrap) and the guest binaries (the compiler)
-    // do not need each other: they are prepared at once, each reported with its own time.
-    for what in [
+    // The kernel (network), the userland (mmdebstrap), the guest binaries (the compiler) and
+    // a criu tree's build do not need each other: they are prepared at once, each reported
+    // with its own time.
+    let mut whats = vec![
         "kernel".to_string(),
         format!("userland {suite}"),
         "guest binaries".into(),
-    ] {
+    ];
+    if let Some(t) = &tree {
+        whats.push(format!("criu {} from {}", t.version, t.root.display()));
+    }
+    for what in whats {
         reporter.on(&Progress::Prepare { what });
     }
-    let (kernel, userland, bins) = std::thread::scope(|s| {
+    let (kernel, userland, bins, criu) = std::thread::scope(|s| {
         let kernel = s.spawn(|| {
             timed(|| {
                 let kernel = match &opts.kernel {
@@ -175,14 +242,22 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
             timed(|| Ok(crtest_vm::userland::build(&cache, &suite, &packages)?))
         });
         let bins = s.spawn(|| timed(|| Ok(guest_build::build()?)));
-        (joined(kernel), joined(userland), joined(bins))
+        let criu = tree
+            .as_ref()
+            .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::criu_build::build(&cache, t, &suite)?))));
+        (
+            joined(kernel),
+            joined(userland),
+            joined(bins),
+            criu.map(joined),
+        )
     });
     let ((kernel, boot_image), kernel_ms) = (kernel.0?, kernel.1);
     reporter.on(&Progress::Prepared {
         what: format!("kernel {}", kernel.release),
         ms: kernel_ms,
     });
-    let (userland, userland_ms) = (userland.0?, userland.1);
+    let (mut userland, userland_ms) = (userland.0?, userland.1);
     reporter.on(&Progress::Prepared {
         what: format!(
             "userland {suite} (criu {})",
@@ -198,6 +273,23 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         what: "guest binaries".into(),
         ms: bins_ms,
     });
+    let criu = match criu {
+        None => CellCriu::of_package(&userland),
+        Some((build, ms)) => {
+            let build = build?;
+            reporter.on(&Progress::Prepared {
+                what: format!("criu {} ({})", build.version, build.source),
+                ms,
+            });
+            let t = Instant::now();
+            userland.image = with_built_criu(&cache, &userland, None, &build)?;
+            reporter.on(&Progress::Prepared {
+                what: format!("userland {suite}+criu-{}", build.short),
+                ms: t.elapsed().as_millis() as u64,
+            });
+            CellCriu::of_build(build)
+        }
+    };
 
     let t = Instant::now();
     let (initrd, notes) = initramfs(&cache, &kernel, &bins)?;
@@ -232,10 +324,11 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     .ok()
     .and_then(|r| r.output.lines().next().map(str::to_string));
     Ok(Cell {
-        id: format!("{}+{}", kernel.release, suite),
+        id: format!("{}+{}{}", kernel.release, suite, criu.id_suffix()),
         kernel,
         boot_image,
         userland,
+        criu,
         initrd,
         modules_share,
         accel,
@@ -248,6 +341,31 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         boot_timeout: BOOT_TIMEOUT,
         keep_images: false,
     })
+}
+
+/// The image of `userland` (or of its `variant`) with the `build` installed in place of the
+/// package's criu. The libraries the built criu links against come with the criu package
+/// almost always; when one does not, the userland is built again with its package added.
+fn with_built_criu(
+    cache: &Cache,
+    userland: &Userland,
+    variant: Option<&str>,
+    build: &crtest_vm::criu_build::CriuBuild,
+) -> Result<PathBuf, PrepareError> {
+    let lacking: Vec<&str> = build
+        .runtime_packages
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !userland.packages.contains_key(*p))
+        .collect();
+    let image = if lacking.is_empty() {
+        userland.image.clone()
+    } else {
+        let mut packages = crate::model::variant::packages(variant);
+        packages.extend(lacking);
+        crtest_vm::userland::build(cache, &userland.suite, &packages)?.image
+    };
+    Ok(crtest_vm::criu_build::install(cache, &image, build)?)
 }
 
 /// The kernel to boot: its uncompressed vmlinux when it has a PVH entry (seconds faster to
@@ -370,7 +488,7 @@ impl Cell {
                 .as_ref()
                 .and_then(|c| std::fs::read_to_string(c).ok())
                 .map(|t| crate::diagnose::kernel_config::parse_config(&t)),
-            criu: self.userland.packages.get("criu").cloned(),
+            criu: self.criu.version.clone(),
             lxc: self.userland.packages.get("lxc").cloned(),
         }
     }
@@ -445,7 +563,8 @@ pub fn run_cell(
         },
         userland: UserlandInfo {
             suite: cell.userland.suite.clone(),
-            criu: cell.userland.packages.get("criu").cloned(),
+            criu: cell.criu.version.clone(),
+            criu_source: cell.criu.source.clone(),
             lxc: cell.userland.packages.get("lxc").cloned(),
         },
         qemu: QemuInfo {
@@ -528,6 +647,14 @@ pub fn run_cell(
             scenarios: batch,
             keep_images: cell.keep_images,
             probes: std::mem::take(&mut probes),
+            built_criu: cell.criu.build.as_ref().map(|b| {
+                format!(
+                    "criu {} built from {} ({})",
+                    b.version,
+                    b.tree.display(),
+                    b.source
+                )
+            }),
         };
         let plan_path = share.join(PLAN_FILE);
         std::fs::write(
@@ -597,12 +724,16 @@ fn variant_image(
     let cache = Cache::from_env()?;
     let packages = crate::model::variant::packages(Some(name));
     let userland = crtest_vm::userland::build(&cache, suite, &packages)?;
+    let image = match &cell.criu.build {
+        None => userland.image.clone(),
+        Some(b) => with_built_criu(&cache, &userland, Some(name), b)?,
+    };
     reporter.on(&Progress::Prepared {
         what: format!("userland {suite}+{name}"),
         ms: t.elapsed().as_millis() as u64,
     });
-    built.push((name.to_string(), userland.image.clone()));
-    Ok(userland.image)
+    built.push((name.to_string(), image.clone()));
+    Ok(image)
 }
 
 /// One QEMU boot and the state followed while it runs.

@@ -142,8 +142,8 @@ pub fn compare(
             ("kernel", o.kernel.release.clone(), n.kernel.release.clone()),
             (
                 "criu",
-                o.userland.criu.clone().unwrap_or_default(),
-                n.userland.criu.clone().unwrap_or_default(),
+                o.userland.criu_text(),
+                n.userland.criu_text(),
             ),
             (
                 "lxc",

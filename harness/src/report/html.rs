@@ -143,7 +143,7 @@ fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {
         let versions = c.map_or(String::new(), |c| {
             format!(
                 "criu {}, lxc {}",
-                c.userland.criu.as_deref().unwrap_or("-"),
+                c.userland.criu_text(),
                 c.userland.lxc.as_deref().unwrap_or("-")
             )
         });
@@ -600,7 +600,7 @@ fn why_section(report: &RunReport, grid: &Grid) -> String {
                 escape(k),
                 escape(&cell.kernel.release),
                 escape(u),
-                escape(cell.userland.criu.as_deref().unwrap_or("?"))
+                escape(&cell.userland.criu_text())
             );
             for d in &diags {
                 let _ = write!(items, "<li>{}", escape(&d.headline()));

@@ -217,7 +217,7 @@ fn test(
                 "cell {}: userland {}, criu {}, lxc {}, QEMU {}",
                 cell.id,
                 cell.userland.suite,
-                cell.userland.criu.as_deref().unwrap_or("?"),
+                cell.userland.criu_text(),
                 cell.userland.lxc.as_deref().unwrap_or("?"),
                 cell.qemu.accel
             ),
@@ -229,6 +229,7 @@ fn test(
         "cell": cell.id,
         "userland": cell.userland.suite,
         "criu": cell.userland.criu,
+        "criu_source": cell.userland.criu_source,
         "lxc": cell.userland.lxc,
         "run_id": run.run_id,
         "phases_ms": s.phases,

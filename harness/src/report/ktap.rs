@@ -44,7 +44,7 @@ fn cell_block(out: &mut String, number: usize, cell: &CellReport) {
         out,
         "  # kernel {} | criu {} | lxc {}",
         one_line(&cell.kernel.release),
-        one_line(cell.userland.criu.as_deref().unwrap_or("?")),
+        one_line(&cell.userland.criu_text()),
         one_line(cell.userland.lxc.as_deref().unwrap_or("?")),
     );
     let _ = writeln!(out, "  1..{}", cell.scenarios.len());

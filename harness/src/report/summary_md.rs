@@ -36,7 +36,8 @@ pub fn render(report: &RunReport) -> String {
     let mut rule = String::from("|---|");
     for (ui, u) in grid.userlands.iter().enumerate() {
         let criu = verdict::representative(report, grid.cells.iter().map(|row| row[ui]))
-            .and_then(|c| c.userland.criu.clone());
+            .filter(|c| c.userland.criu.is_some())
+            .map(|c| c.userland.criu_text());
         let label = match criu {
             Some(c) => format!("{u} (criu {c})"),
             None => u.clone(),
@@ -97,7 +98,7 @@ pub fn render(report: &RunReport) -> String {
             why,
             "- **kernel {k} × userland {u}** (kernel {}, criu {}):",
             c.kernel.release,
-            c.userland.criu.as_deref().unwrap_or("?")
+            c.userland.criu_text()
         );
         for d in diags {
             let _ = writeln!(why, "  - {}", d.headline());

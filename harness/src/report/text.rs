@@ -114,7 +114,7 @@ pub fn cell_summary(cell: &CellReport) -> String {
         cell.kernel.release,
         cell.kernel.source,
         cell.userland.suite,
-        cell.userland.criu.as_deref().unwrap_or("?"),
+        cell.userland.criu_text(),
         cell.userland
             .lxc
             .as_deref()
@@ -204,6 +204,7 @@ mod tests {
             userland: UserlandInfo {
                 suite: "bookworm".into(),
                 criu: Some("3.17.1".into()),
+                criu_source: None,
                 lxc: None,
             },
             qemu: QemuInfo {

@@ -87,7 +87,7 @@ pub fn terminal_summary(report: &RunReport) -> String {
             v.as_str(),
             c.id,
             c.kernel.release,
-            c.userland.criu.as_deref().unwrap_or("?"),
+            c.userland.criu_text(),
             crate::report::verdict::counts_text(&c.scenarios),
             c.prepare_ms as f64 / 1000.0,
             c.boot_ms

@@ -73,6 +73,7 @@ fn cell(
         userland: UserlandInfo {
             suite: userland.into(),
             criu: Some(criu.into()),
+            criu_source: None,
             lxc: None,
         },
         qemu: QemuInfo {

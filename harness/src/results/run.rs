@@ -194,8 +194,38 @@ pub struct KernelInfo {
 pub struct UserlandInfo {
     /// Debian suite, or `host`.
     pub suite: String,
+    /// The criu version: the package's, or the tree's for a criu built from source.
     pub criu: Option<String>,
+    /// Where that criu came from: `debian:criu=<version>`, `git:<commit>[+dirty]` or
+    /// `tree:<hash>` (a tree without git), `host:<path>` with --host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu_source: Option<String>,
     pub lxc: Option<String>,
+}
+
+impl UserlandInfo {
+    /// The criu for reports: its version, and where it came from unless that is the
+    /// userland's package (`4.1.1 (git:a44aa6d98547)`, `9.8.7 (tree:0011223344556677)`);
+    /// `?` when unknown.
+    pub fn criu_text(&self) -> String {
+        let version = self.criu.as_deref().unwrap_or("?");
+        match self.criu_source.as_deref() {
+            None => version.to_string(),
+            Some(s) if s.starts_with("debian:") => version.to_string(),
+            Some(s) => {
+                let short = match s.split_once(':') {
+                    Some((kind, rev)) if kind == "git" => {
+                        let (commit, dirty) = rev
+                            .strip_suffix("+dirty")
+                            .map_or((rev, ""), |c| (c, "+dirty"));
+                        format!("git:{}{dirty}", &commit[..commit.len().min(12)])
+                    }
+                    _ => s.to_string(),
+                };
+                format!("{version} ({short})")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -356,6 +386,38 @@ fn civil(secs: u64) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn criu_for_reports_names_a_source_that_is_not_the_package() {
+        let u = |criu: Option<&str>, source: Option<&str>| UserlandInfo {
+            suite: "bookworm".into(),
+            criu: criu.map(String::from),
+            criu_source: source.map(String::from),
+            lxc: None,
+        };
+        assert_eq!(u(Some("3.17.1-2"), None).criu_text(), "3.17.1-2");
+        assert_eq!(
+            u(Some("3.17.1-2"), Some("debian:criu=3.17.1-2")).criu_text(),
+            "3.17.1-2"
+        );
+        assert_eq!(
+            u(
+                Some("4.1.1"),
+                Some("git:a44aa6d985472d995d04fef7eae22d63c7500f8c")
+            )
+            .criu_text(),
+            "4.1.1 (git:a44aa6d98547)"
+        );
+        assert_eq!(
+            u(Some("4.2"), Some("git:3c7d4fa013297b43+dirty")).criu_text(),
+            "4.2 (git:3c7d4fa01329+dirty)"
+        );
+        assert_eq!(
+            u(Some("9.8.7"), Some("tree:0011223344556677")).criu_text(),
+            "9.8.7 (tree:0011223344556677)"
+        );
+        assert_eq!(u(None, None).criu_text(), "?");
+    }
 
     #[test]
     fn civil_dates() {
