@@ -369,7 +369,7 @@ pub fn run(args: &MatrixArgs) -> i32 {
             CriuName::Tree(p) => {
                 // A tree that is not one is bad input, said before any cell starts.
                 if let Err(e) = crtest_vm::criu_tree::inspect(p) {
-                    return fail(e.is_bad_input().then_some(2).unwrap_or(3), &e);
+                    return fail(if e.is_bad_input() { 2 } else { 3 }, &e);
                 }
             }
             CriuName::Package(Some(s)) if !userlands.contains(s) => {

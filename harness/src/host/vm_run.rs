@@ -99,7 +99,13 @@ pub enum PrepareError {
     #[error("--criu: {0}")]
     CriuTree(#[from] crtest_vm::criu_tree::TreeError),
     #[error("--criu: {0}")]
-    CriuBuild(#[from] crtest_vm::criu_build::CriuBuildError),
+    CriuBuild(Box<crtest_vm::criu_build::CriuBuildError>),
+}
+
+impl From<crtest_vm::criu_build::CriuBuildError> for PrepareError {
+    fn from(e: crtest_vm::criu_build::CriuBuildError) -> Self {
+        PrepareError::CriuBuild(Box::new(e))
+    }
 }
 
 impl PrepareError {

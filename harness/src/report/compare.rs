@@ -140,11 +140,7 @@ pub fn compare(
         let prepared = |c: &CellReport| c.kernel.release != "?";
         for (what, a, b) in [
             ("kernel", o.kernel.release.clone(), n.kernel.release.clone()),
-            (
-                "criu",
-                o.userland.criu_text(),
-                n.userland.criu_text(),
-            ),
+            ("criu", o.userland.criu_text(), n.userland.criu_text()),
             (
                 "lxc",
                 o.userland.lxc.clone().unwrap_or_default(),

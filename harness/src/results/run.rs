@@ -214,7 +214,7 @@ impl UserlandInfo {
             Some(s) if s.starts_with("debian:") => version.to_string(),
             Some(s) => {
                 let short = match s.split_once(':') {
-                    Some((kind, rev)) if kind == "git" => {
+                    Some(("git", rev)) => {
                         let (commit, dirty) = rev
                             .strip_suffix("+dirty")
                             .map_or((rev, ""), |c| (c, "+dirty"));
