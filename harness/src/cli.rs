@@ -3,7 +3,7 @@
 //! Exit codes: 0 all good, 1 a scenario failed, 2 bad usage or bad input, 3 infrastructure
 //! could not run.
 
-use crate::host::catalog::{catalog, select, CatalogArgs};
+use crate::host::catalog::{catalog, CatalogArgs};
 use crate::host::vm_run::{self, CellOptions};
 use crate::model::scenario::{self, Scenario};
 use crate::report::progress::TerminalReporter;
@@ -110,6 +110,9 @@ pub struct ReproArgs {
     /// Add the scenario files of this directory to the catalog (repeatable).
     #[arg(long = "scenarios", value_name = "DIR")]
     pub scenario_dirs: Vec<PathBuf>,
+    /// Add the zdtm tests of this CRIU source tree (see `run --zdtm`).
+    #[arg(long, value_name = "DIR")]
+    pub zdtm: Option<PathBuf>,
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
 }
@@ -135,6 +138,7 @@ impl CellFlags {
             kernel: choice.kernel,
             suite: Some(choice.userland),
             criu: choice.criu,
+            zdtm: None,
             memory_mib: self.memory,
             cpus: self.cpus,
         })
@@ -221,15 +225,22 @@ fn setup(args: &SetupArgs) -> i32 {
 }
 
 fn list(args: &CatalogArgs) -> i32 {
-    let all = match catalog(&args.scenario_dirs) {
+    let mut all = match catalog(&args.scenario_dirs) {
         Ok(a) => a,
         Err(e) => return fail(2, &e),
     };
-    let chosen = match scenario::select(&all, &[], &args.tag) {
-        Ok(c) => c,
-        Err(e) => return fail(2, &e),
-    };
-    for s in &chosen {
+    if let Some(tree) = &args.zdtm {
+        match crate::host::catalog::zdtm_scenarios(tree, None) {
+            Ok(z) => all.extend(z),
+            Err((code, e)) => return fail(code, &format!("--zdtm: {e}")),
+        }
+    }
+    // Everything, `noauto` ones too (marked by their tag), filtered by --tag only.
+    let chosen: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| args.tag.is_empty() || s.tags.iter().any(|t| args.tag.contains(t)))
+        .collect();
+    for s in chosen {
         println!("{}", list_line(s));
     }
     0
@@ -262,11 +273,19 @@ pub fn list_line(s: &Scenario) -> String {
         ));
     }
     line.push_str(&format!("  {}", s.description));
+    if let scenario::Target::Zdtm(scenario::ZdtmTest {
+        unsupported: Some(why),
+        ..
+    }) = &s.target
+    {
+        line.push_str(&format!(" (skipped: {why})"));
+    }
     line
 }
 
 fn run(args: &RunArgs) -> i32 {
-    let chosen = match args.catalog.select(&args.scenario) {
+    let suite = args.cell.cell.choice().ok().map(|c| c.userland);
+    let chosen = match args.catalog.select_for(&args.scenario, suite.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -284,7 +303,10 @@ fn run(args: &RunArgs) -> i32 {
     } else {
         match vm_run::prepare(
             &match args.cell.options() {
-                Ok(o) => o,
+                Ok(o) => CellOptions {
+                    zdtm: args.catalog.zdtm.clone(),
+                    ..o
+                },
                 Err(e) => return fail(2, &e),
             },
             &mut reporter,
@@ -414,18 +436,23 @@ fn doctor(args: &DoctorArgs) -> i32 {
 }
 
 fn repro(args: &ReproArgs) -> i32 {
-    let chosen = match select(
-        &args.scenario_dirs,
-        std::slice::from_ref(&args.scenario),
-        &[],
-    ) {
+    let catalog = CatalogArgs {
+        scenario_dirs: args.scenario_dirs.clone(),
+        tag: vec![],
+        zdtm: args.zdtm.clone(),
+    };
+    let suite = args.cell.cell.choice().ok().map(|c| c.userland);
+    let chosen = match catalog.select_for(std::slice::from_ref(&args.scenario), suite.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let mut reporter = TerminalReporter::new(true);
     let cell = match vm_run::prepare(
         &match args.cell.options() {
-            Ok(o) => o,
+            Ok(o) => CellOptions {
+                zdtm: args.zdtm.clone(),
+                ..o
+            },
             Err(e) => return fail(2, &e),
         },
         &mut reporter,

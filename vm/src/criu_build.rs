@@ -26,7 +26,9 @@ use crate::command::{Cmd, CommandError};
 use crate::criu_tree::{CriuTree, TreeError};
 
 /// Bumped whenever the way criu is built or installed changes.
-pub const FORMAT: &str = "criu-build-v1";
+pub const FORMAT: &str = "criu-build-v2";
+/// Bumped whenever the build root changes.
+pub const ROOT_FORMAT: &str = "criu-buildroot-v1";
 /// Debian packages of the build root: a compiler and CRIU's build dependencies.
 pub const BUILD_PACKAGES: &[&str] = &[
     "build-essential",
@@ -60,29 +62,69 @@ pub const PACKAGED_CRIU: &str = "/usr/sbin/criu.debian";
 /// Longest a build may take.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Runs in the build root's mount namespace: `$1` build root, `$2` source copy, `$3` jobs,
-/// `$4` `clean` to run `make mrproper` first (a tarball may hold objects of another build).
-const BUILD_SCRIPT: &str = r#"set -e
-root=$1 src=$2 jobs=$3 clean=$4
+/// Runs in a private mount namespace: binds `/dev`, `/proc` and the source copy into the build
+/// root and runs the inner script (a file in the copy) there under `chroot` with a clean
+/// environment. `$1` build root, `$2` source copy, `$3` the inner script's name, then its
+/// arguments.
+const CHROOT_SCRIPT: &str = r#"set -e
+root=$1 src=$2 inner=$3
+shift 3
 mount --make-rprivate /
 mount --rbind /dev "$root/dev"
+mount -t proc proc "$root/proc"
 mount --bind "$src" "$root/build"
 exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LC_ALL=C.UTF-8 \
-  /bin/sh -ec '
-cd /build
-if [ "$1" = clean ]; then make mrproper >/dev/null 2>&1 || true; fi
-echo "crtest: make -j$0 criu"
-make -j"$0" criu
-echo "crtest: make -j$0 lib"
-if ! make -j"$0" lib; then echo "crtest: pycriu not built: make lib failed"; fi
+  /bin/sh -ec 'cd /build; . "./$0"' "$inner" "$@"
+"#;
+
+/// The build of criu, in the build root: `$1` jobs, `$2` `clean` to run `make mrproper` first
+/// (a tarball may hold objects of another build).
+const CRIU_SCRIPT: &str = r#"if [ "$2" = clean ]; then make mrproper >/dev/null 2>&1 || true; fi
+echo "crtest: make -j$1 criu"
+make -j"$1" criu
+echo "crtest: make -j$1 lib"
+if ! make -j"$1" lib; then echo "crtest: pycriu not built: make lib failed"; fi
 echo "crtest: runtime libraries"
 readelf -d criu/criu | sed -n "s/.*(NEEDED).*\[\(.*\)\]/\1/p" > .crtest-needed
 : > .crtest-packages
 while read -r so; do
   dpkg -S "*/$so" 2>/dev/null | sed -n "1s/^\([^:]*\):.*/\1/p" >> .crtest-packages || true
 done < .crtest-needed
-' "$jobs" "$clean"
 "#;
+
+/// Runs `inner` (a shell script) with `args` in the build root `root`, the source copy `src`
+/// at its `/build`, output into `log`, within `timeout`.
+pub fn run_in_root(
+    root: &Path,
+    src: &Path,
+    inner: &str,
+    args: &[String],
+    log: &Path,
+    timeout: Duration,
+) -> Result<crate::command::Ran, CriuBuildError> {
+    let outer = src.join(".crtest-chroot.sh");
+    fs::write(&outer, CHROOT_SCRIPT).map_err(io_err(&outer))?;
+    let inner_file = src.join(".crtest-build.sh");
+    fs::write(&inner_file, inner).map_err(io_err(&inner_file))?;
+    Cmd::tool("unshare")
+        .arg("--mount")
+        .arg("--")
+        .arg("sh")
+        .arg(&outer)
+        .arg(root)
+        .arg(src)
+        .arg(".crtest-build.sh")
+        .args(args.iter())
+        .run_timed(timeout, Some(log))
+        .map_err(CriuBuildError::Start)
+}
+
+/// The number of jobs for `make -j`.
+pub fn jobs() -> String {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .to_string()
+}
 
 /// Errors building or installing criu from a tree.
 #[derive(Debug, thiserror::Error)]
@@ -203,11 +245,11 @@ pub fn build_root_cmd(suite: &str, rootfs: &Path, sources_file: &Path) -> Cmd {
         .arg(sources_file)
 }
 
-/// The build root of `suite`, built once and cached.
-fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, CriuBuildError> {
+/// The build root of `suite` (sources: the suite's deb822 sources), built once and cached.
+pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, CriuBuildError> {
     let joined = BUILD_PACKAGES.join(",");
     let key = key_of(&[
-        FORMAT.as_bytes(),
+        ROOT_FORMAT.as_bytes(),
         suite.as_bytes(),
         joined.as_bytes(),
         sources.as_bytes(),
@@ -235,6 +277,7 @@ pub fn first_error(log: &str) -> String {
     let pick = |pred: &dyn Fn(&str) -> bool| lines.iter().find(|l| pred(l)).map(|l| l.to_string());
     pick(&|l| l.contains(": error:") || l.contains(": fatal error:"))
         .or_else(|| pick(&|l| l.contains("undefined reference to")))
+        .or_else(|| pick(&|l| l.contains("was not found or had errors")))
         .or_else(|| pick(&|l| l.contains("No package") && l.contains("found")))
         .or_else(|| pick(&|l| l.starts_with("make") && l.contains("***")))
         .or_else(|| pick(&|l| l.to_ascii_lowercase().contains("error")))
@@ -301,24 +344,18 @@ fn build_into(
     let start = Instant::now();
     let src = tmp.join("src");
     crate::criu_tree::copy_source(tree, &src)?;
-    let script = tmp.join("build.sh");
-    fs::write(&script, BUILD_SCRIPT).map_err(io_err(&script))?;
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let clean = match tree.revision {
         crate::criu_tree::Revision::Files { .. } => "clean",
         crate::criu_tree::Revision::Git { .. } => "as-is",
     };
-    let ran = Cmd::tool("unshare")
-        .arg("--mount")
-        .arg("--")
-        .arg("sh")
-        .arg(&script)
-        .arg(root)
-        .arg(&src)
-        .arg(jobs.to_string())
-        .arg(clean)
-        .run_timed(BUILD_TIMEOUT, Some(log))
-        .map_err(CriuBuildError::Start)?;
+    let ran = run_in_root(
+        root,
+        &src,
+        CRIU_SCRIPT,
+        &[jobs(), clean.to_string()],
+        log,
+        BUILD_TIMEOUT,
+    )?;
     let failed = |first_error: String| CriuBuildError::Failed {
         tree: tree.root.clone(),
         version: tree.version.clone(),
@@ -562,6 +599,13 @@ mod tests {
         assert!(first_error(log).contains("undefined reference"));
         let log = "Package libnl-3.0 was not found\nNo package 'libnl-3.0' found\nmake: *** [x] Error 1\n";
         assert_eq!(first_error(log), "No package 'libnl-3.0' found");
+        let log = "google/protobuf/descriptor.proto: File not found.\n\
+                   opts.proto:5:1: Import \"google/protobuf/descriptor.proto\" was not found or had errors.\n\
+                   make[1]: *** No rule to make target 'images/opts.pb-c.c'.  Stop.\n";
+        assert!(
+            first_error(log).starts_with("opts.proto:5:1: Import"),
+            "{log}"
+        );
         assert_eq!(
             first_error("make: *** No rule to make target 'criu'.  Stop.\n"),
             "make: *** No rule to make target 'criu'.  Stop."

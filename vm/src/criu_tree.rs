@@ -425,6 +425,59 @@ mod tests {
     }
 
     #[test]
+    fn a_git_checkout_is_named_by_its_commit_and_lists_no_ignored_file() {
+        let t = tree("CRIU_VERSION_MAJOR := 4\nCRIU_VERSION_MINOR := 0\n");
+        fs::write(t.path().join(".gitignore"), "*.o\n").unwrap();
+        let git = |args: &[&str]| {
+            Cmd::new("git")
+                .arg("-C")
+                .arg(t.path())
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "init.defaultBranch=m",
+                ])
+                .args(args.iter().copied())
+                .read()
+        };
+        if git(&["init", "-q"]).is_err() {
+            eprintln!("no git on this machine: the checkout case is not tried");
+            return;
+        }
+        git(&["add", "-A"]).unwrap();
+        git(&["commit", "-q", "-m", "one"]).unwrap();
+        git(&["tag", "v4.0"]).unwrap();
+        let commit = git(&["rev-parse", "HEAD"]).unwrap().trim().to_string();
+        let clean = inspect(t.path()).unwrap();
+        assert_eq!(clean.version, "4.0");
+        assert_eq!(
+            clean.revision,
+            Revision::Git {
+                commit: commit.clone(),
+                describe: Some("v4.0".into()),
+                dirty: None
+            }
+        );
+        assert_eq!(clean.revision.short(), "v4.0");
+        // A build output (ignored) does not make it dirty; a changed source does.
+        fs::write(t.path().join("criu/x.o"), "obj").unwrap();
+        assert_eq!(inspect(t.path()).unwrap().revision, clean.revision);
+        fs::write(t.path().join("criu/new.c"), "int x;\n").unwrap();
+        let dirty = inspect(t.path()).unwrap();
+        assert!(
+            dirty.revision.source().ends_with("+dirty"),
+            "{:?}",
+            dirty.revision
+        );
+        assert!(dirty.files.contains(&PathBuf::from("criu/new.c")));
+        assert!(!dirty.files.contains(&PathBuf::from("criu/x.o")));
+        assert_eq!(dirty.revision.short(), "v4.0+dirty");
+    }
+
+    #[test]
     fn revision_names() {
         let clean = Revision::Git {
             commit: "a44aa6d985472d995d04fef7eae22d63c7500f8c".into(),

@@ -8,7 +8,7 @@
 //! * [`initramfs`]: the newc archive with the agent, workloads and modules;
 //! * [`userland`]: the Debian guest root as an ext4 image;
 //! * [`criu_tree`], [`criu_build`]: a user's CRIU source tree, built for a suite and put
-//!   into its image in place of the package's criu;
+//!   into its image in place of the package's criu; [`zdtm_build`]: its zdtm tests;
 //! * [`qemu`], [`console`]: QEMU's command line and process guard; following the console;
 //! * [`hostdeps`]: the host tools, installed when missing;
 //! * [`command`], [`control`]: running tools; Debian control-file syntax.
@@ -30,6 +30,7 @@ pub mod modules;
 pub mod qemu;
 pub mod userland;
 pub mod vmlinux;
+pub mod zdtm_build;
 
 pub use cache::Cache;
 pub use command::{Cmd, CommandError};

@@ -86,6 +86,9 @@ pub struct VmSpec {
     pub initrd: PathBuf,
     /// ext4 image of the userland; opened with `snapshot=on`, so guest writes never reach it.
     pub rootfs: PathBuf,
+    /// A second ext4 image (`/dev/vdb`, zdtm's tests), also `snapshot=on`: the guest may
+    /// write into it, and nothing reaches the file.
+    pub data_disk: Option<PathBuf>,
     /// The kernel's `lib/modules/<release>` parent (`lib/modules`), shared read-only.
     pub modules_dir: PathBuf,
     /// The run's results folder: the only host folder the guest can write.
@@ -141,7 +144,12 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
     let (mem, cpus) = (spec.memory_mib.to_string(), spec.cpus.to_string());
     push(&["-m", &mem, "-smp", &cpus]);
     push(&["-kernel", &p(&spec.kernel), "-initrd", &p(&spec.initrd)]);
-    push(&["-append", &kernel_cmdline()]);
+    let mut cmdline = kernel_cmdline();
+    if spec.data_disk.is_some() {
+        // The agent waits for the second disk only when it is told there is one.
+        cmdline.push_str(" crtest.data_disk=1");
+    }
+    push(&["-append", &cmdline]);
     let console = format!("file,id=console,path={},append=on", p(&spec.console_log));
     let events = format!("file,id=events,path={}", p(&spec.events_log));
     push(&["-chardev", &console, "-serial", "chardev:console"]);
@@ -151,6 +159,13 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         p(&spec.rootfs)
     );
     push(&["-drive", &root]);
+    if let Some(disk) = &spec.data_disk {
+        let d = format!(
+            "file={},format=raw,if=virtio,snapshot=on,cache=unsafe",
+            p(disk)
+        );
+        push(&["-drive", &d]);
+    }
     let modules = format!(
         "local,path={},mount_tag={},security_model=none,readonly=on,id=modules",
         p(&spec.modules_dir),
@@ -261,6 +276,7 @@ mod tests {
             kernel: "/c/vmlinuz".into(),
             initrd: "/c/initrd".into(),
             rootfs: "/c/rootfs.ext4".into(),
+            data_disk: None,
             modules_dir: "/c/lib/modules".into(),
             results_dir: "/r".into(),
             results_tag: "crtest-results".into(),
@@ -284,6 +300,23 @@ mod tests {
             .iter()
             .any(|x| x.starts_with("-net") || x.contains("netdev")));
         insta::assert_snapshot!(format!("argv_{}", accel.as_str()), a.join("\n"));
+    }
+
+    #[test]
+    fn a_data_disk_is_a_second_snapshot_drive() {
+        let mut s = spec(Accel::Tcg);
+        s.data_disk = Some("/c/zdtm.ext4".into());
+        let a = argv(&s);
+        let drives: Vec<&String> = a
+            .iter()
+            .filter(|x| x.starts_with("file=") && x.contains("if=virtio"))
+            .collect();
+        assert_eq!(drives.len(), 2, "{a:?}");
+        assert_eq!(
+            drives[1],
+            "file=/c/zdtm.ext4,format=raw,if=virtio,snapshot=on,cache=unsafe"
+        );
+        assert!(a.iter().any(|x| x.ends_with(" crtest.data_disk=1")), "{a:?}");
     }
 
     #[test]

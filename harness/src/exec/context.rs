@@ -99,6 +99,7 @@ impl Run<'_> {
     pub(crate) fn command(&self) -> (PathBuf, Vec<String>) {
         let command = match &self.sc.target {
             Target::Workload { name, args } => return (self.cfg.bin_dir.join(name), args.clone()),
+            Target::Zdtm(z) => return crate::exec::zdtm::command(z),
             Target::Program(p) => &p.command,
             Target::External(e) => &e.command,
         };
@@ -125,8 +126,9 @@ impl Run<'_> {
                 }
                 Err(e) => return Err(StepError::fail(StepKind::WaitReady, e)),
             },
-            // An external test has no readiness (it runs as one `run` step).
-            Target::External(_) => return Ok(None),
+            // An external test has no readiness (it runs as one `run` step); a zdtm test's is
+            // its pidfile, read once its launcher exited.
+            Target::External(_) | Target::Zdtm(_) => return Ok(None),
         };
         Ok(Some(self.work.join(name)))
     }
@@ -168,8 +170,8 @@ impl Run<'_> {
     /// After a restore the workload must go on from where it was: its progress never goes
     /// back below the value read before the checkpoint, and it grows again.
     pub(crate) fn continuity(&mut self, step: StepKind) -> Result<(), StepError> {
-        if let Target::Program(_) = self.sc.target {
-            // A user's program has no progress file: it must at least be alive.
+        if let Target::Program(_) | Target::Zdtm(_) = self.sc.target {
+            // A user's program (a zdtm test) has no progress file: it must at least be alive.
             return match self.exited() {
                 Some(gone) => Err(self.workload_died(step, gone)),
                 None => Ok(()),
@@ -211,6 +213,9 @@ impl Run<'_> {
         let pid = self.pid.expect("started before verify");
         if let Target::Program(p) = &self.sc.target {
             return self.program_check(pid, &p.check.clone());
+        }
+        if let Target::Zdtm(z) = &self.sc.target {
+            return self.zdtm_verify(&z.clone());
         }
         let _ = kill(pid, Signal::SIGTERM);
         let limit = Instant::now() + self.step_budget();

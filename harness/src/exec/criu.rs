@@ -68,8 +68,15 @@ impl Run<'_> {
         })?;
         let log2 = log.try_clone().expect("dup of a fresh file");
         let mut cmd = std::process::Command::new(&program);
+        if let Target::Zdtm(z) = &self.sc.target {
+            // As zdtm.py starts it: in the test's folder, with its environment.
+            self.zdtm_clean_out(z);
+            cmd.current_dir(z.dir())
+                .envs(z.env.iter().map(|(k, v)| (k, v)));
+        } else {
+            cmd.current_dir(&self.work);
+        }
         cmd.args(&args)
-            .current_dir(&self.work)
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -101,6 +108,9 @@ impl Run<'_> {
     }
 
     pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
+        if let Target::Zdtm(z) = &self.sc.target {
+            return self.zdtm_started(&z.clone());
+        }
         let Some(ready) = self.ready_file()? else {
             return self.workload_gone().map_or(Ok(()), Err);
         };
@@ -145,6 +155,9 @@ impl Run<'_> {
             extra.push("--leave-running".into());
         }
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
+        if let Target::Zdtm(z) = &self.sc.target {
+            self.zdtm_hook(&z.clone(), StepKind::Checkpoint, "--pre-dump")?;
+        }
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
@@ -192,7 +205,14 @@ impl Run<'_> {
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
         let args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
+        let zdtm = crate::exec::zdtm::of(self.sc).cloned();
+        if let Some(z) = &zdtm {
+            self.zdtm_hook(z, StepKind::Restore, "--pre-restore")?;
+        }
         let ran = self.criu(StepKind::Restore, iteration, &args, &log)?;
+        if let Some(z) = &zdtm {
+            self.zdtm_hook(z, StepKind::Restore, "--post-restore")?;
+        }
         let restored = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());

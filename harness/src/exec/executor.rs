@@ -50,6 +50,13 @@ pub fn run_scenario(
         r.tags = sc.tags.clone();
         return r;
     }
+    if let Some(why) = crate::exec::zdtm::of(sc).and_then(crate::exec::zdtm::checkskip) {
+        let mut r = ScenarioResult::without_steps(&sc.name, Outcome::Skip, Failure::default());
+        r.failure = None;
+        r.detail = Some(why);
+        r.tags = sc.tags.clone();
+        return r;
+    }
     if let Err(f) = prepare_dir(&work)
         .and_then(|()| run.copy_inputs())
         .and_then(|()| guest_commands(&sc.before, "before"))
@@ -225,6 +232,9 @@ impl Run<'_> {
 
     /// Kills whatever is left of the workload's process group and collects it.
     pub(crate) fn cleanup(&mut self) {
+        if let Some(z) = crate::exec::zdtm::of(self.sc).cloned() {
+            let _ = self.zdtm_hook(&z, StepKind::Verify, "--clean");
+        }
         if self.lxc.is_some() {
             // Stops and destroys the container; the workload's pid was the container's.
             crate::exec::lxc::cleanup(self);
@@ -255,7 +265,11 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
         let n = name.to_string_lossy();
         let src = work.join(&name);
         let wanted =
-            n.ends_with(".log") || n.ends_with(".png") || n == RESULT_FILE || n == READY_FILE;
+            n.ends_with(".log")
+                || n.ends_with(".png")
+                || n.ends_with(".out")
+                || n == RESULT_FILE
+                || n == READY_FILE;
         let images = (n.starts_with("images-") || n.starts_with("pre-")) && images;
         // Never through a symlink: what a workload links to is not its own file to keep.
         let copied = (wanted

@@ -13,3 +13,4 @@ pub mod lxc_state;
 pub mod proctree;
 pub mod requires;
 pub mod vnc_steps;
+pub mod zdtm;

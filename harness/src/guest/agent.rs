@@ -94,6 +94,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     setup::switch_root().map_err(|e| e.to_string())?;
     mark("root");
     setup::root_mounts().map_err(|e| e.to_string())?;
+    notes.extend(setup::zdtm_disk());
     mark("mounts");
     let _ = nix::unistd::sethostname("crtest-guest");
     if let Err(e) = setup::loopback_up() {

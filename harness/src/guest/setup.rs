@@ -14,6 +14,8 @@ pub mod paths {
     pub const INITRAMFS_MODULES: &str = "/crtest/modules";
     /// The root file system's block device.
     pub const ROOT_DEVICE: &str = "/dev/vda";
+    /// The second disk (zdtm's tests), when the host gives one.
+    pub const DATA_DEVICE: &str = "/dev/vdb";
     /// Workload binaries after the switch to the real root.
     pub const BIN: &str = "/run/crtest/bin";
     /// The run's results directory (9p, the only host folder the guest can write).
@@ -227,6 +229,42 @@ pub fn root_mounts() -> Result<(), SetupError> {
         Some(ninep),
     )?;
     std::fs::create_dir_all(paths::WORK).map_err(io("mkdir", Path::new(paths::WORK)))
+}
+
+/// The second disk, when the host gave one (zdtm's built `test/` folder): mounted at
+/// [`crate::model::scenario::ZDTM_ROOT`], `/zdtm` pointing at its `zdtm/` (paths some
+/// `.desc` files name), and the test folders writable for all, as zdtm.py makes them for
+/// tests that drop to its uid. A note when something of it failed.
+pub fn zdtm_disk() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if !cmdline.split_whitespace().any(|w| w == "crtest.data_disk=1") {
+        return None;
+    }
+    if let Err(e) = wait_for(paths::DATA_DEVICE, std::time::Duration::from_secs(20)) {
+        return Some(format!("zdtm disk: {e}"));
+    }
+    let root = Path::new(crate::model::scenario::ZDTM_ROOT);
+    let step = || -> Result<(), SetupError> {
+        std::fs::create_dir_all(root).map_err(io("mkdir", root))?;
+        mount_fs(
+            paths::DATA_DEVICE,
+            crate::model::scenario::ZDTM_ROOT,
+            "ext4",
+            MsFlags::empty(),
+            None,
+        )?;
+        let _ = std::os::unix::fs::symlink(root.join("zdtm"), "/zdtm");
+        for set in ["static", "transition"] {
+            let d = root.join("zdtm").join(set);
+            if d.is_dir() {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777))
+                    .map_err(io("chmod", &d))?;
+            }
+        }
+        Ok(())
+    };
+    step().err().map(|e| format!("zdtm disk: {e}"))
 }
 
 /// Kernel modules criu's dump and restore use (socket diagnostics, netfilter for the network

@@ -3,7 +3,7 @@
 
 use crate::model::scenario::{self, Scenario};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
@@ -13,20 +13,60 @@ pub struct CatalogArgs {
     /// Only scenarios with one of these tags (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub tag: Vec<String>,
+    /// Add CRIU's zdtm tests of this CRIU source tree (`zdtm/static/NAME`, tagged `zdtm`),
+    /// built for the userland's suite.
+    #[arg(long, value_name = "DIR")]
+    pub zdtm: Option<PathBuf>,
 }
 
 impl CatalogArgs {
-    /// See [`select`].
-    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, i32> {
-        select(&self.scenario_dirs, names, &self.tag)
+    /// See [`select`]; with `--zdtm`, the tree's tests built for `suite` (the host's when
+    /// `None`) join the catalog.
+    pub fn select_for(&self, names: &[String], suite: Option<&str>) -> Result<Vec<Scenario>, i32> {
+        let zdtm = match &self.zdtm {
+            None => Vec::new(),
+            Some(tree) => zdtm_scenarios(tree, suite).map_err(|(code, e)| {
+                eprintln!("crtest: --zdtm: {e}");
+                code
+            })?,
+        };
+        let all = catalog(&self.scenario_dirs).map_err(|e| fail(&e))?;
+        pick(all.into_iter().chain(zdtm).collect(), names, &self.tag)
     }
+
+    /// [`CatalogArgs::select_for`] the host's suite.
+    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, i32> {
+        self.select_for(names, None)
+    }
+}
+
+/// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios; an
+/// error with its exit code (2: not a CRIU tree, 3: the build).
+pub fn zdtm_scenarios(tree: &Path, suite: Option<&str>) -> Result<Vec<Scenario>, (i32, String)> {
+    let t = crtest_vm::criu_tree::inspect(tree).map_err(|e| {
+        (if e.is_bad_input() { 2 } else { 3 }, e.to_string())
+    })?;
+    crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)
+        .map_err(|e| (3, e.to_string()))?;
+    let suite = match suite {
+        Some(s) => s.to_string(),
+        None => crtest_vm::apt::host_suite().map_err(|e| (3, e.to_string()))?,
+    };
+    let cache = crtest_vm::Cache::from_env().map_err(|e| (3, e.to_string()))?;
+    eprintln!("zdtm: the tests of {} for {suite} ...", t.root.display());
+    let build = crtest_vm::zdtm_build::build(&cache, &t, &suite)
+        .map_err(|e| (e.exit_code(), e.to_string()))?;
+    Ok(crate::zdtm::suite::scenarios(&build))
 }
 
 /// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have
 /// one of `tags`; an unreadable catalog, an unknown name or an empty selection is bad
 /// input: the message is printed and `Err` holds the exit code (2).
 pub fn select(dirs: &[PathBuf], names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
-    let all = catalog(dirs).map_err(|e| fail(&e))?;
+    pick(catalog(dirs).map_err(|e| fail(&e))?, names, tags)
+}
+
+fn pick(all: Vec<Scenario>, names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
     match scenario::select(&all, names, tags) {
         Ok(c) if c.is_empty() => Err(fail(
             &"no scenario matches the selection (see `crtest list`)",

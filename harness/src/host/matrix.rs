@@ -206,6 +206,8 @@ impl Reporter for CellReporter {
 /// Settings shared by the cells of a matrix.
 #[derive(Debug, Clone)]
 pub struct CellSettings {
+    /// A CRIU tree whose zdtm tests each cell builds for its userland.
+    pub zdtm: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
     pub keep_images: bool,
@@ -268,6 +270,7 @@ pub fn run_one(
         kernel,
         suite: Some(planned.userland.clone()),
         criu: planned.criu.clone(),
+        zdtm: settings.zdtm.clone(),
         memory_mib: settings.memory_mib,
         cpus: settings.cpus,
     };
@@ -342,7 +345,10 @@ pub fn run(args: &MatrixArgs) -> i32 {
         eprintln!("crtest: {e}");
         code
     };
-    let chosen = match args.catalog.select(&args.scenario) {
+    // zdtm's tests are listed as built for the first userland; a cell whose build lacks
+    // one skips it, saying so.
+    let first = args.userlands.first().map(|u| u.trim().to_string());
+    let chosen = match args.catalog.select_for(&args.scenario, first.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -437,6 +443,7 @@ pub fn run(args: &MatrixArgs) -> i32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args.jobs.unwrap_or(cores).clamp(1, cells.len().max(1));
     let settings = CellSettings {
+        zdtm: args.catalog.zdtm.clone(),
         memory_mib: args.memory,
         cpus: args.cpus.unwrap_or(if jobs > 1 { 1 } else { 2 }),
         keep_images: args.keep_images,

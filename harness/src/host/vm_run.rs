@@ -74,6 +74,8 @@ pub struct CellOptions {
     /// Debian suite of the guest userland; the host's when None.
     pub suite: Option<String>,
     pub criu: CriuChoice,
+    /// A CRIU tree whose zdtm tests the cell's guests get (built for the userland's suite).
+    pub zdtm: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
 }
@@ -131,6 +133,8 @@ pub struct Cell {
     pub userland: Userland,
     /// The criu the guest runs.
     pub criu: CellCriu,
+    /// zdtm's tests built for the userland, when the run has `--zdtm`.
+    pub zdtm: Option<crtest_vm::zdtm_build::ZdtmBuild>,
     pub initrd: PathBuf,
     /// The directory shared as the guest's `/lib/modules`.
     pub modules_share: PathBuf,
@@ -205,6 +209,10 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         CriuChoice::Package => None,
         CriuChoice::Tree(dir) => Some(crtest_vm::criu_tree::inspect(dir)?),
     };
+    let zdtm_tree = match &opts.zdtm {
+        None => None,
+        Some(dir) => Some(crtest_vm::criu_tree::inspect(dir)?),
+    };
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)?;
     let cache = Cache::from_env()?;
     let suite = match &opts.suite {
@@ -222,10 +230,13 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     if let Some(t) = &tree {
         whats.push(format!("criu {} from {}", t.version, t.root.display()));
     }
+    if let Some(t) = &zdtm_tree {
+        whats.push(format!("zdtm of criu {} from {}", t.version, t.root.display()));
+    }
     for what in whats {
         reporter.on(&Progress::Prepare { what });
     }
-    let (kernel, userland, bins, criu) = std::thread::scope(|s| {
+    let (kernel, userland, bins, criu, zdtm) = std::thread::scope(|s| {
         let kernel = s.spawn(|| {
             timed(|| {
                 let kernel = match &opts.kernel {
@@ -251,11 +262,15 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         let criu = tree
             .as_ref()
             .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::criu_build::build(&cache, t, &suite)?))));
+        let zdtm = zdtm_tree
+            .as_ref()
+            .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::zdtm_build::build(&cache, t, &suite)?))));
         (
             joined(kernel),
             joined(userland),
             joined(bins),
             criu.map(joined),
+            zdtm.map(joined),
         )
     });
     let ((kernel, boot_image), kernel_ms) = (kernel.0?, kernel.1);
@@ -294,6 +309,24 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
                 ms: t.elapsed().as_millis() as u64,
             });
             CellCriu::of_build(build)
+        }
+    };
+    let mut cell_notes = Vec::new();
+    let zdtm = match zdtm {
+        None => None,
+        Some((build, ms)) => {
+            let build = build?;
+            reporter.on(&Progress::Prepared {
+                what: format!(
+                    "zdtm of criu {} ({}): {} tests",
+                    build.version,
+                    build.source,
+                    build.tests.len()
+                ),
+                ms,
+            });
+            cell_notes.extend(zdtm_notes(&build, criu.version.as_deref()));
+            Some(build)
         }
     };
 
@@ -335,6 +368,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         boot_image,
         userland,
         criu,
+        zdtm,
         initrd,
         modules_share,
         accel,
@@ -343,10 +377,81 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         missing_options,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
-        notes,
+        notes: notes.into_iter().chain(cell_notes).collect(),
         boot_timeout: BOOT_TIMEOUT,
         keep_images: false,
     })
+}
+
+/// The zdtm scenarios this cell cannot run, as skips with the reason: one whose `.desc` the
+/// harness does not support, one the cell's build lacks (it did not build for the suite, or
+/// the run has no `--zdtm` for this cell).
+pub fn zdtm_partition(
+    scenarios: Vec<Scenario>,
+    cell: &Cell,
+) -> (Vec<Scenario>, Vec<ScenarioResult>) {
+    let mut run = Vec::new();
+    let mut skipped = Vec::new();
+    for sc in scenarios {
+        let crate::model::scenario::Target::Zdtm(z) = &sc.target else {
+            run.push(sc);
+            continue;
+        };
+        let why = z.unsupported.clone().or_else(|| match &cell.zdtm {
+            None => Some("the cell has no zdtm build (run with --zdtm DIR)".into()),
+            Some(b) if !b.tests.iter().any(|t| t.name == z.test) => Some(match b
+                .build_errors
+                .get(&z.test)
+            {
+                Some(e) => format!("did not build for {}: {e}", b.suite),
+                None => format!("not among the tests built for {}", b.suite),
+            }),
+            Some(_) => None,
+        });
+        match why {
+            None => run.push(sc),
+            Some(why) => {
+                let mut r = ScenarioResult::without_steps(&sc.name, Outcome::Skip, Failure::default());
+                r.failure = None;
+                r.detail = Some(why);
+                r.tags = sc.tags.clone();
+                skipped.push(r);
+            }
+        }
+    }
+    (run, skipped)
+}
+
+/// What a cell's report says of its zdtm tests: where they came from, the tests that did not
+/// build, and a version that is not the cell's criu's (a choice, said so).
+pub fn zdtm_notes(build: &crtest_vm::zdtm_build::ZdtmBuild, criu: Option<&str>) -> Vec<String> {
+    let mut notes = vec![format!(
+        "zdtm tests of criu {} from {} ({}), built for {}: {} tests",
+        build.version,
+        build.tree.display(),
+        build.source,
+        build.suite,
+        build.tests.len()
+    )];
+    if !build.not_built.is_empty() {
+        notes.push(format!(
+            "zdtm tests that did not build for {}: {}",
+            build.suite,
+            build.not_built.join(", ")
+        ));
+    }
+    let same = criu.is_some_and(|c| {
+        crate::diagnose::version::numeric(c) == crate::diagnose::version::numeric(&build.version)
+    });
+    if !same {
+        notes.push(format!(
+            "zdtm of criu {} runs against criu {}: the tests are of another version than the \
+             criu they check",
+            build.version,
+            criu.unwrap_or("?")
+        ));
+    }
+    notes
 }
 
 /// The image of `userland` (or of its `variant`) with the `build` installed in place of the
@@ -592,7 +697,9 @@ pub fn run_cell(
     }
     let mut accel = cell.accel.accel;
     let mut probes = probes.to_vec();
-    let (mut remaining, skipped) = crate::model::requirements::partition(scenarios, &cell.facts());
+    let (remaining, mut skipped) = crate::model::requirements::partition(scenarios, &cell.facts());
+    let (mut remaining, zdtm_skipped) = zdtm_partition(remaining, cell);
+    skipped.extend(zdtm_skipped);
     for r in skipped {
         reporter.on(&Progress::ScenarioFinished {
             result: Box::new(r.clone()),
@@ -766,6 +873,7 @@ impl<'a> Boot<'a> {
             kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
             rootfs: self.rootfs.clone(),
+            data_disk: self.cell.zdtm.as_ref().map(|z| z.image()),
             modules_dir: self.cell.modules_share.clone(),
             results_dir: share.to_path_buf(),
             results_tag: paths::RESULTS_TAG.into(),

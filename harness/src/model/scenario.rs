@@ -411,6 +411,50 @@ pub enum Target {
     Workload { name: String, args: Vec<String> },
     Program(Program),
     External(External),
+    /// A test of CRIU's zdtm suite (made by `crate::zdtm`, never read from a file).
+    Zdtm(ZdtmTest),
+}
+
+/// Where the guest mounts the built zdtm `test/` folder (zdtm.py's working directory).
+pub const ZDTM_ROOT: &str = "/zdtm-tree";
+
+/// A zdtm test as the executor runs it: started as zdtm.py starts it (the Makefile's
+/// `NAME.pid` rule, in the test's folder, with zdtm.py's environment), the tree to dump the
+/// pid its pidfile names, judged by the last line of its `.out` after SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ZdtmTest {
+    /// `static/NAME` or `transition/NAME`.
+    pub test: String,
+    /// The start command, run in the test's folder.
+    pub command: Vec<String>,
+    /// The environment zdtm.py gives the test (`ZDTM_UID`, ... for a non-suid test).
+    pub env: Vec<(String, String)>,
+    /// Run `NAME.checkskip` first; when it exits non-zero, the test is skipped.
+    pub checkskip: bool,
+    /// Run `NAME.hook` at zdtm's stages (`--pre-dump`, `--pre-restore`, `--post-restore`,
+    /// `--clean`).
+    pub hook: bool,
+    /// How long the test may take to start and to stop (zdtm's `timeout`, 30 s by default).
+    pub wait_s: u64,
+    /// Why the harness does not run it (a `.desc` key or value it does not support).
+    pub unsupported: Option<String>,
+}
+
+impl ZdtmTest {
+    /// The test's folder in the guest.
+    pub fn dir(&self) -> PathBuf {
+        let set = self.test.split('/').next().unwrap_or("static");
+        Path::new(ZDTM_ROOT).join("zdtm").join(set)
+    }
+    /// The test's own name (`NAME`).
+    pub fn name(&self) -> &str {
+        self.test.rsplit('/').next().unwrap_or(&self.test)
+    }
+    /// A file beside the test: `NAME.<ext>`.
+    pub fn file(&self, ext: &str) -> PathBuf {
+        self.dir().join(format!("{}.{ext}", self.name()))
+    }
 }
 
 /// A validated scenario with its steps expanded; this is what the executor runs.
@@ -461,6 +505,7 @@ impl Target {
             Target::Workload { .. } => &[],
             Target::Program(p) => &p.files,
             Target::External(e) => &e.files,
+            Target::Zdtm(_) => &[],
         }
     }
 }
@@ -472,6 +517,7 @@ impl Scenario {
             Target::Workload { name, .. } => name,
             Target::Program(p) => p.command.first().map_or("program", String::as_str),
             Target::External(e) => e.command.first().map_or("external", String::as_str),
+            Target::Zdtm(z) => &z.test,
         }
     }
 
@@ -867,7 +913,12 @@ pub fn select(
     let known = || all.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     let mut out = Vec::new();
     if names.is_empty() {
-        out.extend(all.iter().cloned());
+        // A `noauto` scenario (zdtm's flag) runs only when named.
+        out.extend(
+            all.iter()
+                .filter(|s| !s.tags.iter().any(|t| t == "noauto"))
+                .cloned(),
+        );
     } else {
         for name in names {
             match all.iter().find(|s| &s.name == name) {

@@ -1,0 +1,249 @@
+//! A zdtm test under the criu backend, with zdtm.py's protocol: the Makefile's start command
+//! in the test's folder (its launcher waits until the test has daemonised and written its
+//! pidfile, then exits 0); the tree to dump is the pid in that file; `NAME.hook` at zdtm's
+//! stages; after the restore SIGTERM, wait for the test to exit, and the last line of
+//! `NAME.out` decides (`PASS`). The `.out` is kept beside the scenario's logs.
+
+use crate::diagnose::errno;
+use crate::exec::context::{Run, StepError};
+use crate::model::outcome::Outcome;
+use crate::model::scenario::{Scenario, StepKind, Target, ZdtmTest, ZDTM_ROOT};
+use crtest_vm::command;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The zdtm test of a scenario, when it is one.
+pub(crate) fn of(sc: &Scenario) -> Option<&ZdtmTest> {
+    match &sc.target {
+        Target::Zdtm(z) => Some(z),
+        _ => None,
+    }
+}
+
+/// The last non-empty line of a text.
+fn last_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(String::from)
+}
+
+/// Whether a `.out` says the test passed: `PASS` among the words of its last line, as
+/// zdtm.py reads it.
+pub fn passed(out: &str) -> bool {
+    last_line(out).is_some_and(|l| l.split_whitespace().any(|w| w == "PASS"))
+}
+
+/// Runs `NAME.checkskip` (when the test has one) as zdtm.py does, from zdtm's `test/`
+/// folder; its output when it says no (exits non-zero).
+pub fn checkskip(z: &ZdtmTest) -> Option<String> {
+    if !z.checkskip {
+        return None;
+    }
+    let script = format!("zdtm/{}.checkskip", z.test);
+    let ran = command::Cmd::new(format!("./{script}"))
+        .dir(ZDTM_ROOT)
+        .run_timed(Duration::from_secs(z.wait_s), None);
+    match ran {
+        Ok(r) if r.ok() => None,
+        Ok(r) => Some(format!(
+            "{script} says no (status {}){}",
+            r.status,
+            last_line(&r.output).map_or(String::new(), |l| format!(": {l}"))
+        )),
+        Err(e) => Some(format!("{script} could not run: {e}")),
+    }
+}
+
+impl Run<'_> {
+    /// Removes what an earlier start of the test left (pidfile, `.out`), as `make cleanout`.
+    pub(crate) fn zdtm_clean_out(&self, z: &ZdtmTest) {
+        for ext in ["pid", "out", "out.inprogress"] {
+            let _ = std::fs::remove_file(z.file(ext));
+        }
+    }
+
+    /// After the launcher started: waits until it exits 0 and takes the pid of its pidfile.
+    pub(crate) fn zdtm_started(&mut self, z: &ZdtmTest) -> Result<(), StepError> {
+        let limit = Instant::now() + Duration::from_secs(z.wait_s).min(self.step_budget());
+        let status = loop {
+            if let Some(s) = self.exited() {
+                break s;
+            }
+            if Instant::now() >= limit {
+                return Err(StepError::fail(
+                    StepKind::WaitReady,
+                    format!("the test did not daemonise within {} s", z.wait_s),
+                )
+                .with_outcome(Outcome::Timeout));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if status != 0 {
+            let out = std::fs::read_to_string(z.file("out")).unwrap_or_default();
+            self.keep_out(z);
+            let mut e = StepError::fail(
+                StepKind::WaitReady,
+                format!("the test's start (its Makefile rule) exited with status {status}"),
+            );
+            e.failure.exit_status = Some(status);
+            e.failure.command = Some(z.command.join(" "));
+            e.failure.first_error_line = last_line(&out);
+            e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
+            return Err(e);
+        }
+        let pidfile = z.file("pid");
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|p| *p > 1)
+            .ok_or_else(|| {
+                StepError::fail(
+                    StepKind::WaitReady,
+                    format!("{} holds no pid after the start", pidfile.display()),
+                )
+            })?;
+        self.pid = Some(Pid::from_raw(pid));
+        if kill(Pid::from_raw(pid), None).is_err() {
+            return Err(StepError::fail(
+                StepKind::WaitReady,
+                format!("the test's pid {pid} is gone right after its start"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `NAME.hook <stage>` when the test has one (from zdtm's `test/` folder, with the
+    /// test's pid in `ZDTM_TEST_PID`).
+    pub(crate) fn zdtm_hook(
+        &self,
+        z: &ZdtmTest,
+        step: StepKind,
+        stage: &str,
+    ) -> Result<(), StepError> {
+        if !z.hook {
+            return Ok(());
+        }
+        let script = format!("./zdtm/{}.hook", z.test);
+        let mut cmd = command::Cmd::new(&script).arg(stage).dir(ZDTM_ROOT);
+        if let Some(pid) = self.pid {
+            cmd = cmd.env("ZDTM_TEST_PID", pid.to_string());
+        }
+        let ran = cmd.run_timed(Duration::from_secs(z.wait_s), None);
+        let _ = ran.as_ref().map(|r| {
+            let log = self.work.join("hook.log");
+            let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.push_str(&format!("$ {script} {stage}\n{}", r.output));
+            let _ = std::fs::write(log, text);
+        });
+        match ran {
+            Ok(r) if r.ok() => Ok(()),
+            Ok(r) => {
+                let mut e = StepError::fail(
+                    step,
+                    format!("the test's hook {stage} failed with status {}", r.status),
+                );
+                e.failure.command = Some(format!("{script} {stage}"));
+                e.failure.exit_status = Some(r.status);
+                e.failure.first_error_line = last_line(&r.output);
+                Err(e)
+            }
+            Err(err) => Err(StepError::fail(step, format!("cannot run {script}: {err}"))
+                .with_outcome(Outcome::Error)),
+        }
+    }
+
+    /// The test's `.out`, copied into the working directory (kept with the logs).
+    fn keep_out(&self, z: &ZdtmTest) -> String {
+        let text = std::fs::read_to_string(z.file("out")).unwrap_or_default();
+        let _ = std::fs::write(self.work.join(format!("{}.out", z.name())), &text);
+        text
+    }
+
+    /// SIGTERM, wait for the test to exit, and read its verdict.
+    pub(crate) fn zdtm_verify(&mut self, z: &ZdtmTest) -> Result<(), StepError> {
+        let pid = self.pid.expect("started before verify");
+        if let Some(gone) = self.exited() {
+            self.keep_out(z);
+            return Err(self.workload_died(StepKind::Verify, gone));
+        }
+        let _ = kill(pid, Signal::SIGTERM);
+        let limit = Instant::now() + Duration::from_secs(z.wait_s).min(self.step_budget());
+        while self.exited().is_none() {
+            if Instant::now() >= limit {
+                self.keep_out(z);
+                return Err(StepError::fail(
+                    StepKind::Verify,
+                    format!("the test did not exit within {} s of SIGTERM", z.wait_s),
+                )
+                .with_outcome(Outcome::Timeout));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = self.keep_out(z);
+        if passed(&out) {
+            self.detail = last_line(&out);
+            return Ok(());
+        }
+        let line = last_line(&out);
+        let mut e = StepError::fail(
+            StepKind::Verify,
+            match &line {
+                Some(l) => format!("the test's check failed: {l}"),
+                None => format!("the test wrote no verdict to {}", z.file("out").display()),
+            },
+        );
+        e.failure.errno = line.as_deref().and_then(errno::find);
+        e.failure.first_error_line = line;
+        Err(e)
+    }
+}
+
+/// The program and arguments of a zdtm test's start command (a `./NAME` is the test's own
+/// binary in its folder).
+pub(crate) fn command(z: &ZdtmTest) -> (std::path::PathBuf, Vec<String>) {
+    let first = z.command.first().map_or("", String::as_str);
+    let program = match first.strip_prefix("./") {
+        Some(local) => z.dir().join(local),
+        None if Path::new(first).is_absolute() => first.into(),
+        None => z.dir().join(first),
+    };
+    (program, z.command.iter().skip(1).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_of_out_files() {
+        assert!(passed("some text\nPASS\n\n"));
+        assert!(passed("PASS   "));
+        assert!(!passed("PASS\nFAIL: fifo.c:88: data differ (errno = 0 (Success))\n"));
+        assert!(!passed(""));
+        assert!(!passed("PASSED\n"));
+    }
+
+    #[test]
+    fn the_start_command_runs_the_tests_binary() {
+        let z = ZdtmTest {
+            test: "static/fifo".into(),
+            command: vec![
+                "./fifo".into(),
+                "--pidfile=fifo.pid".into(),
+                "--outfile=fifo.out".into(),
+            ],
+            env: vec![],
+            checkskip: false,
+            hook: false,
+            wait_s: 30,
+            unsupported: None,
+        };
+        let (p, args) = command(&z);
+        assert_eq!(p, Path::new("/zdtm-tree/zdtm/static/fifo"));
+        assert_eq!(args, ["--pidfile=fifo.pid", "--outfile=fifo.out"]);
+        assert_eq!(z.file("out"), Path::new("/zdtm-tree/zdtm/static/fifo.out"));
+    }
+}

@@ -1,0 +1,286 @@
+//! zdtm's tests as scenarios: one per built test, named `zdtm/static/NAME` and
+//! `zdtm/transition/NAME`, tagged `zdtm`, `zdtm-static`/`zdtm-transition` and a group, with
+//! their `.desc` turned into what the harness runs: criu options, the uid drop zdtm.py
+//! does for a non-suid test, `crfail` as an expected failure, `feature` as a `criu check
+//! --feature` requirement, `noauto`. A key or value the harness does not support makes the
+//! test a skip that names it.
+
+use crate::model::scenario::{
+    Backend, Expect, ExpectedOutcome, PlannedStep, Requires, Scenario, StepKind, Target,
+    Variant, ZdtmTest,
+};
+use crate::zdtm::desc::{self, Desc};
+use crtest_vm::zdtm_build::{BuiltTest, ZdtmBuild};
+
+/// zdtm.py's default time for a test to start and to stop.
+pub const DEFAULT_WAIT_S: u64 = 30;
+/// The uid, gid and groups zdtm.py drops a non-suid test to (its numbers, matched in criu).
+pub const UID_DROP: &[(&str, &str)] = &[
+    ("ZDTM_UID", "18943"),
+    ("ZDTM_GID", "58467"),
+    ("ZDTM_GROUPS", "27495 48244"),
+];
+/// Flags of `.desc` the harness honours or that do not apply to the `h` flavor it runs
+/// (`nouser`, `samens`: user namespaces; `nolazy`: lazy restore; `reqrst`: runs with a
+/// restore, as every scenario does; `excl`: alone on the machine, as a guest runs its
+/// scenarios one after the other).
+const KNOWN_FLAGS: &[&str] = &[
+    "suid", "crfail", "noauto", "excl", "reqrst", "nouser", "samens", "nolazy", "crlib",
+];
+
+/// The group tag of a test, from its name (zdtm has no groups of its own).
+pub fn group(name: &str) -> &'static str {
+    let n = name.to_ascii_lowercase();
+    let has = |p: &[&str]| p.iter().any(|x| n.contains(x));
+    if has(&["sock", "tcp", "udp", "unix", "netlink", "packet", "inet", "net_", "sk-", "ipv6"]) {
+        "sockets"
+    } else if has(&["pipe", "fifo", "shm", "msgque", "sem", "ipc", "mq"]) {
+        "ipc"
+    } else if has(&["mnt", "mount", "bind", "overmount", "tmpfs", "cgroup", "ns", "pidns", "uts"]) {
+        "ns-mounts"
+    } else if has(&["map", "mem", "mprotect", "madvise", "huge", "thp", "vdso", "brk", "mlock"]) {
+        "mm"
+    } else if has(&["file", "link", "fd", "dir", "lock", "fanotify", "inotify", "epoll", "eventfd", "signalfd", "timerfd", "chroot", "cwd", "ghost", "deleted", "write_read", "fifo", "aio"]) {
+        "files"
+    } else if has(&["sig", "ptrace", "seccomp", "timer", "itimer", "posix_timers", "rlimit", "caps", "groups", "pdeath", "sched", "prctl", "personality", "fpu", "sse", "mmx", "xsave", "rseq"]) {
+        "process"
+    } else if has(&["tty", "pty", "vt", "console"]) {
+        "tty"
+    } else {
+        "other"
+    }
+}
+
+/// Why a `.desc` makes a test one this harness does not run, if it does.
+pub fn unsupported(d: &Desc) -> Option<String> {
+    if let Some(f) = &d.flavor {
+        if !f.iter().any(|w| w == "h") {
+            return Some(format!(
+                "`.desc` flavor `{}`: this harness runs zdtm's `h` flavor only",
+                f.join(" ")
+            ));
+        }
+    }
+    if let Some(a) = &d.arch {
+        if !a.iter().any(|w| w == "x86_64") {
+            return Some(format!("`.desc` arch `{}`: the guest is x86_64", a.join(" ")));
+        }
+    }
+    if let Some(k) = d.unknown.first() {
+        return Some(format!("`.desc` key `{k}` is not supported by this harness"));
+    }
+    if let Some(f) = d.flags.iter().find(|f| !KNOWN_FLAGS.contains(&f.as_str())) {
+        return Some(format!("`.desc` flag `{f}` is not supported by this harness"));
+    }
+    None
+}
+
+/// The scenario of one built test.
+pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
+    let parsed = t.desc.as_deref().map(desc::parse).unwrap_or(Ok(Desc::default()));
+    let (d, bad_desc) = match parsed {
+        Ok(d) => (d, None),
+        Err(e) => (Desc::default(), Some(format!("its `.desc` cannot be read: {e}"))),
+    };
+    let unsupported = bad_desc
+        .or_else(|| unsupported(&d))
+        .or_else(|| t.command.is_empty().then(|| {
+            "the Makefile has no `NAME.pid` rule: zdtm.py cannot start it either".to_string()
+        }));
+    let mut env: Vec<(String, String)> = vec![("ZDTM_THREAD_BOMB".into(), "5".into())];
+    if !d.has_flag("suid") {
+        env.extend(UID_DROP.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    let wait_s = d.timeout_s.unwrap_or(DEFAULT_WAIT_S);
+    let name_only = t.name.rsplit('/').next().unwrap_or(&t.name);
+    let set = t.name.split('/').next().unwrap_or("static");
+    let mut opts = d.opts.clone();
+    if d.has_flag("crlib") {
+        opts.extend([
+            "--libdir".to_string(),
+            format!("{}/zdtm/{set}/lib", crate::model::scenario::ZDTM_ROOT),
+        ]);
+    }
+    let dump_args = opts.iter().chain(&d.dopts).cloned().collect();
+    let restore_args = opts.iter().chain(&d.ropts).cloned().collect();
+    let mut tags = vec![
+        "zdtm".to_string(),
+        format!("zdtm-{set}"),
+        group(name_only).to_string(),
+    ];
+    if d.has_flag("noauto") {
+        tags.push("noauto".into());
+    }
+    let expect = if d.has_flag("crfail") {
+        Expect {
+            outcome: ExpectedOutcome::Fail,
+            reason: Some("`crfail` in its .desc: zdtm expects C/R of this test to fail".into()),
+            ..Expect::default()
+        }
+    } else {
+        Expect::default()
+    };
+    let steps = [
+        StepKind::Start,
+        StepKind::WaitReady,
+        StepKind::Checkpoint,
+        StepKind::Restore,
+        StepKind::Verify,
+    ]
+    .into_iter()
+    .map(|kind| PlannedStep { kind, iteration: 1 })
+    .collect();
+    let mut flags = d.flags.clone();
+    flags.sort();
+    Scenario {
+        name: format!("zdtm/{}", t.name),
+        description: format!(
+            "zdtm {set} test {name_only} of criu {} ({}){}",
+            build.version,
+            build.source,
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!(", flags {}", flags.join(" "))
+            }
+        ),
+        target: Target::Zdtm(ZdtmTest {
+            test: t.name.clone(),
+            command: t.command.clone(),
+            env,
+            checkskip: t.checkskip,
+            hook: t.hook,
+            wait_s,
+            unsupported,
+        }),
+        steps,
+        iterations: 1,
+        variant: Variant::Plain,
+        timeout_s: 3 * wait_s + 90,
+        step_timeout_s: wait_s + 60,
+        tags,
+        dump_args,
+        restore_args,
+        requires: Requires {
+            criu_features: d.feature.clone(),
+            ..Requires::default()
+        },
+        expect,
+        backend: Backend::Criu,
+        lxc: None,
+        vnc: None,
+        before: vec![],
+        after: vec![],
+        fresh_kernel: false,
+        userland_variant: None,
+        source: build.tree.join("test/zdtm").join(&t.name),
+    }
+}
+
+/// Every built test as a scenario, sorted by name.
+pub fn scenarios(build: &ZdtmBuild) -> Vec<Scenario> {
+    let mut v: Vec<Scenario> = build.tests.iter().map(|t| scenario(build, t)).collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(tests: Vec<BuiltTest>) -> ZdtmBuild {
+        ZdtmBuild {
+            format: "zdtm-build-v1".into(),
+            suite: "bookworm".into(),
+            version: "3.17.1".into(),
+            source: "git:abc".into(),
+            tree: "/src/criu".into(),
+            tests,
+            not_built: vec![],
+            build_errors: Default::default(),
+            build_seconds: 1.0,
+            dir: "/c/zdtm".into(),
+        }
+    }
+
+    fn test(name: &str, desc: Option<&str>) -> BuiltTest {
+        BuiltTest {
+            name: name.into(),
+            command: vec![
+                format!("./{}", name.rsplit('/').next().unwrap()),
+                "--pidfile=x.pid".into(),
+            ],
+            desc: desc.map(String::from),
+            checkskip: false,
+            hook: false,
+        }
+    }
+
+    fn zdtm(sc: &Scenario) -> &ZdtmTest {
+        match &sc.target {
+            Target::Zdtm(z) => z,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_desc_becomes_options_requirements_and_expectations() {
+        let b = build(vec![]);
+        let plain = scenario(&b, &test("static/pipe00", None));
+        assert_eq!(plain.name, "zdtm/static/pipe00");
+        assert_eq!(plain.tags, ["zdtm", "zdtm-static", "ipc"]);
+        assert!(zdtm(&plain).env.iter().any(|(k, v)| k == "ZDTM_UID" && v == "18943"));
+        assert_eq!(zdtm(&plain).unsupported, None);
+
+        let suid = scenario(
+            &b,
+            &test(
+                "static/socket-tcp",
+                Some("{'opts': '--tcp-established', 'dopts': '--a', 'ropts': '--b', \
+                      'flags': 'suid crfail noauto', 'feature': 'tcp_half_closed', 'timeout': '60'}"),
+            ),
+        );
+        let z = zdtm(&suid);
+        assert!(!z.env.iter().any(|(k, _)| k == "ZDTM_UID"));
+        assert_eq!(suid.dump_args, ["--tcp-established", "--a"]);
+        assert_eq!(suid.restore_args, ["--tcp-established", "--b"]);
+        assert_eq!(suid.requires.criu_features, ["tcp_half_closed"]);
+        assert_eq!(suid.expect.outcome, ExpectedOutcome::Fail);
+        assert!(suid.tags.contains(&"noauto".to_string()));
+        assert_eq!(z.wait_s, 60);
+    }
+
+    #[test]
+    fn what_the_harness_does_not_run_is_a_named_skip() {
+        let b = build(vec![]);
+        for (desc, want) in [
+            ("{'flavor': 'ns uns'}", "flavor `ns uns`"),
+            ("{'arch': 's390x'}", "arch `s390x`"),
+            ("{'class': 'inhfd'}", "key `class`"),
+            ("{'flags': 'suid magic'}", "flag `magic`"),
+            ("{'flags': 'suid'", "cannot be read"),
+        ] {
+            let sc = scenario(&b, &test("static/x", Some(desc)));
+            let why = zdtm(&sc).unsupported.clone().unwrap_or_default();
+            assert!(why.contains(want), "{desc}: {why}");
+        }
+        let mut no_rule = test("static/conntracks", None);
+        no_rule.command.clear();
+        let sc = scenario(&b, &no_rule);
+        assert!(zdtm(&sc).unsupported.as_deref().unwrap().contains("no `NAME.pid` rule"));
+        let h = scenario(&b, &test("static/x", Some("{'flavor': 'h ns'}")));
+        assert_eq!(zdtm(&h).unsupported, None);
+    }
+
+    #[test]
+    fn groups_of_names() {
+        assert_eq!(group("socket_udp"), "sockets");
+        assert_eq!(group("fifo-rowo-pair"), "ipc");
+        assert_eq!(group("mntns_open"), "ns-mounts");
+        assert_eq!(group("maps00"), "mm");
+        assert_eq!(group("file_locks00"), "files");
+        assert_eq!(group("ptrace_sig"), "process");
+        assert_eq!(group("pty00"), "tty");
+        assert_eq!(group("busyloop00"), "other");
+    }
+}
