@@ -230,7 +230,7 @@ fn list(args: &CatalogArgs) -> i32 {
         Err(e) => return fail(2, &e),
     };
     if let Some(tree) = &args.zdtm {
-        match crate::host::catalog::zdtm_scenarios(tree, None) {
+        match crate::host::catalog::zdtm_scenarios(tree, None, args.zdtm_runner == "zdtm.py") {
             Ok(z) => all.extend(z),
             Err((code, e)) => return fail(code, &format!("--zdtm: {e}")),
         }
@@ -440,6 +440,7 @@ fn repro(args: &ReproArgs) -> i32 {
         scenario_dirs: args.scenario_dirs.clone(),
         tag: vec![],
         zdtm: args.zdtm.clone(),
+        zdtm_runner: "native".into(),
     };
     let suite = args.cell.cell.choice().ok().map(|c| c.userland);
     let chosen = match catalog.select_for(std::slice::from_ref(&args.scenario), suite.as_deref()) {

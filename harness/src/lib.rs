@@ -18,7 +18,7 @@
 //! | `exec/` | the executor: one scenario's steps, a shared step context, and the backends (criu, lxc, external, vnc) | `model`, `diagnose`, `ckpt`, `vnc` |
 //! | `results/` | run.json and run directories | `model`, `diagnose` |
 //! | `report/` | what is made of results: text, JUnit, KTAP, HTML, Markdown, history, compare, merge, verdicts, progress | `results`, `model`, `diagnose`, `vnc` |
-//! | `zdtm/` | CRIU's zdtm suite as scenarios: `.desc` files, tests to scenarios | `model` |
+//! | `zdtm/` | CRIU's zdtm suite as scenarios: `.desc` files, tests to scenarios, what is known of them | `model`, `diagnose` |
 //! | `guest/` | the guest agent (PID 1): setup, health, the event channel | `exec`, `model`, `diagnose`, `ckpt`, `vnc` |
 //! | `host/` | everything about VMs and cells: images, QEMU runs, shards, parallel guests, matrix, bench, kernel builds, `--host` runs | everything but `cli` |
 //! | `cli.rs` | the command line: argument parsing and exit codes | everything |

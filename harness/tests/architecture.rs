@@ -16,11 +16,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("exec", &["model", "diagnose", "ckpt", "vnc"]),
     ("results", &["model", "diagnose"]),
     ("report", &["results", "model", "diagnose", "vnc"]),
+    ("zdtm", &["model", "diagnose"]),
     ("guest", &["exec", "model", "diagnose", "ckpt", "vnc"]),
     (
         "host",
         &[
-            "guest", "exec", "results", "report", "model", "diagnose", "ckpt", "vnc",
+            "guest", "exec", "results", "report", "zdtm", "model", "diagnose", "ckpt", "vnc",
         ],
     ),
 ];

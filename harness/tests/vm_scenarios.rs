@@ -67,6 +67,7 @@ fn main() {
             kernel: KernelChoice::Debian,
             suite: None,
             criu: Default::default(),
+            zdtm: None,
             memory_mib: 2048,
             cpus: 2,
         };
@@ -159,7 +160,140 @@ const FAULTS: &[(&str, Fault)] = &[
     ("repeat_rounds", repeat_rounds),
     ("criu_from_tree", criu_from_tree),
     ("criu_tree_broken", criu_tree_broken),
+    ("zdtm_fixture", zdtm_fixture),
 ];
+
+/// `crtest run --zdtm TREE --tag zdtm` on the fixture tree's zdtm-shaped tests: built for the
+/// userland, started by their Makefile rule, judged by their `.out`; every `.desc` key and
+/// script becomes what zdtm.py makes of it, and what the harness does not run is a skip that
+/// names why.
+fn zdtm_fixture(_cell: vm_run::Cell) -> Result<(), String> {
+    let tree = fixture_tree(|_| Ok(()))?;
+    let results = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = tree.path().to_str().ok_or("path")?;
+    let (code, stderr) = crtest_in(
+        &["run", "-j", "1", "--zdtm", path, "--tag", "zdtm"],
+        results.path(),
+    )?;
+    let r = read_run(results.path()).ok_or_else(|| format!("no run.json:\n{stderr}"))?;
+    let c = &r.cells[0];
+    let get = |n: &str| c.scenarios.iter().find(|s| s.name == format!("zdtm/{n}"));
+    let mut wrong = Vec::new();
+    let mut want = |n: &str, o: Outcome, text: &str| match get(n) {
+        None => wrong.push(format!("{n}: no result")),
+        Some(s) => {
+            let said = format!(
+                "{} {}",
+                s.detail.clone().unwrap_or_default(),
+                s.failure.as_ref().map_or(String::new(), |f| format!(
+                    "{} {}",
+                    f.message,
+                    f.first_error_line.clone().unwrap_or_default()
+                ))
+            );
+            if s.outcome != o || !said.contains(text) {
+                wrong.push(format!(
+                    "{n}: want {o:?} with `{text}`, got {:?}: {said}",
+                    s.outcome
+                ));
+            }
+        }
+    };
+    want("static/pass00", Outcome::Pass, "PASS");
+    want("static/suid00", Outcome::Pass, "PASS");
+    want("static/file00", Outcome::Pass, "PASS");
+    want("transition/trans00", Outcome::Pass, "PASS");
+    want("static/hook00", Outcome::Pass, "PASS");
+    want("static/fail00", Outcome::Fail, "FAIL: fail00 always fails");
+    want("static/crfail00", Outcome::Xfail, "");
+    want("static/feature00", Outcome::Skip, "no_such_feature");
+    want("static/nsonly00", Outcome::Skip, "flavor `ns uns`");
+    want("static/arch00", Outcome::Skip, "arch `s390x`");
+    want("static/future00", Outcome::Skip, "key `future-key`");
+    want(
+        "static/skip00",
+        Outcome::Skip,
+        "the fixture's checkskip says no",
+    );
+    want("static/broken00", Outcome::Skip, "did not build for");
+    for absent in ["static/noauto00", "static/excluded00"] {
+        if get(absent).is_some() {
+            wrong.push(format!("{absent} should not have run"));
+        }
+    }
+    if code != Some(1) {
+        wrong.push(format!("exit {code:?}, want 1 (fail00 fails)"));
+    }
+    let fail00 = get("static/fail00");
+    let out_kept = fail00.is_some_and(|s| {
+        s.artifacts
+            .iter()
+            .any(|a| a.ends_with("fail00.out") && results.path().join("latest").join(a).is_file())
+    });
+    if !out_kept {
+        wrong.push(format!(
+            "fail00.out is not kept: {:?}",
+            fail00.map(|s| &s.artifacts)
+        ));
+    }
+    let hook_log = get("static/hook00")
+        .and_then(|s| s.artifacts.iter().find(|a| a.ends_with("hook.log")))
+        .and_then(|a| std::fs::read_to_string(results.path().join("latest").join(a)).ok())
+        .unwrap_or_default();
+    for stage in ["--pre-dump", "--pre-restore", "--post-restore", "--clean"] {
+        if !hook_log.contains(&format!("hook00 at {stage}")) {
+            wrong.push(format!(
+                "hook00's hook was not called at {stage}: {hook_log}"
+            ));
+        }
+    }
+    if !c
+        .notes
+        .iter()
+        .any(|n| n.contains("zdtm tests of criu 9.8.7") && n.contains("tree:"))
+        || !c.notes.iter().any(|n| n.contains("runs against criu 3.17"))
+    {
+        wrong.push(format!(
+            "the notes should name the tree and the version mismatch: {:?}",
+            c.notes
+        ));
+    }
+    // Named, a noauto test runs; `list` shows it with its tag and the skips with their reason.
+    let (code, stderr) = crtest_in(
+        &[
+            "run",
+            "-j",
+            "1",
+            "--zdtm",
+            path,
+            "--scenario",
+            "zdtm/static/noauto00",
+        ],
+        results.path(),
+    )?;
+    if code != Some(0) {
+        wrong.push(format!("the named noauto test: exit {code:?}\n{stderr}"));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(["list", "--zdtm", path, "--tag", "zdtm"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "zdtm/static/noauto00",
+        "noauto",
+        "(skipped: `.desc` flavor `ns uns`",
+    ] {
+        if !listing.contains(needle) {
+            wrong.push(format!("`list --zdtm` lacks `{needle}`:\n{listing}"));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("\n"))
+    }
+}
 
 /// A copy of the fixture CRIU tree (`tests/fixtures/criu-tree`), changed by `vary`.
 fn fixture_tree(

@@ -316,7 +316,10 @@ mod tests {
             drives[1],
             "file=/c/zdtm.ext4,format=raw,if=virtio,snapshot=on,cache=unsafe"
         );
-        assert!(a.iter().any(|x| x.ends_with(" crtest.data_disk=1")), "{a:?}");
+        assert!(
+            a.iter().any(|x| x.ends_with(" crtest.data_disk=1")),
+            "{a:?}"
+        );
     }
 
     #[test]

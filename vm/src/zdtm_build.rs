@@ -23,7 +23,7 @@ use crate::criu_build::{self, CriuBuildError};
 use crate::criu_tree::CriuTree;
 
 /// Bumped whenever the way zdtm is built changes.
-pub const FORMAT: &str = "zdtm-build-v2";
+pub const FORMAT: &str = "zdtm-build-v3";
 /// The image inside a build entry.
 pub const IMAGE: &str = "zdtm.ext4";
 /// Its filesystem label.
@@ -57,6 +57,16 @@ crtest-lists:
 EOF
   )
 done
+echo "crtest: the tests' runtime libraries"
+for d in static transition; do
+  for f in $(cat ".crtest-$d.list"); do
+    readelf -d "$d/$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
+  done
+done | sort -u > .crtest-needed
+: > .crtest-packages
+while read -r so; do
+  dpkg -S "*/$so" 2>/dev/null | sed -n '1s/^\([^:]*\):.*/\1/p' >> .crtest-packages || true
+done < .crtest-needed
 find . -name '*.o' -delete
 find . -name '*.d' -delete
 "#;
@@ -92,6 +102,9 @@ pub struct ZdtmBuild {
     pub not_built: Vec<String>,
     /// The first error of each test that did not build, by test.
     pub build_errors: BTreeMap<String, String>,
+    /// Debian packages of the libraries the tests need (`readelf -d`, `dpkg -S`).
+    #[serde(default)]
+    pub runtime_packages: Vec<String>,
     pub build_seconds: f64,
     #[serde(skip)]
     pub dir: PathBuf,
@@ -183,7 +196,10 @@ pub fn listed(lists: &str) -> Vec<String> {
 /// The `exclude` list of a `zdtm.desc` text (paths relative to `zdtm/`).
 pub fn excludes(zdtm_desc: &str) -> Vec<String> {
     // zdtm.desc is a Python dict literal: { 'dir': 'zdtm/', 'exclude': [ 'static/x', ... ] }
-    let Some(i) = zdtm_desc.find("'exclude'").or_else(|| zdtm_desc.find("\"exclude\"")) else {
+    let Some(i) = zdtm_desc
+        .find("'exclude'")
+        .or_else(|| zdtm_desc.find("\"exclude\""))
+    else {
         return vec![];
     };
     let rest = &zdtm_desc[i..];
@@ -207,7 +223,7 @@ fn error_of(log: &str, set: &str, name: &str) -> Option<String> {
         .find(|l| l.contains(&file) && l.contains("error"))
         .or_else(|| {
             log.lines()
-                .find(|l| l.contains(&format!("[Makefile")) && l.contains(&format!("{name}]")))
+                .find(|l| l.contains("[Makefile") && l.contains(&format!("{name}]")))
         })
         .map(|l| format!("{set}: {}", l.trim()))
 }
@@ -241,10 +257,12 @@ pub fn build(cache: &Cache, tree: &CriuTree, suite: &str) -> Result<ZdtmBuild, C
         return load(&dir);
     }
     if !tree.root.join("test/zdtm/static/Makefile").is_file() {
-        return Err(CriuBuildError::Tree(crate::criu_tree::TreeError::NotATree {
-            path: tree.root.clone(),
-            missing: vec!["test/zdtm/static/Makefile (zdtm's tests)".into()],
-        }));
+        return Err(CriuBuildError::Tree(
+            crate::criu_tree::TreeError::NotATree {
+                path: tree.root.clone(),
+                missing: vec!["test/zdtm/static/Makefile (zdtm's tests)".into()],
+            },
+        ));
     }
     if !nix::unistd::geteuid().is_root() {
         return Err(CriuBuildError::NotRoot {
@@ -331,6 +349,15 @@ fn build_into(
         }
     }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut runtime_packages: Vec<String> = fs::read_to_string(zdtm.join(".crtest-packages"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    runtime_packages.sort();
+    runtime_packages.dedup();
     // The image: the built test/ folder (zdtm.py and its python beside the tests).
     let test_dir = src.join("test");
     let (used, entries) = crate::userland::tree_usage(&test_dir).map_err(io_err(&test_dir))?;
@@ -360,6 +387,7 @@ fn build_into(
         tests,
         not_built,
         build_errors,
+        runtime_packages,
         build_seconds: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         dir: PathBuf::new(),
     };
@@ -382,7 +410,12 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(
             m["fifo"],
-            ["./fifo", "--pidfile=fifo.pid", "--outfile=fifo.out", "--filename=fifo.test"]
+            [
+                "./fifo",
+                "--pidfile=fifo.pid",
+                "--outfile=fifo.out",
+                "--filename=fifo.test"
+            ]
         );
         assert_eq!(m["cmdlinenv00"].last().unwrap(), "--arg1=a b");
         assert!(!m.contains_key("helper"));
@@ -390,7 +423,10 @@ mod tests {
 
     #[test]
     fn words_lists_and_excludes() {
-        assert_eq!(split_words(r#"a "b c" 'd\e' f\ g"#), ["a", "b c", "d\\e", "f g"]);
+        assert_eq!(
+            split_words(r#"a "b c" 'd\e' f\ g"#),
+            ["a", "b c", "d\\e", "f g"]
+        );
         assert_eq!(split_words("  "), Vec::<String>::new());
         assert_eq!(split_words("''"), [""]);
         assert_eq!(listed("TST a b\nnoise\nTST b c\n"), ["a", "b", "c"]);

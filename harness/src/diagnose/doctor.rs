@@ -5,7 +5,7 @@
 //! compatibility rules of `harness/data/compat-rules.toml`, and gives a verdict with the
 //! evidence that decided it.
 
-use crate::diagnose::version::at_least;
+use crate::diagnose::version::{in_range, parse_range};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -197,36 +197,6 @@ fn parse_rules(text: &str) -> Result<Vec<Rule>, RulesError> {
 fn shipped_rules() -> Vec<Rule> {
     parse_rules(include_str!("../../data/compat-rules.toml"))
         .expect("harness/data/compat-rules.toml is valid (checked by a unit test)")
-}
-
-/// `">=6.13"`, `"<4.1"`, `">=5.0,<6.0"` -> bounds.
-fn parse_range(text: &str) -> Result<Vec<(bool, String)>, String> {
-    text.split(',')
-        .map(|part| {
-            let part = part.trim();
-            if let Some(v) = part.strip_prefix(">=") {
-                Ok((true, v.trim().to_string()))
-            } else if let Some(v) = part.strip_prefix('<') {
-                Ok((false, v.trim().to_string()))
-            } else {
-                Err(format!(
-                    "`{part}`: a range is `>=X`, `<X` or both, comma-separated"
-                ))
-            }
-        })
-        .collect()
-}
-
-fn in_range(version: &str, range: &str) -> bool {
-    parse_range(range).is_ok_and(|bounds| {
-        bounds.iter().all(|(lower, v)| {
-            if *lower {
-                at_least(version, v)
-            } else {
-                !at_least(version, v)
-            }
-        })
-    })
 }
 
 fn probe<'a>(e: &'a Evidence, args: &[&str]) -> Option<&'a ProbeOutput> {

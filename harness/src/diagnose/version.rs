@@ -25,6 +25,37 @@ pub fn at_least(have: &str, want: &str) -> bool {
     true
 }
 
+/// `">=6.13"`, `"<4.1"`, `">=5.0,<6.0"` -> bounds (`true` for a lower one).
+pub fn parse_range(text: &str) -> Result<Vec<(bool, String)>, String> {
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            if let Some(v) = part.strip_prefix(">=") {
+                Ok((true, v.trim().to_string()))
+            } else if let Some(v) = part.strip_prefix('<') {
+                Ok((false, v.trim().to_string()))
+            } else {
+                Err(format!(
+                    "`{part}`: a range is `>=X`, `<X` or both, comma-separated"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Whether `version` is in `range` (see [`parse_range`]); a bad range holds nothing.
+pub fn in_range(version: &str, range: &str) -> bool {
+    parse_range(range).is_ok_and(|bounds| {
+        bounds.iter().all(|(lower, v)| {
+            if *lower {
+                at_least(version, v)
+            } else {
+                !at_least(version, v)
+            }
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +70,14 @@ mod tests {
     #[case("4.1", "4.1.1", false)]
     fn versions(#[case] have: &str, #[case] want: &str, #[case] ok: bool) {
         assert_eq!(at_least(have, want), ok);
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(in_range("3.17.1-2+deb12u2", ">=3.17,<3.18"));
+        assert!(!in_range("4.1.1", ">=3.17,<3.18"));
+        assert!(in_range("7.2.13+deb14-amd64", ">=6.13"));
+        assert!(!in_range("6.1", "6.1"));
+        assert!(parse_range("~6").is_err());
     }
 }

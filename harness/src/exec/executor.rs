@@ -189,6 +189,11 @@ impl Run<'_> {
         if let Target::External(_) = self.sc.target {
             return crate::exec::external::run(self, kind);
         }
+        if let Target::Zdtm(z) = &self.sc.target {
+            if z.via_zdtm_py {
+                return crate::exec::zdtm::via_zdtm_py(self, &z.clone());
+            }
+        }
         crate::exec::vnc_steps::before_step(self, kind, iteration)?;
         if self.sc.backend == Backend::Lxc {
             crate::exec::lxc::step(self, kind, iteration)?;
@@ -264,12 +269,11 @@ fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) ->
     for name in names {
         let n = name.to_string_lossy();
         let src = work.join(&name);
-        let wanted =
-            n.ends_with(".log")
-                || n.ends_with(".png")
-                || n.ends_with(".out")
-                || n == RESULT_FILE
-                || n == READY_FILE;
+        let wanted = n.ends_with(".log")
+            || n.ends_with(".png")
+            || n.ends_with(".out")
+            || n == RESULT_FILE
+            || n == READY_FILE;
         let images = (n.starts_with("images-") || n.starts_with("pre-")) && images;
         // Never through a symlink: what a workload links to is not its own file to keep.
         let copied = (wanted

@@ -73,11 +73,14 @@ impl Run<'_> {
                 break s;
             }
             if Instant::now() >= limit {
-                return Err(StepError::fail(
+                let out = self.keep_out(z);
+                let mut e = StepError::fail(
                     StepKind::WaitReady,
                     format!("the test did not daemonise within {} s", z.wait_s),
                 )
-                .with_outcome(Outcome::Timeout));
+                .with_outcome(Outcome::Timeout);
+                e.failure.first_error_line = last_line(&out);
+                return Err(e);
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -201,6 +204,67 @@ impl Run<'_> {
     }
 }
 
+/// The command that runs one test with the tree's own zdtm.py, as its README says
+/// (`zdtm.py run -t zdtm/static/NAME -f h` against the installed criu and crit).
+pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
+    [
+        "python3",
+        "zdtm.py",
+        "run",
+        "-t",
+        &format!("zdtm/{}", z.test),
+        "-f",
+        "h",
+        "--criu-bin",
+        "/usr/sbin/criu",
+        "--crit-bin",
+        "/usr/bin/crit",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The only step of a test run through zdtm.py: exit 0 is a pass; its output is kept
+/// (`zdtm.py.log`) and its `FAIL` line reported.
+pub(crate) fn via_zdtm_py(run: &mut Run, z: &ZdtmTest) -> Result<(), StepError> {
+    let argv = zdtm_py_argv(z);
+    let out = run.work.join("zdtm.py.log");
+    let ran = command::Cmd::new(&argv[0])
+        .args(&argv[1..])
+        .dir(ZDTM_ROOT)
+        .run_timed(run.step_budget(), Some(&out))
+        .map_err(|e| StepError::fail(StepKind::Run, e.to_string()).with_outcome(Outcome::Error))?;
+    if ran.ok() {
+        run.detail = Some(format!("`{}` passed", argv.join(" ")));
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let mut e = StepError::fail(
+        StepKind::Run,
+        if ran.timed_out {
+            "zdtm.py did not finish in time".to_string()
+        } else {
+            format!("zdtm.py exited with status {}", ran.status)
+        },
+    );
+    if ran.timed_out {
+        e.outcome = Outcome::Timeout;
+    }
+    e.failure.command = Some(argv.join(" "));
+    e.failure.exit_status = Some(ran.status);
+    e.failure.first_error_line = text
+        .lines()
+        .find(|l| l.contains("Error (") || l.contains("FAIL:"))
+        .or_else(|| {
+            text.lines()
+                .rfind(|l| l.contains("FAIL") || l.contains("SKIP"))
+        })
+        .map(|l| l.trim().to_string());
+    e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
+    Err(e)
+}
+
 /// The program and arguments of a zdtm test's start command (a `./NAME` is the test's own
 /// binary in its folder).
 pub(crate) fn command(z: &ZdtmTest) -> (std::path::PathBuf, Vec<String>) {
@@ -221,7 +285,9 @@ mod tests {
     fn verdicts_of_out_files() {
         assert!(passed("some text\nPASS\n\n"));
         assert!(passed("PASS   "));
-        assert!(!passed("PASS\nFAIL: fifo.c:88: data differ (errno = 0 (Success))\n"));
+        assert!(!passed(
+            "PASS\nFAIL: fifo.c:88: data differ (errno = 0 (Success))\n"
+        ));
         assert!(!passed(""));
         assert!(!passed("PASSED\n"));
     }
@@ -240,7 +306,13 @@ mod tests {
             hook: false,
             wait_s: 30,
             unsupported: None,
+            via_zdtm_py: false,
         };
+        assert_eq!(
+            zdtm_py_argv(&z).join(" "),
+            "python3 zdtm.py run -t zdtm/static/fifo -f h --criu-bin /usr/sbin/criu \
+             --crit-bin /usr/bin/crit"
+        );
         let (p, args) = command(&z);
         assert_eq!(p, Path::new("/zdtm-tree/zdtm/static/fifo"));
         assert_eq!(args, ["--pidfile=fifo.pid", "--outfile=fifo.out"]);

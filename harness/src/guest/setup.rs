@@ -238,7 +238,10 @@ pub fn root_mounts() -> Result<(), SetupError> {
 pub fn zdtm_disk() -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    if !cmdline.split_whitespace().any(|w| w == "crtest.data_disk=1") {
+    if !cmdline
+        .split_whitespace()
+        .any(|w| w == "crtest.data_disk=1")
+    {
         return None;
     }
     if let Err(e) = wait_for(paths::DATA_DEVICE, std::time::Duration::from_secs(20)) {
@@ -255,6 +258,13 @@ pub fn zdtm_disk() -> Option<String> {
             None,
         )?;
         let _ = std::os::unix::fs::symlink(root.join("zdtm"), "/zdtm");
+        // Huge pages for the tests that map them (maps09, memfd02-hugetlb, ...), as CRIU's
+        // CI sets them before running zdtm.
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", "32");
+        // `/dev/rtc`, as udev links it (zdtm's rtc test opens it).
+        if Path::new("/dev/rtc0").exists() && !Path::new("/dev/rtc").exists() {
+            let _ = std::os::unix::fs::symlink("rtc0", "/dev/rtc");
+        }
         for set in ["static", "transition"] {
             let d = root.join("zdtm").join(set);
             if d.is_dir() {

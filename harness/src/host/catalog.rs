@@ -17,6 +17,10 @@ pub struct CatalogArgs {
     /// built for the userland's suite.
     #[arg(long, value_name = "DIR")]
     pub zdtm: Option<PathBuf>,
+    /// Who runs the zdtm tests: `native` (this harness, the default) or `zdtm.py` (the
+    /// tree's own runner, in a userland variant with its python), to compare verdicts.
+    #[arg(long, value_name = "RUNNER", default_value = "native", value_parser = ["native", "zdtm.py"], requires = "zdtm")]
+    pub zdtm_runner: String,
 }
 
 impl CatalogArgs {
@@ -25,10 +29,12 @@ impl CatalogArgs {
     pub fn select_for(&self, names: &[String], suite: Option<&str>) -> Result<Vec<Scenario>, i32> {
         let zdtm = match &self.zdtm {
             None => Vec::new(),
-            Some(tree) => zdtm_scenarios(tree, suite).map_err(|(code, e)| {
-                eprintln!("crtest: --zdtm: {e}");
-                code
-            })?,
+            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_runner == "zdtm.py").map_err(
+                |(code, e)| {
+                    eprintln!("crtest: --zdtm: {e}");
+                    code
+                },
+            )?,
         };
         let all = catalog(&self.scenario_dirs).map_err(|e| fail(&e))?;
         pick(all.into_iter().chain(zdtm).collect(), names, &self.tag)
@@ -42,10 +48,13 @@ impl CatalogArgs {
 
 /// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios; an
 /// error with its exit code (2: not a CRIU tree, 3: the build).
-pub fn zdtm_scenarios(tree: &Path, suite: Option<&str>) -> Result<Vec<Scenario>, (i32, String)> {
-    let t = crtest_vm::criu_tree::inspect(tree).map_err(|e| {
-        (if e.is_bad_input() { 2 } else { 3 }, e.to_string())
-    })?;
+pub fn zdtm_scenarios(
+    tree: &Path,
+    suite: Option<&str>,
+    zdtm_py: bool,
+) -> Result<Vec<Scenario>, (i32, String)> {
+    let t = crtest_vm::criu_tree::inspect(tree)
+        .map_err(|e| (if e.is_bad_input() { 2 } else { 3 }, e.to_string()))?;
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)
         .map_err(|e| (3, e.to_string()))?;
     let suite = match suite {
@@ -56,7 +65,7 @@ pub fn zdtm_scenarios(tree: &Path, suite: Option<&str>) -> Result<Vec<Scenario>,
     eprintln!("zdtm: the tests of {} for {suite} ...", t.root.display());
     let build = crtest_vm::zdtm_build::build(&cache, &t, &suite)
         .map_err(|e| (e.exit_code(), e.to_string()))?;
-    Ok(crate::zdtm::suite::scenarios(&build))
+    Ok(crate::zdtm::suite::scenarios(&build, zdtm_py))
 }
 
 /// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have

@@ -408,7 +408,10 @@ fn default_step_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    Workload { name: String, args: Vec<String> },
+    Workload {
+        name: String,
+        args: Vec<String>,
+    },
     Program(Program),
     External(External),
     /// A test of CRIU's zdtm suite (made by `crate::zdtm`, never read from a file).
@@ -439,6 +442,9 @@ pub struct ZdtmTest {
     pub wait_s: u64,
     /// Why the harness does not run it (a `.desc` key or value it does not support).
     pub unsupported: Option<String>,
+    /// Run it with the tree's own `zdtm.py` instead (`--zdtm-runner zdtm.py`), to compare.
+    #[serde(default)]
+    pub via_zdtm_py: bool,
 }
 
 impl ZdtmTest {

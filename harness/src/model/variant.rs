@@ -17,18 +17,35 @@ pub struct Variant {
 }
 
 /// The variants scenarios may name with `userland-variant`.
-pub const VARIANTS: &[Variant] = &[Variant {
-    name: "vnc",
-    packages: &[
-        "tigervnc-standalone-server",
-        "twm",
-        "xterm",
-        "vim-tiny",
-        "x11-xserver-utils",
-        "xfonts-base",
-    ],
-    why: "the linux-cr wiki's VNC desktop: Xvnc, twm, xterm, vi, xsetroot",
-}];
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "vnc",
+        packages: &[
+            "tigervnc-standalone-server",
+            "twm",
+            "xterm",
+            "vim-tiny",
+            "x11-xserver-utils",
+            "xfonts-base",
+        ],
+        why: "the linux-cr wiki's VNC desktop: Xvnc, twm, xterm, vi, xsetroot",
+    },
+    Variant {
+        name: "zdtm",
+        packages: &[
+            "mount",
+            "python3",
+            "python-is-python3",
+            "python3-yaml",
+            "python3-protobuf",
+            "make",
+            "gawk",
+            "nftables",
+        ],
+        why: "CRIU's zdtm tests: their hooks' tools (mount, python) and zdtm.py's python \
+              and make; the libraries the tests link are added from their build",
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|v| v.name == name)
@@ -59,7 +76,7 @@ mod tests {
         let vnc = packages(Some("vnc"));
         assert!(vnc.starts_with(&base));
         assert!(vnc.contains(&"tigervnc-standalone-server"));
-        assert_eq!(names(), ["vnc"]);
+        assert_eq!(names(), ["vnc", "zdtm"]);
         assert!(find("gnome").is_none());
     }
 }

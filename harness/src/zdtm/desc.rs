@@ -96,12 +96,15 @@ pub fn parse(text: &str) -> Result<Desc, DescError> {
             "arch" => d.arch = Some(words),
             "deps" => d.deps = words,
             "timeout" => {
-                d.timeout_s = Some(words.first().and_then(|w| w.parse().ok()).ok_or(
-                    DescError {
-                        at: 0,
-                        what: format!("`timeout` is not a number of seconds: {v:?}"),
-                    },
-                )?)
+                d.timeout_s = Some(
+                    words
+                        .first()
+                        .and_then(|w| w.parse().ok())
+                        .ok_or(DescError {
+                            at: 0,
+                            what: format!("`timeout` is not a number of seconds: {v:?}"),
+                        })?,
+                )
             }
             _ => d.unknown.push(key),
         }
@@ -352,7 +355,10 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(parse_value_text(&deep).unwrap_err().what.contains("too deep"));
+        assert!(parse_value_text(&deep)
+            .unwrap_err()
+            .what
+            .contains("too deep"));
         assert!(parse(&"x".repeat(MAX_LEN + 1)).is_err());
     }
 

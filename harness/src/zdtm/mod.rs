@@ -4,4 +4,5 @@
 //! `crate::exec::zdtm`.
 
 pub mod desc;
+pub mod known;
 pub mod suite;

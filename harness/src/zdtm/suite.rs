@@ -6,8 +6,8 @@
 //! test a skip that names it.
 
 use crate::model::scenario::{
-    Backend, Expect, ExpectedOutcome, PlannedStep, Requires, Scenario, StepKind, Target,
-    Variant, ZdtmTest,
+    Backend, Expect, ExpectedOutcome, PlannedStep, Requires, Scenario, StepKind, Target, Variant,
+    ZdtmTest,
 };
 use crate::zdtm::desc::{self, Desc};
 use crtest_vm::zdtm_build::{BuiltTest, ZdtmBuild};
@@ -32,17 +32,69 @@ const KNOWN_FLAGS: &[&str] = &[
 pub fn group(name: &str) -> &'static str {
     let n = name.to_ascii_lowercase();
     let has = |p: &[&str]| p.iter().any(|x| n.contains(x));
-    if has(&["sock", "tcp", "udp", "unix", "netlink", "packet", "inet", "net_", "sk-", "ipv6"]) {
+    if has(&[
+        "sock", "tcp", "udp", "unix", "netlink", "packet", "inet", "net_", "sk-", "ipv6",
+    ]) {
         "sockets"
     } else if has(&["pipe", "fifo", "shm", "msgque", "sem", "ipc", "mq"]) {
         "ipc"
-    } else if has(&["mnt", "mount", "bind", "overmount", "tmpfs", "cgroup", "ns", "pidns", "uts"]) {
+    } else if has(&[
+        "mnt",
+        "mount",
+        "bind",
+        "overmount",
+        "tmpfs",
+        "cgroup",
+        "ns",
+        "pidns",
+        "uts",
+    ]) {
         "ns-mounts"
-    } else if has(&["map", "mem", "mprotect", "madvise", "huge", "thp", "vdso", "brk", "mlock"]) {
+    } else if has(&[
+        "map", "mem", "mprotect", "madvise", "huge", "thp", "vdso", "brk", "mlock",
+    ]) {
         "mm"
-    } else if has(&["file", "link", "fd", "dir", "lock", "fanotify", "inotify", "epoll", "eventfd", "signalfd", "timerfd", "chroot", "cwd", "ghost", "deleted", "write_read", "fifo", "aio"]) {
+    } else if has(&[
+        "file",
+        "link",
+        "fd",
+        "dir",
+        "lock",
+        "fanotify",
+        "inotify",
+        "epoll",
+        "eventfd",
+        "signalfd",
+        "timerfd",
+        "chroot",
+        "cwd",
+        "ghost",
+        "deleted",
+        "write_read",
+        "fifo",
+        "aio",
+    ]) {
         "files"
-    } else if has(&["sig", "ptrace", "seccomp", "timer", "itimer", "posix_timers", "rlimit", "caps", "groups", "pdeath", "sched", "prctl", "personality", "fpu", "sse", "mmx", "xsave", "rseq"]) {
+    } else if has(&[
+        "sig",
+        "ptrace",
+        "seccomp",
+        "timer",
+        "itimer",
+        "posix_timers",
+        "rlimit",
+        "caps",
+        "groups",
+        "pdeath",
+        "sched",
+        "prctl",
+        "personality",
+        "fpu",
+        "sse",
+        "mmx",
+        "xsave",
+        "rseq",
+    ]) {
         "process"
     } else if has(&["tty", "pty", "vt", "console"]) {
         "tty"
@@ -63,30 +115,44 @@ pub fn unsupported(d: &Desc) -> Option<String> {
     }
     if let Some(a) = &d.arch {
         if !a.iter().any(|w| w == "x86_64") {
-            return Some(format!("`.desc` arch `{}`: the guest is x86_64", a.join(" ")));
+            return Some(format!(
+                "`.desc` arch `{}`: the guest is x86_64",
+                a.join(" ")
+            ));
         }
     }
     if let Some(k) = d.unknown.first() {
-        return Some(format!("`.desc` key `{k}` is not supported by this harness"));
+        return Some(format!(
+            "`.desc` key `{k}` is not supported by this harness"
+        ));
     }
     if let Some(f) = d.flags.iter().find(|f| !KNOWN_FLAGS.contains(&f.as_str())) {
-        return Some(format!("`.desc` flag `{f}` is not supported by this harness"));
+        return Some(format!(
+            "`.desc` flag `{f}` is not supported by this harness"
+        ));
     }
     None
 }
 
 /// The scenario of one built test.
 pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
-    let parsed = t.desc.as_deref().map(desc::parse).unwrap_or(Ok(Desc::default()));
+    let parsed = t
+        .desc
+        .as_deref()
+        .map(desc::parse)
+        .unwrap_or(Ok(Desc::default()));
     let (d, bad_desc) = match parsed {
         Ok(d) => (d, None),
-        Err(e) => (Desc::default(), Some(format!("its `.desc` cannot be read: {e}"))),
+        Err(e) => (
+            Desc::default(),
+            Some(format!("its `.desc` cannot be read: {e}")),
+        ),
     };
-    let unsupported = bad_desc
-        .or_else(|| unsupported(&d))
-        .or_else(|| t.command.is_empty().then(|| {
+    let unsupported = bad_desc.or_else(|| unsupported(&d)).or_else(|| {
+        t.command.is_empty().then(|| {
             "the Makefile has no `NAME.pid` rule: zdtm.py cannot start it either".to_string()
-        }));
+        })
+    });
     let mut env: Vec<(String, String)> = vec![("ZDTM_THREAD_BOMB".into(), "5".into())];
     if !d.has_flag("suid") {
         env.extend(UID_DROP.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -152,6 +218,7 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
             hook: t.hook,
             wait_s,
             unsupported,
+            via_zdtm_py: false,
         }),
         steps,
         iterations: 1,
@@ -172,14 +239,36 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
         before: vec![],
         after: vec![],
         fresh_kernel: false,
-        userland_variant: None,
+        userland_variant: Some("zdtm".into()),
         source: build.tree.join("test/zdtm").join(&t.name),
     }
 }
 
-/// Every built test as a scenario, sorted by name.
-pub fn scenarios(build: &ZdtmBuild) -> Vec<Scenario> {
-    let mut v: Vec<Scenario> = build.tests.iter().map(|t| scenario(build, t)).collect();
+/// The same test run by the tree's zdtm.py, in a userland with its python (for comparing
+/// verdicts): one `run` step, zdtm.py judges, no expectation of ours.
+pub fn via_zdtm_py(mut sc: Scenario) -> Scenario {
+    if let Target::Zdtm(z) = &mut sc.target {
+        z.via_zdtm_py = true;
+    }
+    sc.steps = vec![PlannedStep {
+        kind: StepKind::Run,
+        iteration: 1,
+    }];
+    sc.expect = Expect::default();
+    sc.tags.push("zdtm-py".into());
+    sc.timeout_s += 120;
+    sc.step_timeout_s = sc.timeout_s;
+    sc
+}
+
+/// Every built test as a scenario, sorted by name; run by zdtm.py when `zdtm_py`.
+pub fn scenarios(build: &ZdtmBuild, zdtm_py: bool) -> Vec<Scenario> {
+    let mut v: Vec<Scenario> = build
+        .tests
+        .iter()
+        .map(|t| scenario(build, t))
+        .map(|s| if zdtm_py { via_zdtm_py(s) } else { s })
+        .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
@@ -198,6 +287,7 @@ mod tests {
             tests,
             not_built: vec![],
             build_errors: Default::default(),
+            runtime_packages: vec![],
             build_seconds: 1.0,
             dir: "/c/zdtm".into(),
         }
@@ -229,7 +319,10 @@ mod tests {
         let plain = scenario(&b, &test("static/pipe00", None));
         assert_eq!(plain.name, "zdtm/static/pipe00");
         assert_eq!(plain.tags, ["zdtm", "zdtm-static", "ipc"]);
-        assert!(zdtm(&plain).env.iter().any(|(k, v)| k == "ZDTM_UID" && v == "18943"));
+        assert!(zdtm(&plain)
+            .env
+            .iter()
+            .any(|(k, v)| k == "ZDTM_UID" && v == "18943"));
         assert_eq!(zdtm(&plain).unsupported, None);
 
         let suid = scenario(
@@ -267,7 +360,11 @@ mod tests {
         let mut no_rule = test("static/conntracks", None);
         no_rule.command.clear();
         let sc = scenario(&b, &no_rule);
-        assert!(zdtm(&sc).unsupported.as_deref().unwrap().contains("no `NAME.pid` rule"));
+        assert!(zdtm(&sc)
+            .unsupported
+            .as_deref()
+            .unwrap()
+            .contains("no `NAME.pid` rule"));
         let h = scenario(&b, &test("static/x", Some("{'flavor': 'h ns'}")));
         assert_eq!(zdtm(&h).unsupported, None);
     }

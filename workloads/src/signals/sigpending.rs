@@ -99,7 +99,14 @@ fn check_masks() -> Result<(), String> {
         ("SigPnd", "pending for the thread (SigPnd)", private),
         ("SigBlk", "blocked (SigBlk)", mask_of(&blocked())),
     ] {
-        match signals::proc_mask(None, key) {
+        // SIGTERM is the harness's "verify now": in transit to the thread that takes it, it
+        // shows in ShdPnd for a moment (seen once on a loaded machine), so it does not count.
+        let in_transit = if key == "ShdPnd" {
+            mask_of(&[libc::SIGTERM])
+        } else {
+            0
+        };
+        match signals::proc_mask(None, key).map(|m| m & !in_transit) {
             Ok(got) if got != want => p.push(format!(
                 "{what}: expected {}, got {}",
                 mask_text(want),

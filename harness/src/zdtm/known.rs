@@ -1,0 +1,154 @@
+//! What is known of zdtm tests that do not pass here (`harness/data/zdtm-known.toml`): for
+//! the cells a rule names (criu, kernel, suite), a test is expected to fail (an `xfail` when
+//! its failure says what the rule says) or is skipped, each with the evidence for why. Data,
+//! not code, like the compatibility rules.
+
+use crate::diagnose::version::{in_range, parse_range};
+use crate::model::scenario::{Expect, ExpectedOutcome, Scenario};
+use serde::Deserialize;
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Known {
+    /// Test names (`static/NAME`) the rule is about.
+    pub tests: Vec<String>,
+    /// Version ranges of the cell (`">=3.17,<3.18"`); absent: any. `zdtm` is the version of
+    /// the tree the tests came from (a test's own bug), `criu` the cell's criu.
+    pub zdtm: Option<String>,
+    pub criu: Option<String>,
+    pub kernel: Option<String>,
+    /// The userland suite; absent: any.
+    pub suite: Option<String>,
+    /// `fail` (an expected failure) or `skip` (not run here).
+    pub outcome: String,
+    /// The failure class the diagnosis must name.
+    pub class: Option<String>,
+    /// Text the failure's first error line (or message) must contain.
+    pub contains: Option<String>,
+    /// Why, with the evidence.
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    known: Vec<Known>,
+}
+
+/// Parses a rules text, checking every range and outcome.
+pub fn parse(text: &str) -> Result<Vec<Known>, String> {
+    let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    for k in &f.known {
+        for r in [&k.zdtm, &k.criu, &k.kernel].into_iter().flatten() {
+            parse_range(r).map_err(|e| format!("{:?}: {e}", k.tests))?;
+        }
+        if k.outcome != "fail" && k.outcome != "skip" {
+            return Err(format!("{:?}: outcome must be `fail` or `skip`", k.tests));
+        }
+    }
+    Ok(f.known)
+}
+
+/// The shipped rules.
+pub fn shipped() -> Vec<Known> {
+    parse(include_str!("../../data/zdtm-known.toml"))
+        .expect("harness/data/zdtm-known.toml is valid (checked by a unit test)")
+}
+
+/// The cell a rule is matched against.
+#[derive(Debug, Clone, Default)]
+pub struct CellFacts {
+    pub zdtm: Option<String>,
+    pub criu: Option<String>,
+    pub kernel: String,
+    pub suite: String,
+}
+
+/// The first rule about `test` (`static/NAME`) that holds on `cell`.
+pub fn find<'a>(rules: &'a [Known], test: &str, cell: &CellFacts) -> Option<&'a Known> {
+    rules.iter().find(|k| {
+        k.tests.iter().any(|t| t == test)
+            && k.suite.as_ref().is_none_or(|s| s == &cell.suite)
+            && k.kernel.as_ref().is_none_or(|r| in_range(&cell.kernel, r))
+            && k.zdtm
+                .as_ref()
+                .is_none_or(|r| cell.zdtm.as_deref().is_some_and(|z| in_range(z, r)))
+            && k.criu
+                .as_ref()
+                .is_none_or(|r| cell.criu.as_deref().is_some_and(|c| in_range(c, r)))
+    })
+}
+
+/// Applies a `fail` rule to a scenario: its expectation becomes the rule's.
+pub fn expect(sc: &mut Scenario, k: &Known) {
+    sc.expect = Expect {
+        outcome: ExpectedOutcome::Fail,
+        class: k.class.clone(),
+        contains: k.contains.clone(),
+        reason: Some(k.reason.clone()),
+        ..Expect::default()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_rules_parse() {
+        let rules = shipped();
+        assert!(!rules.is_empty());
+        for k in &rules {
+            assert!(!k.reason.trim().is_empty(), "{:?} has no reason", k.tests);
+            if k.outcome == "fail" {
+                assert!(
+                    k.contains.is_some() || k.class.is_some(),
+                    "{:?}: an expected failure names its evidence",
+                    k.tests
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rules_match_by_test_and_cell() {
+        let rules = parse(
+            r#"
+[[known]]
+tests = ["static/a", "static/b"]
+criu = ">=3.17,<3.18"
+outcome = "fail"
+contains = "x"
+reason = "old criu"
+
+[[known]]
+tests = ["static/a"]
+suite = "trixie"
+outcome = "skip"
+reason = "no device"
+"#,
+        )
+        .unwrap();
+        let cell = |criu: &str, suite: &str| CellFacts {
+            zdtm: Some("3.17.1".into()),
+            criu: Some(criu.into()),
+            kernel: "6.1.0".into(),
+            suite: suite.into(),
+        };
+        assert_eq!(
+            find(&rules, "static/b", &cell("3.17.1-2", "bookworm")).map(|k| k.reason.as_str()),
+            Some("old criu")
+        );
+        assert!(find(&rules, "static/b", &cell("4.1.1", "bookworm")).is_none());
+        assert_eq!(
+            find(&rules, "static/a", &cell("4.1.1", "trixie")).map(|k| k.outcome.as_str()),
+            Some("skip")
+        );
+        assert!(parse("[[known]]\ntests = []\noutcome = \"maybe\"\nreason = \"r\"\n").is_err());
+        assert!(parse(
+            "[[known]]\ntests = []\ncriu = \"~3\"\noutcome = \"skip\"\nreason = \"r\"\n"
+        )
+        .is_err());
+    }
+}
