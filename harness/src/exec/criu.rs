@@ -98,6 +98,10 @@ impl Run<'_> {
         })?;
         // The child is waited for with waitpid (it may be restored later under the same pid).
         self.pid = Some(Pid::from_raw(child.id() as i32));
+        if let Target::Zdtm(z) = &self.sc.target {
+            // zdtm.py runs it while the test starts (the peer of a connection, say).
+            self.zdtm_hook(&z.clone(), StepKind::Start, "--post-start", None)?;
+        }
         Ok(())
     }
 
@@ -156,7 +160,7 @@ impl Run<'_> {
         }
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
         if let Target::Zdtm(z) = &self.sc.target {
-            self.zdtm_hook(&z.clone(), StepKind::Checkpoint, "--pre-dump")?;
+            self.zdtm_hook(&z.clone(), StepKind::Checkpoint, "--pre-dump", None)?;
         }
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
@@ -207,11 +211,11 @@ impl Run<'_> {
         let args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
         let zdtm = crate::exec::zdtm::of(self.sc).cloned();
         if let Some(z) = &zdtm {
-            self.zdtm_hook(z, StepKind::Restore, "--pre-restore")?;
+            self.zdtm_hook(z, StepKind::Restore, "--pre-restore", Some(&images))?;
         }
         let ran = self.criu(StepKind::Restore, iteration, &args, &log)?;
         if let Some(z) = &zdtm {
-            self.zdtm_hook(z, StepKind::Restore, "--post-restore")?;
+            self.zdtm_hook(z, StepKind::Restore, "--post-restore", Some(&images))?;
         }
         let restored = std::fs::read_to_string(&pidfile)
             .ok()

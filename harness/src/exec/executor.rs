@@ -238,7 +238,7 @@ impl Run<'_> {
     /// Kills whatever is left of the workload's process group and collects it.
     pub(crate) fn cleanup(&mut self) {
         if let Some(z) = crate::exec::zdtm::of(self.sc).cloned() {
-            let _ = self.zdtm_hook(&z, StepKind::Verify, "--clean");
+            let _ = self.zdtm_hook(&z, StepKind::Verify, "--clean", None);
         }
         if self.lxc.is_some() {
             // Stops and destroys the container; the workload's pid was the container's.

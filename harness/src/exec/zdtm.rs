@@ -30,6 +30,16 @@ fn last_line(text: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The line of a `.out` that says what went wrong: its first `FAIL:` or `ERR:` line (zdtm's
+/// library ends every failure with a generic `Test exited unexpectedly`), else its last.
+pub fn error_line(out: &str) -> Option<String> {
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.contains(" FAIL: ") || l.contains(" ERR: ") || l.starts_with("FAIL: "))
+        .map(String::from)
+        .or_else(|| last_line(out))
+}
+
 /// Whether a `.out` says the test passed: `PASS` among the words of its last line, as
 /// zdtm.py reads it.
 pub fn passed(out: &str) -> bool {
@@ -73,13 +83,14 @@ impl Run<'_> {
                 break s;
             }
             if Instant::now() >= limit {
+                // A test that does not start within zdtm's own time is the test's failure
+                // (the scenario's time limit, a timeout, is the harness's).
                 let out = self.keep_out(z);
                 let mut e = StepError::fail(
                     StepKind::WaitReady,
                     format!("the test did not daemonise within {} s", z.wait_s),
-                )
-                .with_outcome(Outcome::Timeout);
-                e.failure.first_error_line = last_line(&out);
+                );
+                e.failure.first_error_line = error_line(&out);
                 return Err(e);
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -93,7 +104,7 @@ impl Run<'_> {
             );
             e.failure.exit_status = Some(status);
             e.failure.command = Some(z.command.join(" "));
-            e.failure.first_error_line = last_line(&out);
+            e.failure.first_error_line = error_line(&out);
             e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
             return Err(e);
         }
@@ -119,12 +130,14 @@ impl Run<'_> {
     }
 
     /// `NAME.hook <stage>` when the test has one (from zdtm's `test/` folder, with the
-    /// test's pid in `ZDTM_TEST_PID`).
+    /// test's pid in `ZDTM_TEST_PID` and, around the restore, the images in `ZDTM_IMG_DIR`,
+    /// as zdtm.py sets them).
     pub(crate) fn zdtm_hook(
         &self,
         z: &ZdtmTest,
         step: StepKind,
         stage: &str,
+        images: Option<&Path>,
     ) -> Result<(), StepError> {
         if !z.hook {
             return Ok(());
@@ -134,12 +147,19 @@ impl Run<'_> {
         if let Some(pid) = self.pid {
             cmd = cmd.env("ZDTM_TEST_PID", pid.to_string());
         }
-        let ran = cmd.run_timed(Duration::from_secs(z.wait_s), None);
+        if let Some(dir) = images {
+            cmd = cmd.env("ZDTM_IMG_DIR", dir);
+        }
+        // Into a file, not a pipe: a hook may leave a daemon behind (`--post-start` starts
+        // the peer of a test's connection), which must not hold our pipe open.
+        let out = self.work.join(format!("hook{stage}.out"));
+        let ran = cmd.run_timed(Duration::from_secs(z.wait_s), Some(&out));
         let _ = ran.as_ref().map(|r| {
             let log = self.work.join("hook.log");
             let mut text = std::fs::read_to_string(&log).unwrap_or_default();
             text.push_str(&format!("$ {script} {stage}\n{}", r.output));
             let _ = std::fs::write(log, text);
+            let _ = std::fs::remove_file(&out);
         });
         match ran {
             Ok(r) if r.ok() => Ok(()),
@@ -158,9 +178,12 @@ impl Run<'_> {
         }
     }
 
-    /// The test's `.out`, copied into the working directory (kept with the logs).
+    /// The test's `.out` (its `.out.inprogress` while it has not finished), copied into the
+    /// working directory (kept with the logs).
     fn keep_out(&self, z: &ZdtmTest) -> String {
-        let text = std::fs::read_to_string(z.file("out")).unwrap_or_default();
+        let text = std::fs::read_to_string(z.file("out"))
+            .or_else(|_| std::fs::read_to_string(z.file("out.inprogress")))
+            .unwrap_or_default();
         let _ = std::fs::write(self.work.join(format!("{}.out", z.name())), &text);
         text
     }
@@ -176,12 +199,13 @@ impl Run<'_> {
         let limit = Instant::now() + Duration::from_secs(z.wait_s).min(self.step_budget());
         while self.exited().is_none() {
             if Instant::now() >= limit {
-                self.keep_out(z);
-                return Err(StepError::fail(
+                let out = self.keep_out(z);
+                let mut e = StepError::fail(
                     StepKind::Verify,
                     format!("the test did not exit within {} s of SIGTERM", z.wait_s),
-                )
-                .with_outcome(Outcome::Timeout));
+                );
+                e.failure.first_error_line = error_line(&out);
+                return Err(e);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -190,7 +214,7 @@ impl Run<'_> {
             self.detail = last_line(&out);
             return Ok(());
         }
-        let line = last_line(&out);
+        let line = error_line(&out);
         let mut e = StepError::fail(
             StepKind::Verify,
             match &line {
@@ -280,6 +304,15 @@ pub(crate) fn command(z: &ZdtmTest) -> (std::path::PathBuf, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_line_of_an_out_file() {
+        let out = "05:16:37.202:   502: ERR: maps09.c:20: Failed to mmap 4 Mb (errno = 12)\n\
+                   05:16:37.209:   501: ERR: test.c:317: Test exited unexpectedly with code 1\n";
+        assert!(error_line(out).unwrap().contains("maps09.c:20"));
+        assert_eq!(error_line("just this\n").as_deref(), Some("just this"));
+        assert_eq!(error_line(""), None);
+    }
 
     #[test]
     fn verdicts_of_out_files() {

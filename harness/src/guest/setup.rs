@@ -268,7 +268,9 @@ pub fn zdtm_disk() -> Option<String> {
         for set in ["static", "transition"] {
             let d = root.join("zdtm").join(set);
             if d.is_dir() {
-                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777))
+                // 0777 as zdtm.py's `chmod +w`, not sticky: a test that changes its uid
+                // renames the `.out.inprogress` root created (mlock_setuid).
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777))
                     .map_err(io("chmod", &d))?;
             }
         }

@@ -41,6 +41,7 @@ pub const VARIANTS: &[Variant] = &[
             "make",
             "gawk",
             "nftables",
+            "apparmor",
         ],
         why: "CRIU's zdtm tests: their hooks' tools (mount, python) and zdtm.py's python \
               and make; the libraries the tests link are added from their build",
