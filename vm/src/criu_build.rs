@@ -292,14 +292,72 @@ pub fn first_error(log: &str) -> String {
 }
 
 /// The cache key of a build of `tree` for `suite` with the build root `root_key`.
-fn build_key(tree: &CriuTree, suite: &str, sources: &str) -> String {
-    key_of(&[
-        FORMAT.as_bytes(),
-        suite.as_bytes(),
-        sources.as_bytes(),
-        BUILD_PACKAGES.join(",").as_bytes(),
-        tree.revision.key().as_bytes(),
-    ])
+/// What a build of a tree in the build root is: its cache kind (`criu-build`), format, the
+/// tree and the suite.
+pub struct TreeBuild<'a> {
+    pub kind: &'a str,
+    pub format: &'a str,
+    pub tree: &'a CriuTree,
+    pub suite: &'a str,
+}
+
+impl TreeBuild<'_> {
+    /// The build's cache entry, made first (unless the cache has it) by `build`, which gets
+    /// the entry's temporary directory, a copy of the tree's source in it (`src/`), the
+    /// build root of the suite and the log file (kept beside the cache, so a failed build
+    /// keeps it). Keyed by the format, the suite, its mirror, the build root's packages and
+    /// the tree's revision.
+    pub fn entry(
+        &self,
+        cache: &Cache,
+        build: impl FnOnce(&Path, &Path, &Path, &Path) -> Result<(), CriuBuildError>,
+    ) -> Result<PathBuf, CriuBuildError> {
+        let sources = apt::host_sources_for_suite(self.suite)?;
+        let key = key_of(&[
+            self.format.as_bytes(),
+            self.suite.as_bytes(),
+            sources.as_bytes(),
+            BUILD_PACKAGES.join(",").as_bytes(),
+            self.tree.revision.key().as_bytes(),
+        ]);
+        if let Some(dir) = cache.lookup(self.kind, &key) {
+            return Ok(dir);
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(CriuBuildError::NotRoot {
+                tree: self.tree.root.clone(),
+                suite: self.suite.to_string(),
+            });
+        }
+        let root = build_root(cache, self.suite, &sources)?;
+        let log = log_path(cache, &format!("{}-{key}", self.kind));
+        if let Some(parent) = log.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        cache.entry(self.kind, &key, |tmp| {
+            let src = tmp.join("src");
+            crate::criu_tree::copy_source(self.tree, &src)?;
+            build(tmp, &src, &root, &log)?;
+            fs::copy(&log, tmp.join("build.log")).map_err(io_err(&log))?;
+            crate::cache::remove_all(&src)?;
+            Ok(())
+        })
+    }
+}
+
+/// The non-empty lines of a file the build wrote (a package list), sorted, no duplicates;
+/// none when it is missing.
+pub fn read_list(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Where the log of a build goes: beside the cache entries, so a failed build keeps it.
@@ -312,45 +370,34 @@ pub fn log_path(cache: &Cache, key: &str) -> PathBuf {
 
 /// Builds (or finds in the cache) criu from `tree` for `suite`, using the host's mirror.
 pub fn build(cache: &Cache, tree: &CriuTree, suite: &str) -> Result<CriuBuild, CriuBuildError> {
-    let sources = apt::host_sources_for_suite(suite)?;
-    let key = build_key(tree, suite, &sources);
-    if let Some(dir) = cache.lookup("criu-build", &key) {
-        return load(&dir);
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(CriuBuildError::NotRoot {
-            tree: tree.root.clone(),
-            suite: suite.to_string(),
-        });
-    }
-    let root = build_root(cache, suite, &sources)?;
-    let log = log_path(cache, &key);
-    if let Some(parent) = log.parent() {
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    let dir = cache.entry("criu-build", &key, |tmp| {
-        build_into(tmp, tree, suite, &root, &log)
+    let b = TreeBuild {
+        kind: "criu-build",
+        format: FORMAT,
+        tree,
+        suite,
+    };
+    let dir = b.entry(cache, |tmp, src, root, log| {
+        build_into(tmp, src, tree, suite, root, log)
     })?;
     load(&dir)
 }
 
 fn build_into(
     tmp: &Path,
+    src: &Path,
     tree: &CriuTree,
     suite: &str,
     root: &Path,
     log: &Path,
 ) -> Result<(), CriuBuildError> {
     let start = Instant::now();
-    let src = tmp.join("src");
-    crate::criu_tree::copy_source(tree, &src)?;
     let clean = match tree.revision {
         crate::criu_tree::Revision::Files { .. } => "clean",
         crate::criu_tree::Revision::Git { .. } => "as-is",
     };
     let ran = run_in_root(
         root,
-        &src,
+        src,
         CRIU_SCRIPT,
         &[jobs(), clean.to_string()],
         log,
@@ -381,18 +428,7 @@ fn build_into(
     if let Some(py) = &pycriu {
         copy_python(py, &tmp.join(PYCRIU))?;
     }
-    let packages_file = src.join(".crtest-packages");
-    let mut runtime_packages: Vec<String> = fs::read_to_string(&packages_file)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    runtime_packages.sort();
-    runtime_packages.dedup();
-    fs::copy(log, tmp.join("build.log")).map_err(io_err(log))?;
-    crate::cache::remove_all(&src)?;
+    let runtime_packages = read_list(&src.join(".crtest-packages"));
     let manifest = CriuBuild {
         format: FORMAT.into(),
         suite: suite.into(),

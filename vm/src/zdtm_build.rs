@@ -17,8 +17,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apt;
-use crate::cache::{key_of, Cache};
+use crate::cache::Cache;
 use crate::criu_build::{self, CriuBuildError};
 use crate::criu_tree::CriuTree;
 
@@ -228,17 +227,6 @@ fn error_of(log: &str, set: &str, name: &str) -> Option<String> {
         .map(|l| format!("{set}: {}", l.trim()))
 }
 
-/// The cache key of a zdtm build of `tree` for `suite`.
-fn build_key(tree: &CriuTree, suite: &str, sources: &str) -> String {
-    key_of(&[
-        FORMAT.as_bytes(),
-        suite.as_bytes(),
-        sources.as_bytes(),
-        criu_build::BUILD_PACKAGES.join(",").as_bytes(),
-        tree.revision.key().as_bytes(),
-    ])
-}
-
 /// Reads a build entry.
 pub fn load(dir: &Path) -> Result<ZdtmBuild, CriuBuildError> {
     let path = dir.join(criu_build::MANIFEST);
@@ -251,11 +239,6 @@ pub fn load(dir: &Path) -> Result<ZdtmBuild, CriuBuildError> {
 
 /// Builds (or finds in the cache) the zdtm tests of `tree` for `suite`.
 pub fn build(cache: &Cache, tree: &CriuTree, suite: &str) -> Result<ZdtmBuild, CriuBuildError> {
-    let sources = apt::host_sources_for_suite(suite)?;
-    let key = build_key(tree, suite, &sources);
-    if let Some(dir) = cache.lookup("zdtm-build", &key) {
-        return load(&dir);
-    }
     if !tree.root.join("test/zdtm/static/Makefile").is_file() {
         return Err(CriuBuildError::Tree(
             crate::criu_tree::TreeError::NotATree {
@@ -264,36 +247,30 @@ pub fn build(cache: &Cache, tree: &CriuTree, suite: &str) -> Result<ZdtmBuild, C
             },
         ));
     }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(CriuBuildError::NotRoot {
-            tree: tree.root.clone(),
-            suite: suite.to_string(),
-        });
-    }
-    let root = criu_build::build_root(cache, suite, &sources)?;
-    let log = criu_build::log_path(cache, &format!("zdtm-{key}"));
-    if let Some(parent) = log.parent() {
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    let dir = cache.entry("zdtm-build", &key, |tmp| {
-        build_into(tmp, tree, suite, &root, &log)
+    let b = criu_build::TreeBuild {
+        kind: "zdtm-build",
+        format: FORMAT,
+        tree,
+        suite,
+    };
+    let dir = b.entry(cache, |tmp, src, root, log| {
+        build_into(tmp, src, tree, suite, root, log)
     })?;
     load(&dir)
 }
 
 fn build_into(
     tmp: &Path,
+    src: &Path,
     tree: &CriuTree,
     suite: &str,
     root: &Path,
     log: &Path,
 ) -> Result<(), CriuBuildError> {
     let start = Instant::now();
-    let src = tmp.join("src");
-    crate::criu_tree::copy_source(tree, &src)?;
     let ran = criu_build::run_in_root(
         root,
-        &src,
+        src,
         ZDTM_SCRIPT,
         &[criu_build::jobs()],
         log,
@@ -349,15 +326,7 @@ fn build_into(
         }
     }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut runtime_packages: Vec<String> = fs::read_to_string(zdtm.join(".crtest-packages"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    runtime_packages.sort();
-    runtime_packages.dedup();
+    let runtime_packages = criu_build::read_list(&zdtm.join(".crtest-packages"));
     // The image: the built test/ folder (zdtm.py and its python beside the tests).
     let test_dir = src.join("test");
     let (used, entries) = crate::userland::tree_usage(&test_dir).map_err(io_err(&test_dir))?;
@@ -376,8 +345,6 @@ fn build_into(
             image: image.clone(),
             source,
         })?;
-    fs::copy(log, tmp.join("build.log")).map_err(io_err(log))?;
-    crate::cache::remove_all(&src)?;
     let manifest = ZdtmBuild {
         format: FORMAT.into(),
         suite: suite.into(),
