@@ -22,7 +22,7 @@ use crate::criu_build::{self, CriuBuildError};
 use crate::criu_tree::CriuTree;
 
 /// Bumped whenever the way zdtm is built changes.
-pub const FORMAT: &str = "zdtm-build-v3";
+pub const FORMAT: &str = "zdtm-build-v4";
 /// The image inside a build entry.
 pub const IMAGE: &str = "zdtm.ext4";
 /// Its filesystem label.
@@ -56,6 +56,8 @@ crtest-lists:
 EOF
   )
 done
+echo "crtest: zdtm.py's helpers"
+( cd .. && make umount2 zdtm_ct ) || echo "crtest: zdtm.py's helpers did not build"
 echo "crtest: the tests' runtime libraries"
 for d in static transition; do
   for f in $(cat ".crtest-$d.list"); do
