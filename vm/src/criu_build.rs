@@ -139,7 +139,7 @@ pub enum CriuBuildError {
     #[error("building criu from {} needs root (a chroot of the {suite} build root); run as root", tree.display())]
     NotRoot { tree: PathBuf, suite: String },
     /// The build root could not be made.
-    #[error("cannot make the {suite} build root for criu: {source}")]
+    #[error("cannot make the {suite} build root (for criu and zdtm builds): {source}")]
     BuildRoot {
         suite: String,
         #[source]
@@ -258,12 +258,26 @@ pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, 
         let sources_file = tmp.join("sources.sources");
         fs::write(&sources_file, sources).map_err(io_err(&sources_file))?;
         let rootfs = tmp.join("rootfs");
-        build_root_cmd(suite, &rootfs, &sources_file)
-            .run()
-            .map_err(|source| CriuBuildError::BuildRoot {
-                suite: suite.to_string(),
-                source,
-            })?;
+        let failed = |source| CriuBuildError::BuildRoot {
+            suite: suite.to_string(),
+            source,
+        };
+        if let Err(e) = build_root_cmd(suite, &rootfs, &sources_file).run() {
+            if !crate::userland::is_expired_release(&e) {
+                return Err(failed(e));
+            }
+            // As for the userland: a mirror whose Release file is past its Valid-Until
+            // (an unstable suite not refreshed) is used anyway, and said so.
+            eprintln!(
+                "warning: the mirror's Release file of `{suite}` is expired; the build root \
+                 is made with Acquire::Check-Valid-Until=false"
+            );
+            crate::cache::remove_all(&rootfs)?;
+            build_root_cmd(suite, &rootfs, &sources_file)
+                .arg("--aptopt=Acquire::Check-Valid-Until \"false\"")
+                .run()
+                .map_err(failed)?;
+        }
         let b = rootfs.join(BUILD_DIR);
         fs::create_dir_all(&b).map_err(io_err(&b))
     })?;

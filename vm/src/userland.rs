@@ -72,7 +72,7 @@ pub struct Manifest {
 }
 
 /// Whether mmdebstrap failed because the mirror's Release file is past its Valid-Until.
-fn is_expired_release(err: &CommandError) -> bool {
+pub fn is_expired_release(err: &CommandError) -> bool {
     let t = err.stderr_tail();
     t.contains("Release file for") && t.contains("is expired")
 }

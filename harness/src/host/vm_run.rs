@@ -102,6 +102,8 @@ pub enum PrepareError {
     CriuTree(#[from] crtest_vm::criu_tree::TreeError),
     #[error("--criu: {0}")]
     CriuBuild(Box<crtest_vm::criu_build::CriuBuildError>),
+    #[error("--zdtm: {0}")]
+    ZdtmBuild(Box<crtest_vm::criu_build::CriuBuildError>),
 }
 
 impl From<crtest_vm::criu_build::CriuBuildError> for PrepareError {
@@ -116,7 +118,7 @@ impl PrepareError {
         match self {
             PrepareError::Kernel(e) if e.is_bad_input() => 2,
             PrepareError::CriuTree(e) if e.is_bad_input() => 2,
-            PrepareError::CriuBuild(e) => e.exit_code(),
+            PrepareError::CriuBuild(e) | PrepareError::ZdtmBuild(e) => e.exit_code(),
             _ => 3,
         }
     }
@@ -211,7 +213,9 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     };
     let zdtm_tree = match &opts.zdtm {
         None => None,
-        Some(dir) => Some(crtest_vm::criu_tree::inspect(dir)?),
+        Some(dir) => Some(crtest_vm::criu_tree::inspect(dir).map_err(|e| {
+            PrepareError::ZdtmBuild(Box::new(crtest_vm::criu_build::CriuBuildError::Tree(e)))
+        })?),
     };
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)?;
     let cache = Cache::from_env()?;
@@ -266,9 +270,14 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         let criu = tree
             .as_ref()
             .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::criu_build::build(&cache, t, &suite)?))));
-        let zdtm = zdtm_tree
-            .as_ref()
-            .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::zdtm_build::build(&cache, t, &suite)?))));
+        let zdtm = zdtm_tree.as_ref().map(|t| {
+            s.spawn(|| {
+                timed(|| {
+                    crtest_vm::zdtm_build::build(&cache, t, &suite)
+                        .map_err(|e| PrepareError::ZdtmBuild(Box::new(e)))
+                })
+            })
+        });
         (
             joined(kernel),
             joined(userland),
