@@ -864,6 +864,7 @@ fn variant_image(
     let t = Instant::now();
     let cache = Cache::from_env()?;
     let mut packages: Vec<&str> = crate::model::variant::packages(Some(name));
+    packages.extend(crate::model::variant::suite_packages(name, suite));
     if name == "zdtm" {
         // The libraries zdtm's tests link against (libaio, ...), as their build found them.
         if let Some(z) = &cell.zdtm {

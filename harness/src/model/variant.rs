@@ -48,6 +48,16 @@ pub const VARIANTS: &[Variant] = &[
     },
 ];
 
+/// Packages a variant needs that only some suites name so: zdtm's hooks import pycriu, which
+/// bookworm's `criu` package carries and later suites split into `python3-pycriu`.
+pub fn suite_packages(variant: &str, suite: &str) -> Vec<&'static str> {
+    match (variant, suite) {
+        ("zdtm", "bookworm" | "bullseye") => vec![],
+        ("zdtm", _) => vec!["python3-pycriu"],
+        _ => vec![],
+    }
+}
+
 pub fn find(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|v| v.name == name)
 }
@@ -79,5 +89,8 @@ mod tests {
         assert!(vnc.contains(&"tigervnc-standalone-server"));
         assert_eq!(names(), ["vnc", "zdtm"]);
         assert!(find("gnome").is_none());
+        assert_eq!(suite_packages("zdtm", "trixie"), ["python3-pycriu"]);
+        assert!(suite_packages("zdtm", "bookworm").is_empty());
+        assert!(suite_packages("vnc", "sid").is_empty());
     }
 }
