@@ -11,8 +11,10 @@ use crate::report::progress::{Tally, TerminalReporter};
 use crate::results::run::{CellReport, ResultsError, RunDir};
 
 /// Deals scenarios into `n` shards, largest expected cost (time limit) first, each to the
-/// shard with the least cost so far; the scenarios of a userland variant are dealt as one.
-/// Deterministic: ties go to the lower shard.
+/// shard with the least cost so far; the scenarios of a userland variant are dealt as one
+/// (one image, one boot), unless they are more than one shard's share (zdtm's hundreds of
+/// tests): then one by one, each shard booting the variant once. Deterministic: ties go to
+/// the lower shard.
 pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
     let n = n.max(1);
     // Scenarios of one userland variant go to one shard together: one image, one boot.
@@ -29,6 +31,18 @@ pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
         }
     }
     let cost = |u: &Vec<&Scenario>| u.iter().map(|s| s.timeout_s).sum::<u64>();
+    let share = units.iter().map(cost).sum::<u64>() / n as u64;
+    let units: Vec<Vec<&Scenario>> = units
+        .into_iter()
+        .flat_map(|u| {
+            if u.len() > 1 && cost(&u) > share {
+                u.into_iter().map(|s| vec![s]).collect()
+            } else {
+                vec![u]
+            }
+        })
+        .collect();
+    let mut units = units;
     units.sort_by(|a, b| cost(b).cmp(&cost(a)).then(a[0].name.cmp(&b[0].name)));
     let mut shards: Vec<(u64, Vec<Scenario>)> = vec![(0, Vec::new()); n];
     for unit in units {
@@ -181,6 +195,17 @@ mod tests {
         assert_eq!(names(&shards[0]), ["v1", "v2"]);
         assert_eq!(names(&shards[1]), ["a", "b"]);
         assert_eq!(deal(&all[..1], 4).len(), 1, "no empty shards");
+        // A variant with more than a shard's share (zdtm's tests) is dealt one by one.
+        let many: Vec<Scenario> = (0..10)
+            .map(|i| {
+                let mut s = sc(&format!("z{i}"), 100);
+                s.userland_variant = Some("zdtm".into());
+                s
+            })
+            .chain([sc("plain", 100)])
+            .collect();
+        let shards = deal(&many, 2);
+        assert_eq!((shards[0].len(), shards[1].len()), (6, 5), "{shards:?}");
     }
 
     #[test]
