@@ -261,12 +261,34 @@ pub fn via_zdtm_py(mut sc: Scenario) -> Scenario {
     sc
 }
 
-/// Every built test as a scenario, sorted by name; run by zdtm.py when `zdtm_py`.
+/// A test of the Makefile's lists that did not build, as a scenario that is a skip naming
+/// the build's first error about it.
+fn not_built(build: &ZdtmBuild, name: &str) -> Scenario {
+    let t = BuiltTest {
+        name: name.to_string(),
+        command: vec![],
+        desc: None,
+        checkskip: false,
+        hook: false,
+    };
+    let mut sc = scenario(build, &t);
+    if let Target::Zdtm(z) = &mut sc.target {
+        z.unsupported = Some(match build.build_errors.get(name) {
+            Some(e) => format!("did not build for {}: {e}", build.suite),
+            None => format!("did not build for {}", build.suite),
+        });
+    }
+    sc
+}
+
+/// Every test as a scenario (those that did not build as skips), sorted by name; run by
+/// zdtm.py when `zdtm_py`.
 pub fn scenarios(build: &ZdtmBuild, zdtm_py: bool) -> Vec<Scenario> {
     let mut v: Vec<Scenario> = build
         .tests
         .iter()
         .map(|t| scenario(build, t))
+        .chain(build.not_built.iter().map(|n| not_built(build, n)))
         .map(|s| if zdtm_py { via_zdtm_py(s) } else { s })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -367,6 +389,25 @@ mod tests {
             .contains("no `NAME.pid` rule"));
         let h = scenario(&b, &test("static/x", Some("{'flavor': 'h ns'}")));
         assert_eq!(zdtm(&h).unsupported, None);
+    }
+
+    #[test]
+    fn a_test_that_did_not_build_is_a_skip_with_its_error() {
+        let mut b = build(vec![test("static/pipe00", None)]);
+        b.not_built = vec!["static/broken00".into()];
+        b.build_errors.insert(
+            "static/broken00".into(),
+            "static: broken00.c:2:9: error: x".into(),
+        );
+        let all = scenarios(&b, false);
+        assert_eq!(all.len(), 2);
+        let why = zdtm(&all[0]).unsupported.clone().unwrap_or_default();
+        assert_eq!(all[0].name, "zdtm/static/broken00");
+        assert!(
+            why.contains("did not build for bookworm: static: broken00.c:2:9"),
+            "{why}"
+        );
+        assert_eq!(zdtm(&all[1]).unsupported, None);
     }
 
     #[test]
