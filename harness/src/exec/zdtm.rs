@@ -75,29 +75,31 @@ impl Run<'_> {
         }
     }
 
-    /// After the launcher started: waits until it exits 0 and takes the pid of its pidfile.
-    pub(crate) fn zdtm_started(&mut self, z: &ZdtmTest) -> Result<(), StepError> {
+    /// Waits until the process followed exits, within zdtm's own time for the test; past it,
+    /// the test's failure (`what` it did not do; the scenario's time limit, a timeout, is the
+    /// harness's), with its `.out`'s error line.
+    fn zdtm_exit(&mut self, z: &ZdtmTest, step: StepKind, what: &str) -> Result<i32, StepError> {
         let limit = Instant::now() + Duration::from_secs(z.wait_s).min(self.step_budget());
-        let status = loop {
+        loop {
             if let Some(s) = self.exited() {
-                break s;
+                return Ok(s);
             }
             if Instant::now() >= limit {
-                // A test that does not start within zdtm's own time is the test's failure
-                // (the scenario's time limit, a timeout, is the harness's).
                 let out = self.keep_out(z);
-                let mut e = StepError::fail(
-                    StepKind::WaitReady,
-                    format!("the test did not daemonise within {} s", z.wait_s),
-                );
+                let mut e = StepError::fail(step, format!("the test {what}"));
                 e.failure.first_error_line = error_line(&out);
                 return Err(e);
             }
             std::thread::sleep(Duration::from_millis(5));
-        };
+        }
+    }
+
+    /// After the launcher started: waits until it exits 0 and takes the pid of its pidfile.
+    pub(crate) fn zdtm_started(&mut self, z: &ZdtmTest) -> Result<(), StepError> {
+        let within = format!("did not daemonise within {} s", z.wait_s);
+        let status = self.zdtm_exit(z, StepKind::WaitReady, &within)?;
         if status != 0 {
-            let out = std::fs::read_to_string(z.file("out")).unwrap_or_default();
-            self.keep_out(z);
+            let out = self.keep_out(z);
             let mut e = StepError::fail(
                 StepKind::WaitReady,
                 format!("the test's start (its Makefile rule) exited with status {status}"),
@@ -196,19 +198,8 @@ impl Run<'_> {
             return Err(self.workload_died(StepKind::Verify, gone));
         }
         let _ = kill(pid, Signal::SIGTERM);
-        let limit = Instant::now() + Duration::from_secs(z.wait_s).min(self.step_budget());
-        while self.exited().is_none() {
-            if Instant::now() >= limit {
-                let out = self.keep_out(z);
-                let mut e = StepError::fail(
-                    StepKind::Verify,
-                    format!("the test did not exit within {} s of SIGTERM", z.wait_s),
-                );
-                e.failure.first_error_line = error_line(&out);
-                return Err(e);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let within = format!("did not exit within {} s of SIGTERM", z.wait_s);
+        self.zdtm_exit(z, StepKind::Verify, &within)?;
         let out = self.keep_out(z);
         if passed(&out) {
             self.detail = last_line(&out);

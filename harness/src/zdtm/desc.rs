@@ -3,8 +3,6 @@
 //! tuples, strings (single or double quotes, escapes, adjacent strings joined), integers,
 //! `True`/`False`/`None`, and `#` comments.
 
-use std::collections::BTreeMap;
-
 /// Largest `.desc` read (zdtm's are under 1 KiB).
 pub const MAX_LEN: usize = 64 * 1024;
 /// Deepest nesting accepted.
@@ -288,20 +286,6 @@ impl Parser<'_> {
             }
         }
         String::from_utf8(out).map_err(|_| self.err("a string is not UTF-8"))
-    }
-}
-
-/// The dict of a value, as a map of its string keys (for tests and reports).
-pub fn as_map(v: &Value) -> BTreeMap<String, Value> {
-    match v {
-        Value::Dict(items) => items
-            .iter()
-            .filter_map(|(k, v)| match k {
-                Value::Str(s) => Some((s.clone(), v.clone())),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
     }
 }
 
