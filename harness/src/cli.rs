@@ -128,9 +128,25 @@ pub struct CellFlags {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
+    /// A guest of its own for every scenario, each resumed from the saved ready state (or
+    /// booted, with --boot-each).
+    #[arg(long)]
+    pub pristine: bool,
+    /// Boot every guest; do not save the ready guest nor resume from a saved state.
+    #[arg(long)]
+    pub boot_each: bool,
 }
 
 impl CellFlags {
+    /// How the cell's guests start, as these flags say.
+    pub fn guests(&self, cell: vm_run::Cell) -> vm_run::Cell {
+        vm_run::Cell {
+            pristine: self.pristine,
+            saved_vms: (!self.boot_each).then(Default::default),
+            ..cell
+        }
+    }
+
     /// The cell options; an error (bad usage) names the option that is wrong.
     pub fn options(&self) -> Result<CellOptions, String> {
         let choice = self.cell.choice()?;
@@ -313,7 +329,7 @@ fn run(args: &RunArgs) -> i32 {
         ) {
             Ok(c) => Some(vm_run::Cell {
                 keep_images: args.keep_images,
-                ..c
+                ..args.cell.guests(c)
             }),
             Err(e) => return fail(e.exit_code(), &e),
         }
@@ -389,7 +405,7 @@ fn doctor(args: &DoctorArgs) -> i32 {
             },
             &mut reporter,
         ) {
-            Ok(c) => c,
+            Ok(c) => args.cell.guests(c),
             Err(e) => return fail(e.exit_code(), &e),
         };
         let mut run = match RunDir::create(&args.results) {
@@ -460,7 +476,7 @@ fn repro(args: &ReproArgs) -> i32 {
     ) {
         Ok(c) => vm_run::Cell {
             keep_images: true,
-            ..c
+            ..args.cell.guests(c)
         },
         Err(e) => return fail(e.exit_code(), &e),
     };

@@ -161,7 +161,117 @@ const FAULTS: &[(&str, Fault)] = &[
     ("criu_from_tree", criu_from_tree),
     ("criu_tree_broken", criu_tree_broken),
     ("zdtm_fixture", zdtm_fixture),
+    ("saved_vm", saved_vm),
 ];
+
+/// Guests resumed from the saved ready state: with --pristine every scenario gets its own,
+/// each resumed (not booted), with the host's clock; a state QEMU cannot read makes the run
+/// boot instead, say why once, drop the state, and the next run saves a new one. The cell
+/// is sized apart (1536 MiB) so its state is this trial's own.
+fn saved_vm(cell: vm_run::Cell) -> Result<(), String> {
+    let cell = vm_run::Cell {
+        memory_mib: 1536,
+        pristine: true,
+        ..cell
+    };
+    let all = crtest::host::catalog::catalog(&[]).map_err(|e| e.to_string())?;
+    let two: Vec<Scenario> = all
+        .into_iter()
+        .filter(|s| s.name == "counterloop" || s.name == "fileio1")
+        .collect();
+    let root = crtest::host::guest_build::workspace_root().join("target/vm-saved-vm");
+    let once = |cell: &vm_run::Cell| -> Result<crtest::results::run::CellReport, String> {
+        let cell = vm_run::Cell {
+            saved_vms: Some(Default::default()),
+            ..cell.clone()
+        };
+        let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
+        let probes = [vec!["date".to_string(), "+%s".to_string()]];
+        vm_run::run_cell(
+            &cell,
+            &two,
+            &probes,
+            &mut run,
+            &mut TerminalReporter::new(false),
+        )
+        .map_err(|e| e.to_string())?;
+        let c = run.report.cells.remove(0);
+        for r in &c.scenarios {
+            if r.outcome != Outcome::Pass {
+                return Err(format!("{}: want pass: {}", r.name, report(r)));
+            }
+        }
+        Ok(c)
+    };
+    let c = once(&cell)?;
+    if c.qemu.boots != 2 || c.qemu.resumes != 2 || c.resume_ms.is_none() {
+        return Err(format!(
+            "want 2 guests, both resumed: {:?}, resume_ms {:?}, notes {:?}",
+            c.qemu, c.resume_ms, c.notes
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    let guest: i64 = c
+        .probes
+        .first()
+        .and_then(|p| p.output.trim().parse().ok())
+        .ok_or(format!("no guest time: {:?}", c.probes))?;
+    if (guest - now).abs() > 120 {
+        return Err(format!(
+            "the resumed guest's clock says {guest}, the host's {now}"
+        ));
+    }
+    // Corrupt the state (same size, so the cache still takes it): QEMU refuses it.
+    let states = crtest_vm::Cache::from_env()
+        .map_err(|e| e.to_string())?
+        .root()
+        .join(crtest::host::resume::KIND);
+    let state = std::fs::read_dir(&states)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path().join(crtest_vm::saved_vm::STATE_FILE))
+        .filter(|p| {
+            std::fs::read_to_string(p.with_file_name("slot")).is_ok_and(|s| s.contains("1536 MiB"))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .ok_or("no saved state of the 1536 MiB guest")?;
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&state)
+            .map_err(|e| e.to_string())?;
+        f.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| e.to_string())?;
+        f.write_all(b"XXXX").map_err(|e| e.to_string())?;
+    }
+    let c = once(&cell)?;
+    let said: Vec<&String> = c
+        .notes
+        .iter()
+        .filter(|n| n.contains("guests boot instead of resuming"))
+        .collect();
+    if said.len() != 1 || c.qemu.resumes != 0 || c.boot_ms.is_none() {
+        return Err(format!(
+            "want booted guests and one note why: {:?}, notes {:?}",
+            c.qemu, c.notes
+        ));
+    }
+    if state.exists() {
+        return Err(format!("{} was not dropped", state.display()));
+    }
+    let c = once(&cell)?;
+    if c.qemu.resumes != 2 || !c.notes.iter().any(|n| n.contains("saved the ready guest")) {
+        return Err(format!(
+            "want a new state saved and used: {:?}, notes {:?}",
+            c.qemu, c.notes
+        ));
+    }
+    Ok(())
+}
 
 /// `crtest run --zdtm TREE --tag zdtm` on the fixture tree's zdtm-shaped tests: built for the
 /// userland, started by their Makefile rule, judged by their `.out`; every `.desc` key and

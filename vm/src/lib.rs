@@ -10,6 +10,7 @@
 //! * [`criu_tree`], [`criu_build`]: a user's CRIU source tree, built for a suite and put
 //!   into its image in place of the package's criu; [`zdtm_build`]: its zdtm tests;
 //! * [`qemu`], [`console`]: QEMU's command line and process guard; following the console;
+//! * [`qmp`], [`saved_vm`]: QEMU's machine protocol; a guest saved when ready and resumed;
 //! * [`hostdeps`]: the host tools, installed when missing;
 //! * [`command`], [`control`]: running tools; Debian control-file syntax.
 
@@ -28,6 +29,8 @@ pub mod kconfig;
 pub mod kernel;
 pub mod modules;
 pub mod qemu;
+pub mod qmp;
+pub mod saved_vm;
 pub mod userland;
 pub mod vmlinux;
 pub mod zdtm_build;

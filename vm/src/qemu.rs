@@ -97,20 +97,40 @@ pub struct VmSpec {
     pub modules_tag: String,
     pub console_log: PathBuf,
     pub events_log: PathBuf,
+    /// A short private folder for QEMU's QMP and control sockets (a unix socket path
+    /// has at most 107 bytes, a run folder's path may be longer).
+    pub sockets_dir: PathBuf,
+    /// Start from this saved state instead of booting (see [`crate::saved_vm`]).
+    pub incoming: Option<PathBuf>,
+    /// A guest that is saved when ready, or resumed from such a one: the agent mounts its
+    /// disks read-only and waits on the control port before it goes on.
+    pub save_mode: bool,
     pub memory_mib: u32,
     pub cpus: u32,
     pub accel: Accel,
 }
 
+impl VmSpec {
+    /// QEMU's QMP socket.
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.sockets_dir.join("qmp.sock")
+    }
+    /// The guest's third serial port (`/dev/ttyS2`): the host's line to the agent.
+    pub fn control_socket(&self) -> PathBuf {
+        self.sockets_dir.join("control.sock")
+    }
+}
+
 /// The kernel command line: console on the first serial port, reboot (so QEMU exits, with
 /// `-no-reboot`) at once on panic.
 pub fn kernel_cmdline() -> String {
+    // Three serial ports: the console, the agent's events, the host's control line.
     [
         "console=ttyS0,115200",
         "panic=-1",
         "loglevel=7",
         "mitigations=off",
-        "8250.nr_uarts=2",
+        "8250.nr_uarts=3",
         "i8042.noaux",
         "i8042.nopnp",
         "noresume",
@@ -149,11 +169,21 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         // The agent waits for the second disk only when it is told there is one.
         cmdline.push_str(" crtest.data_disk=1");
     }
+    if spec.save_mode {
+        cmdline.push_str(" crtest.save=1");
+    }
     push(&["-append", &cmdline]);
     let console = format!("file,id=console,path={},append=on", p(&spec.console_log));
     let events = format!("file,id=events,path={}", p(&spec.events_log));
     push(&["-chardev", &console, "-serial", "chardev:console"]);
     push(&["-chardev", &events, "-serial", "chardev:events"]);
+    let control = format!(
+        "socket,id=control,path={},server=on,wait=off",
+        p(&spec.control_socket())
+    );
+    push(&["-chardev", &control, "-serial", "chardev:control"]);
+    let qmp = format!("unix:{},server=on,wait=off", p(&spec.qmp_socket()));
+    push(&["-qmp", &qmp]);
     let root = format!(
         "file={},format=raw,if=virtio,snapshot=on,cache=unsafe",
         p(&spec.rootfs)
@@ -177,6 +207,9 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         spec.results_tag
     );
     push(&["-virtfs", &modules, "-virtfs", &results]);
+    if let Some(state) = &spec.incoming {
+        push(&["-incoming", &crate::saved_vm::incoming_uri(state)]);
+    }
     // No network device: -nodefaults adds none and we add none.
     a
 }
@@ -283,6 +316,9 @@ mod tests {
             modules_tag: "crtest-modules".into(),
             console_log: "/r/console.log".into(),
             events_log: "/r/events.jsonl".into(),
+            sockets_dir: "/tmp/crtest-x".into(),
+            incoming: None,
+            save_mode: false,
             memory_mib: 2048,
             cpus: 2,
             accel,
@@ -319,6 +355,24 @@ mod tests {
         assert!(
             a.iter().any(|x| x.ends_with(" crtest.data_disk=1")),
             "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_resumed_guest_has_the_saved_argv_and_incoming() {
+        let mut s = spec(Accel::Tcg);
+        s.save_mode = true;
+        let saved = argv(&s);
+        assert!(
+            saved.iter().any(|x| x.ends_with(" crtest.save=1")),
+            "{saved:?}"
+        );
+        s.incoming = Some("/c/vmstate/k/state".into());
+        let resumed = argv(&s);
+        assert_eq!(&resumed[..saved.len()], &saved[..]);
+        assert_eq!(
+            &resumed[saved.len()..],
+            &["-incoming", "exec:cat '/c/vmstate/k/state'"]
         );
     }
 

@@ -101,8 +101,20 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         notes.push(format!("lo up: {e}"));
     }
     mark("network");
-    notes.extend(setup::lxc_host());
+    notes.extend(setup::lxc_network());
     mark("lxc");
+    if saved_by_host() {
+        // The host saves this guest now; what follows runs in each copy it resumes.
+        port.send(&Event::SaveReady {
+            uptime_ms: setup::uptime_ms(),
+            marks: marks.clone(),
+            notes: std::mem::take(&mut notes),
+        });
+        setup::wait_for_go().map_err(|e| e.to_string())?;
+        marks.push(("resumed".to_string(), setup::uptime_ms()));
+    }
+    notes.extend(setup::writable().map_err(|e| e.to_string())?);
+    marks.push(("shares".to_string(), setup::uptime_ms()));
     port.send(&Event::AgentReady {
         kernel_release: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
@@ -186,6 +198,14 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
     }
     port.send(&Event::Done);
     Ok(())
+}
+
+/// Whether the host boots this guest to save it (`crtest.save=1`).
+fn saved_by_host() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|w| w == "crtest.save=1")
 }
 
 /// The failure of every scenario when the criu built from a tree (`what`) does not start

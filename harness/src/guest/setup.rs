@@ -27,6 +27,8 @@ pub mod paths {
     pub const MODULES_TAG: &str = "crtest-modules";
     /// The agent's event port.
     pub const EVENTS_TTY: &str = "/dev/ttyS1";
+    /// The host's control line (read only by a guest that waits to be resumed).
+    pub const CONTROL_TTY: &str = "/dev/ttyS2";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,12 +126,13 @@ pub fn wait_for(path: &str, limit: Duration) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Mounts the root device, copies the workload binaries to a tmpfs in it, moves the early
-/// mounts over and makes it `/` (what `switch_root` does). The root is a real mount: criu
-/// cannot work on the initramfs rootfs.
+/// Mounts the root device read-only (a guest saved now must not have written its disk; see
+/// [`writable`]), copies the workload binaries to a tmpfs in it, moves the early mounts over
+/// and makes it `/` (what `switch_root` does). The root is a real mount: criu cannot work on
+/// the initramfs rootfs.
 pub fn switch_root() -> Result<(), SetupError> {
     let new = "/newroot";
-    mount_fs(paths::ROOT_DEVICE, new, "ext4", MsFlags::empty(), None)?;
+    mount_fs(paths::ROOT_DEVICE, new, "ext4", MsFlags::MS_RDONLY, None)?;
     mount_fs(
         "tmpfs",
         "/newroot/run",
@@ -177,7 +180,8 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// The mounts criu and the workloads need in the real root.
+/// The mounts criu and the workloads need in the real root, but for the 9p shares
+/// ([`shares`]): none of them writes the root.
 pub fn root_mounts() -> Result<(), SetupError> {
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mount_fs(
@@ -213,6 +217,33 @@ pub fn root_mounts() -> Result<(), SetupError> {
         nodev,
         None,
     )?;
+    std::fs::create_dir_all(paths::WORK).map_err(io("mkdir", Path::new(paths::WORK)))
+}
+
+/// What a guest does once it is its own (at once after a boot, after the resume of a saved
+/// one): the root and the data disk made writable, then what writes them, then the 9p shares
+/// (QEMU cannot save a guest that has one mounted). Notes for what failed but need not stop.
+pub fn writable() -> Result<Vec<String>, SetupError> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT,
+        None::<&str>,
+    )
+    .map_err(|errno| SetupError::Mount {
+        what: "(remount read-write) the root".into(),
+        target: "/".into(),
+        errno,
+    })?;
+    let mut notes: Vec<String> = zdtm_disk_writable().into_iter().collect();
+    notes.extend(lxc_conf());
+    shares()?;
+    Ok(notes)
+}
+
+/// The modules and results shares.
+fn shares() -> Result<(), SetupError> {
     let ninep = "trans=virtio,version=9p2000.L,msize=262144,cache=none";
     mount_fs(
         paths::MODULES_TAG,
@@ -227,21 +258,66 @@ pub fn root_mounts() -> Result<(), SetupError> {
         "9p",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(ninep),
-    )?;
-    std::fs::create_dir_all(paths::WORK).map_err(io("mkdir", Path::new(paths::WORK)))
+    )
 }
 
-/// The second disk, when the host gave one (zdtm's built `test/` folder): mounted at
-/// [`crate::model::scenario::ZDTM_ROOT`], `/zdtm` pointing at its `zdtm/` (paths some
-/// `.desc` files name), and the test folders writable for all, as zdtm.py makes them for
-/// tests that drop to its uid. A note when something of it failed.
-pub fn zdtm_disk() -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    if !cmdline
+/// A guest saved by the host goes on when a copy of it is resumed and told so on the
+/// control port: `go <seconds> <nanoseconds>`, the host's wall clock, which the guest takes
+/// (a resumed guest's clock says when it was saved). Lines that are not that are ignored.
+pub fn wait_for_go() -> Result<(), SetupError> {
+    use std::io::Read;
+    let path = Path::new(paths::CONTROL_TTY);
+    let mut port = std::fs::File::open(path).map_err(io("open", path))?;
+    if let Ok(mut t) = nix::sys::termios::tcgetattr(&port) {
+        nix::sys::termios::cfmakeraw(&mut t);
+        let _ = nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t);
+    }
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = port.read(&mut byte).map_err(io("read", path))?;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if byte[0] != b'\n' {
+            if line.len() < 128 {
+                line.push(byte[0]);
+            }
+            continue;
+        }
+        if let Some(time) = parse_go(&String::from_utf8_lossy(&line)) {
+            let _ = nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, time);
+            return Ok(());
+        }
+        line.clear();
+    }
+}
+
+/// The time of a `go` line.
+pub fn parse_go(line: &str) -> Option<nix::sys::time::TimeSpec> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "go" {
+        return None;
+    }
+    let secs: i64 = words.next()?.parse().ok()?;
+    let nanos: i64 = words.next()?.parse().ok()?;
+    (words.next().is_none() && (0..1_000_000_000).contains(&nanos))
+        .then(|| nix::sys::time::TimeSpec::new(secs, nanos))
+}
+
+fn has_data_disk() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
         .split_whitespace()
         .any(|w| w == "crtest.data_disk=1")
-    {
+}
+
+/// The second disk, when the host gave one (zdtm's built `test/` folder): mounted read-only
+/// at [`crate::model::scenario::ZDTM_ROOT`] ([`zdtm_disk_writable`] does the rest), with
+/// what zdtm's tests want of the kernel. A note when something of it failed.
+pub fn zdtm_disk() -> Option<String> {
+    if !has_data_disk() {
         return None;
     }
     if let Err(e) = wait_for(paths::DATA_DEVICE, std::time::Duration::from_secs(20)) {
@@ -254,10 +330,9 @@ pub fn zdtm_disk() -> Option<String> {
             paths::DATA_DEVICE,
             crate::model::scenario::ZDTM_ROOT,
             "ext4",
-            MsFlags::empty(),
+            MsFlags::MS_RDONLY,
             None,
         )?;
-        let _ = std::os::unix::fs::symlink(root.join("zdtm"), "/zdtm");
         // Huge pages for the tests that map them (maps09, memfd02-hugetlb, ...), as CRIU's
         // CI sets them before running zdtm.
         let _ = std::fs::write("/proc/sys/vm/nr_hugepages", "32");
@@ -265,6 +340,34 @@ pub fn zdtm_disk() -> Option<String> {
         if Path::new("/dev/rtc0").exists() && !Path::new("/dev/rtc").exists() {
             let _ = std::os::unix::fs::symlink("rtc0", "/dev/rtc");
         }
+        Ok(())
+    };
+    step().err().map(|e| format!("zdtm disk: {e}"))
+}
+
+/// The zdtm disk made writable, `/zdtm` pointing at its `zdtm/` (paths some `.desc` files
+/// name), and the test folders writable for all, as zdtm.py makes them for tests that drop
+/// to its uid.
+fn zdtm_disk_writable() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(crate::model::scenario::ZDTM_ROOT);
+    if !has_data_disk() || !root.join("zdtm").is_dir() {
+        return None;
+    }
+    let step = || -> Result<(), SetupError> {
+        mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .map_err(|errno| SetupError::Mount {
+            what: "(remount read-write) the zdtm disk".into(),
+            target: root.to_path_buf(),
+            errno,
+        })?;
+        let _ = std::os::unix::fs::symlink(root.join("zdtm"), "/zdtm");
         for set in ["static", "transition"] {
             let d = root.join("zdtm").join(set);
             if d.is_dir() {
@@ -317,11 +420,10 @@ pub fn loopback_up() -> Result<(), String> {
     }
 }
 
-/// What LXC needs of the guest, when the userland has it: the `lxcbr0` bridge Debian's
-/// lxc-net service would make (without its dnsmasq), and `/etc/lxc/default.conf` without
-/// AppArmor (see [`crate::exec::lxc_config::unconfined_default_conf`]). A note for each failure.
-pub fn lxc_host() -> Vec<String> {
-    use crate::exec::lxc_config::{self as conf, BRIDGE, BRIDGE_ADDRESS};
+/// What LXC needs of the guest's network, when the userland has LXC: the `lxcbr0` bridge
+/// Debian's lxc-net service would make (without its dnsmasq). A note for each failure.
+pub fn lxc_network() -> Vec<String> {
+    use crate::exec::lxc_config::{BRIDGE, BRIDGE_ADDRESS};
     if !Path::new("/usr/bin/lxc-start").exists() {
         return Vec::new();
     }
@@ -340,6 +442,17 @@ pub fn lxc_host() -> Vec<String> {
             Err(e) => notes.push(format!("lxc: {e}")),
         },
     }
+    notes
+}
+
+/// `/etc/lxc/default.conf` without AppArmor (see
+/// [`crate::exec::lxc_config::unconfined_default_conf`]), when the userland has LXC.
+fn lxc_conf() -> Vec<String> {
+    use crate::exec::lxc_config as conf;
+    if !Path::new("/usr/bin/lxc-start").exists() {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
     let path = Path::new(conf::DEFAULT_CONF);
     let text = std::fs::read_to_string(path).unwrap_or_default();
     if let Err(e) = std::fs::write(path, conf::unconfined_default_conf(&text)) {
@@ -354,4 +467,26 @@ pub fn uptime_ms() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0, |s| (s * 1000.0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_go_line_carries_the_host_time() {
+        let t = parse_go("go 1796187600 250000000").unwrap();
+        assert_eq!((t.tv_sec(), t.tv_nsec()), (1_796_187_600, 250_000_000));
+        for bad in [
+            "",
+            "go",
+            "go 1",
+            "go 1 2 3",
+            "go x 1",
+            "go 1 1000000000",
+            "stop 1 2",
+        ] {
+            assert!(parse_go(bad).is_none(), "{bad:?}");
+        }
+    }
 }

@@ -1,10 +1,12 @@
 //! `crtest bench`: where the time goes, over several repetitions (min / median / max).
 //!
-//! - QEMU start to agent ready (`boot_ms`), and the guest's own marks within it;
+//! - QEMU start to agent ready, booted (`boot_ms`, with the guest's own marks within it) and
+//!   resumed from the saved ready state (`resume_ms`), in the same run;
 //! - the harness's overhead per checkpoint/restore step: the step's time minus the time of
 //!   the criu command inside it;
 //! - checkpoint and restore time of a fixed large-memory workload;
-//! - the default scenarios with one boot for all, and with one boot per scenario;
+//! - the default scenarios in one guest for all, and in a guest each (`--pristine`), resumed
+//!   and booted;
 //! - peak memory of crtest itself and of its largest child (QEMU).
 
 use crate::host::vm_run::{self, Cell};
@@ -52,14 +54,20 @@ pub struct BenchReport {
     pub cell: String,
     pub reps: u32,
     pub boot_ms: Option<Stats>,
+    /// QEMU start to agent ready, resumed from the saved ready state.
+    pub resume_ms: Option<Stats>,
     /// Guest uptime at each boot mark, median over the boots.
     pub boot_marks: Vec<(String, u64)>,
     pub overhead_ms: Option<Stats>,
     pub big_scenario: Option<String>,
     pub big_checkpoint_ms: Option<Stats>,
     pub big_restore_ms: Option<Stats>,
+    /// The scenarios in one guest (resumed).
     pub one_boot_for_all_ms: Option<Stats>,
+    /// The scenarios in a guest each, every guest booted.
     pub one_boot_per_scenario_ms: Option<Stats>,
+    /// The scenarios in a guest each, every guest resumed (`--pristine`).
+    pub one_resume_per_scenario_ms: Option<Stats>,
     pub scenarios: Vec<String>,
     pub failures: Vec<String>,
     pub peak_rss_crtest_kib: i64,
@@ -117,49 +125,64 @@ pub fn run(
         big_scenario: big.map(|b| b.name.clone()),
         ..BenchReport::default()
     };
+    let booted = Cell {
+        saved_vms: None,
+        pristine: false,
+        ..cell.clone()
+    };
+    let resumed = Cell {
+        saved_vms: Some(Default::default()),
+        pristine: false,
+        ..cell.clone()
+    };
     let mut boots = Vec::new();
+    let mut resumes = Vec::new();
     let mut marks: Vec<Vec<(String, u64)>> = Vec::new();
     let mut overhead = Vec::new();
-    let (mut all, mut per, mut big_c, mut big_r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut all, mut per, mut per_resumed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut big_c, mut big_r) = (Vec::new(), Vec::new());
     let note = |report: &mut BenchReport, results: &[ScenarioResult]| {
         for r in results.iter().filter(|r| r.outcome.is_bad()) {
             report.failures.push(format!("{}: {}", r.name, r.outcome));
         }
     };
+    let trivial = [vec!["true".to_string()]];
+    // The saved state is made (or found) once, outside the timings.
+    let (c, _) = run_once(&resumed, &[], &trivial, &dir.join("save"), reporter)?;
+    if c.resume_ms.is_none() {
+        report
+            .failures
+            .push(format!("no resumed guest: {}", c.notes.join("; ")));
+    }
     for _ in 0..reps {
-        // Boot only: the agent answers one trivial probe and powers off.
-        let (c, _) = run_once(
-            cell,
-            &[],
-            &[vec!["true".into()]],
-            &dir.join("boot"),
-            reporter,
-        )?;
+        // Start only: the agent answers one trivial probe and powers off.
+        let (c, _) = run_once(&booted, &[], &trivial, &dir.join("boot"), reporter)?;
         boots.extend(c.boot_ms);
         marks.push(c.boot_marks);
+        let (c, _) = run_once(&resumed, &[], &trivial, &dir.join("resume"), reporter)?;
+        resumes.extend(c.resume_ms);
 
-        let (c, wall) = run_once(cell, scenarios, &[], &dir.join("one-boot"), reporter)?;
+        let (c, wall) = run_once(&resumed, scenarios, &[], &dir.join("one-boot"), reporter)?;
         all.push(wall);
         overhead.extend(c.scenarios.iter().flat_map(overheads));
         note(&mut report, &c.scenarios);
 
-        let mut total = 0;
-        for sc in scenarios {
-            let (c, wall) = run_once(
-                cell,
-                std::slice::from_ref(sc),
-                &[],
-                &dir.join("per-scenario"),
-                reporter,
-            )?;
-            total += wall;
+        for (cell, into, folder) in [
+            (&booted, &mut per, "per-scenario"),
+            (&resumed, &mut per_resumed, "per-scenario-resumed"),
+        ] {
+            let pristine = Cell {
+                pristine: true,
+                ..cell.clone()
+            };
+            let (c, wall) = run_once(&pristine, scenarios, &[], &dir.join(folder), reporter)?;
+            into.push(wall);
             note(&mut report, &c.scenarios);
         }
-        per.push(total);
 
         if let Some(b) = big {
             let (c, _) = run_once(
-                cell,
+                &resumed,
                 std::slice::from_ref(b),
                 &[],
                 &dir.join("big"),
@@ -173,6 +196,7 @@ pub fn run(
         }
     }
     report.boot_ms = Stats::of(&boots);
+    report.resume_ms = Stats::of(&resumes);
     if let Some(first) = marks.first() {
         for (i, (name, _)) in first.iter().enumerate() {
             let v: Vec<u64> = marks.iter().filter_map(|m| m.get(i).map(|x| x.1)).collect();
@@ -184,6 +208,7 @@ pub fn run(
     report.overhead_ms = Stats::of(&overhead);
     report.one_boot_for_all_ms = Stats::of(&all);
     report.one_boot_per_scenario_ms = Stats::of(&per);
+    report.one_resume_per_scenario_ms = Stats::of(&per_resumed);
     report.big_checkpoint_ms = Stats::of(&big_c);
     report.big_restore_ms = Stats::of(&big_r);
     let usage = |who| nix::sys::resource::getrusage(who).map_or(0, |u| u.max_rss());
@@ -204,19 +229,25 @@ pub fn render(r: &BenchReport) -> String {
             let _ = writeln!(o, "{name:<44} {:>8} {:>8} {:>8}", s.min, s.median, s.max);
         }
     };
-    row("QEMU start to agent ready", &r.boot_ms);
+    row("QEMU start to agent ready, booted", &r.boot_ms);
+    row("QEMU start to agent ready, resumed", &r.resume_ms);
     row("harness overhead per checkpoint/restore", &r.overhead_ms);
     if let Some(b) = &r.big_scenario {
         row(&format!("{b}: checkpoint"), &r.big_checkpoint_ms);
         row(&format!("{b}: restore"), &r.big_restore_ms);
     }
+    let n = r.scenarios.len();
     row(
-        &format!("{} scenarios, one boot for all", r.scenarios.len()),
+        &format!("{n} scenarios, one guest for all"),
         &r.one_boot_for_all_ms,
     );
     row(
-        &format!("{} scenarios, one boot per scenario", r.scenarios.len()),
+        &format!("{n} scenarios, a booted guest each"),
         &r.one_boot_per_scenario_ms,
+    );
+    row(
+        &format!("{n} scenarios, a resumed guest each"),
+        &r.one_resume_per_scenario_ms,
     );
     if !r.boot_marks.is_empty() {
         let marks: Vec<String> = r

@@ -173,12 +173,21 @@ impl Reporter for CellReporter {
     fn on(&mut self, p: &Progress) {
         match p {
             Progress::Prepared { what, ms } => self.say(&format!("prepared {what} ({ms} ms)")),
-            Progress::AgentReady { ms, kernel, criu } => self.say(&format!(
-                "guest ready in {:.1} s: kernel {kernel}, criu {}",
+            Progress::AgentReady {
+                ms,
+                resumed,
+                kernel,
+                criu,
+            } => self.say(&format!(
+                "guest {} in {:.1} s: kernel {kernel}, criu {}",
+                if *resumed { "resumed" } else { "ready" },
                 *ms as f64 / 1000.0,
                 criu.as_deref().unwrap_or("missing")
             )),
-            Progress::Booting { boot, .. } => self.say(&format!("boot {boot}")),
+            Progress::Booting { boot, resume, .. } => self.say(&format!(
+                "{} {boot}",
+                if *resume { "resume" } else { "boot" }
+            )),
             Progress::ScenarioFinished { result } => {
                 self.say(&crate::report::text::scenario_line(result));
                 if self.verbose {

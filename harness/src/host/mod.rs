@@ -12,5 +12,6 @@ pub mod kernel_build;
 pub mod matrix;
 pub mod parallel;
 pub mod repeat;
+pub mod resume;
 pub mod shard;
 pub mod vm_run;

@@ -67,12 +67,20 @@ pub fn join(mut parts: Vec<(String, CellReport)>, catalog: &[Scenario]) -> Optio
         scenarios: Vec::new(),
         notes: Vec::new(),
         boot_ms: None,
+        resume_ms: None,
         boot_marks: Vec::new(),
         ..first
     };
     joined.qemu.boots = 0;
+    joined.qemu.resumes = 0;
     for (dir, part) in parts.iter_mut() {
         joined.qemu.boots += part.qemu.boots;
+        joined.qemu.resumes += part.qemu.resumes;
+        if part.resume_ms.is_some()
+            && (joined.resume_ms.is_none() || part.resume_ms < joined.resume_ms)
+        {
+            joined.resume_ms = part.resume_ms;
+        }
         let faster = joined.boot_ms.is_none() || part.boot_ms < joined.boot_ms;
         if faster && part.boot_ms.is_some() {
             joined.boot_ms = part.boot_ms;

@@ -33,6 +33,9 @@ pub const BOOT_MODULES: &[&str] = &[
 
 /// Time for a guest to boot to the agent's ready event.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A resumed guest that is not ready this long is taken as a resume that failed: the
+/// scenarios go to a booted guest.
+const RESUME_READY: Duration = Duration::from_secs(30);
 /// A KVM boot that prints nothing this long is taken as the silent KVM hang; TCG takes over.
 const KVM_SILENCE: Duration = Duration::from_secs(15);
 /// Extra time the host gives a scenario beyond its own limit before it kills the guest.
@@ -152,6 +155,10 @@ pub struct Cell {
     pub boot_timeout: Duration,
     /// Keep criu images of passing scenarios too.
     pub keep_images: bool,
+    /// A guest of its own for every scenario (`--pristine`).
+    pub pristine: bool,
+    /// Guests resumed from a saved ready state; `None` boots every guest (`--boot-each`).
+    pub saved_vms: Option<crate::host::resume::SavedVms>,
 }
 
 /// The criu of a cell: the package's, or one built from a tree.
@@ -393,6 +400,8 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         notes: notes.into_iter().chain(cell_notes).collect(),
         boot_timeout: BOOT_TIMEOUT,
         keep_images: false,
+        pristine: false,
+        saved_vms: Some(Default::default()),
     })
 }
 
@@ -679,6 +688,8 @@ enum BootEnd {
     Interrupted(i32),
     /// The guest is no longer a clean base (taint, oops): boot a new one for the rest.
     Restart(String),
+    /// A resumed guest did not come up: boot the rest.
+    ResumeFailed(String),
 }
 
 /// Runs `scenarios` on the cell, adding its report to `run` and saving after each scenario.
@@ -711,8 +722,10 @@ pub fn run_cell(
             version: cell.qemu_version.clone(),
             accel_note: cell.accel.why_not_kvm.clone(),
             boots: 0,
+            resumes: 0,
         },
         boot_ms: None,
+        resume_ms: None,
         prepare_ms: cell.prepare_ms,
         boot_marks: Vec::new(),
         notes: cell.notes.clone(),
@@ -743,6 +756,8 @@ pub fn run_cell(
     // Scenarios of a userland variant run after the others, one boot of its image for all.
     remaining.sort_by(|a, b| a.userland_variant.cmp(&b.userland_variant));
     let mut images: Vec<(String, PathBuf)> = Vec::new();
+    // Set once saving or resuming failed: the rest of the cell boots.
+    let mut resume_note: Option<String> = None;
     while !remaining.is_empty() || !probes.is_empty() {
         let variant = remaining.first().and_then(|s| s.userland_variant.clone());
         let rootfs = match &variant {
@@ -774,10 +789,32 @@ pub fn run_cell(
         };
         let mut boot = Boot::new(cell, accel, &run.dir);
         boot.rootfs = rootfs;
-        // A scenario that needs a fresh kernel gets a boot of its own; the others of the same
-        // userland share one.
+        if let Some(saved) = cell.saved_vms.as_ref().filter(|_| resume_note.is_none()) {
+            match boot.saved_state(saved, &run.dir) {
+                Ok(state) => {
+                    if let Some(s) = state.saved {
+                        let note = format!(
+                            "saved the ready guest ({} MiB in {:.1} s): later guests resume from it",
+                            s.bytes >> 20,
+                            s.ms as f64 / 1000.0
+                        );
+                        reporter.on(&Progress::GuestNote { note: note.clone() });
+                        run.report.cells[index].notes.push(note);
+                    }
+                    boot.incoming = Some(state.path);
+                }
+                Err(why) => {
+                    let note = format!("guests boot instead of resuming a saved one: {why}");
+                    reporter.on(&Progress::GuestNote { note: note.clone() });
+                    run.report.cells[index].notes.push(note.clone());
+                    resume_note = Some(note);
+                }
+            }
+        }
+        // A scenario that needs a fresh kernel gets a guest of its own (every scenario does
+        // with --pristine); the others of the same userland share one.
         let batch: Vec<Scenario> = match remaining.first() {
-            Some(first) if first.fresh_kernel => vec![first.clone()],
+            Some(first) if first.fresh_kernel || cell.pristine => vec![first.clone()],
             _ => remaining
                 .iter()
                 .take_while(|s| !s.fresh_kernel && s.userland_variant == variant)
@@ -829,6 +866,15 @@ pub fn run_cell(
             )?;
         }
         match outcome {
+            BootEnd::ResumeFailed(why) if resume_note.is_none() => {
+                if let Some(state) = &boot.incoming {
+                    crate::host::resume::forget(state);
+                }
+                let note = format!("guests boot instead of resuming a saved one: {why}");
+                reporter.on(&Progress::GuestNote { note: note.clone() });
+                run.report.cells[index].notes.push(note.clone());
+                resume_note = Some(note);
+            }
             BootEnd::Interrupted(_) => break,
             BootEnd::Done if remaining.is_empty() => break,
             BootEnd::KvmSilent if accel == Accel::Kvm => {
@@ -891,6 +937,8 @@ struct Boot<'a> {
     console_path: PathBuf,
     /// The root image: the cell's userland or one of its variants.
     rootfs: PathBuf,
+    /// Resume from this saved state instead of booting.
+    incoming: Option<PathBuf>,
 }
 
 impl<'a> Boot<'a> {
@@ -900,10 +948,31 @@ impl<'a> Boot<'a> {
             accel,
             console_path: run_dir.join("console.log"),
             rootfs: cell.userland.image.clone(),
+            incoming: None,
         }
     }
 
-    fn spec(&self, share: &Path, events: &Path) -> VmSpec {
+    /// The saved ready state of this boot's guest (found, or saved now).
+    fn saved_state(
+        &self,
+        saved: &crate::host::resume::SavedVms,
+        run_dir: &Path,
+    ) -> Result<crate::host::resume::State, String> {
+        let sockets = crate::host::resume::sockets_dir()
+            .map_err(|e| format!("cannot make a folder for QEMU's sockets: {e}"))?;
+        let spec = VmSpec {
+            save_mode: true,
+            ..self.spec(
+                &run_dir.join(GUEST_DIR),
+                &run_dir.join("events-save.jsonl"),
+                sockets.path(),
+            )
+        };
+        let version = self.cell.qemu_version.as_deref().unwrap_or("unknown");
+        saved.get(&spec, version, run_dir, self.cell.boot_timeout)
+    }
+
+    fn spec(&self, share: &Path, events: &Path, sockets: &Path) -> VmSpec {
         VmSpec {
             kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
@@ -915,6 +984,9 @@ impl<'a> Boot<'a> {
             modules_tag: paths::MODULES_TAG.into(),
             console_log: self.console_path.clone(),
             events_log: events.to_path_buf(),
+            sockets_dir: sockets.to_path_buf(),
+            save_mode: self.incoming.is_some(),
+            incoming: self.incoming.clone(),
             memory_mib: self.cell.memory_mib,
             cpus: self.cell.cpus,
             accel: self.accel,
@@ -932,12 +1004,32 @@ impl<'a> Boot<'a> {
     ) -> Result<BootEnd, ResultsError> {
         // Each boot's events go to their own file; QEMU truncates on open.
         let events_path = run.dir.join(format!("events-{boot_no}.jsonl"));
-        let spec = self.spec(&run.dir.join(GUEST_DIR), &events_path);
+        // Never an earlier guest's events (QEMU empties the file only once it has started).
+        let _ = std::fs::remove_file(&events_path);
+        let sockets = match crate::host::resume::sockets_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                let message = format!("cannot make a folder for QEMU's sockets: {e}");
+                self.fail_all(
+                    remaining,
+                    run,
+                    index,
+                    Outcome::Error,
+                    "boot",
+                    &message,
+                    &[],
+                    reporter,
+                )?;
+                return Ok(BootEnd::Exited(message));
+            }
+        };
+        let spec = self.spec(&run.dir.join(GUEST_DIR), &events_path, sockets.path());
         let argv = qemu::argv(&spec);
         let command = crtest_vm::command::command_line("qemu-system-x86_64", &argv);
         let _ = std::fs::write(run.dir.join("qemu.cmdline"), format!("{command}\n"));
         reporter.on(&Progress::Booting {
             boot: boot_no,
+            resume: self.incoming.is_some(),
             command: command.clone(),
         });
         let mut console = ConsoleWatch::new(&self.console_path);
@@ -959,6 +1051,24 @@ impl<'a> Boot<'a> {
                 return Ok(BootEnd::Exited(e.to_string()));
             }
         };
+        // Held open while the guest runs (see `send_on`).
+        let mut _control = None;
+        if self.incoming.is_some() {
+            match crate::host::resume::send_on(&spec) {
+                Ok(c) => _control = Some(c),
+                Err(why) => {
+                    qemu.kill();
+                    let log = std::fs::read_to_string(&qemu_log).unwrap_or_default();
+                    let said = crtest_vm::command::tail_lines(&log, 3).join(" / ");
+                    return Ok(BootEnd::ResumeFailed(if said.is_empty() {
+                        why
+                    } else {
+                        format!("{why} (QEMU: {said})")
+                    }));
+                }
+            }
+            run.report.cells[index].qemu.resumes += 1;
+        }
         let mut events = crate::host::guest_share::EventReader::default();
         let mut ready = false;
         let mut current: Option<(String, Instant)> = None;
@@ -976,7 +1086,9 @@ impl<'a> Boot<'a> {
                         ready = true;
                         let ms = started.elapsed().as_millis() as u64;
                         let cell = &mut run.report.cells[index];
-                        if cell.boot_ms.is_none() {
+                        if self.incoming.is_some() {
+                            cell.resume_ms.get_or_insert(ms);
+                        } else if cell.boot_ms.is_none() {
                             cell.boot_ms = Some(ms);
                             cell.boot_marks = marks;
                             cell.boot_marks.push(("ready".into(), uptime_ms));
@@ -990,6 +1102,7 @@ impl<'a> Boot<'a> {
                         }
                         reporter.on(&Progress::AgentReady {
                             ms,
+                            resumed: self.incoming.is_some(),
                             kernel: kernel_release,
                             criu: criu_version,
                         });
@@ -1004,6 +1117,10 @@ impl<'a> Boot<'a> {
                         reporter.on(&Progress::ScenarioStarted { name });
                     }
                     Event::StepStarted { .. } => {}
+                    Event::SaveReady { .. } => {
+                        // Only the host's own save boot is saved; from any other guest this
+                        // is noise.
+                    }
                     Event::ProbeResult {
                         command,
                         status,
@@ -1077,6 +1194,12 @@ impl<'a> Boot<'a> {
                     format!("QEMU exited ({status}) before the agent was done: {said}")
                 });
             }
+            if !ready && self.incoming.is_some() && started.elapsed() > RESUME_READY {
+                break BootEnd::ResumeFailed(format!(
+                    "the resumed guest was not ready within {} s",
+                    RESUME_READY.as_secs()
+                ));
+            }
             if !ready {
                 if self.accel == Accel::Kvm && console.bytes == 0 && started.elapsed() > KVM_SILENCE
                 {
@@ -1095,11 +1218,8 @@ impl<'a> Boot<'a> {
                 break BootEnd::Interrupted(sig);
             }
         };
-        // Give the guest a moment to power off by itself, then make sure QEMU is gone.
-        if matches!(end, BootEnd::Done) {
-            let grace = Instant::now() + Duration::from_secs(10);
-            let _ = crtest_vm::command::wait_until(grace, || Ok(qemu.try_wait().is_some()));
-        }
+        // Done means every result is on the host (the share has no cache, the disks are
+        // throw-away overlays): QEMU goes at once, not after the guest's power-off.
         qemu.kill();
         console.poll(&self.console_path);
         self.judge_loss(
@@ -1174,7 +1294,7 @@ impl<'a> Boot<'a> {
     ) -> Result<(), ResultsError> {
         let (outcome, message) = match end {
             BootEnd::Done => return Ok(()),
-            BootEnd::KvmSilent => return Ok(()),
+            BootEnd::KvmSilent | BootEnd::ResumeFailed(_) => return Ok(()),
             BootEnd::Restart(reason) => {
                 run.report.cells[index]
                     .notes

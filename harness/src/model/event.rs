@@ -20,6 +20,13 @@ pub enum Event {
         /// Setup problems that did not stop the agent (a module that would not load, ...).
         notes: Vec<String>,
     },
+    /// Set up with its disks read-only and no share mounted: the host may save the guest
+    /// now. The agent then waits on its control port for the word to go on (a resumed copy).
+    SaveReady {
+        uptime_ms: u64,
+        marks: Vec<(String, u64)>,
+        notes: Vec<String>,
+    },
     ScenarioStarted {
         name: String,
     },

@@ -21,10 +21,14 @@ pub enum Progress {
     },
     Booting {
         boot: u32,
+        /// From the saved ready state, not a boot.
+        resume: bool,
         command: String,
     },
     AgentReady {
         ms: u64,
+        /// From a saved state, not a boot.
+        resumed: bool,
         kernel: String,
         criu: Option<String>,
     },
@@ -156,14 +160,27 @@ impl Reporter for TerminalReporter {
                     self.say(&format!("note: using TCG: {note}"))
                 }
             }
-            Progress::Booting { boot, command } => {
-                self.say(&format!("boot {boot}: starting QEMU"));
+            Progress::Booting {
+                boot,
+                resume,
+                command,
+            } => {
+                self.say(&format!(
+                    "guest {boot}: starting QEMU{}",
+                    if *resume { " from the saved state" } else { "" }
+                ));
                 if self.verbose {
                     eprintln!("  + {command}");
                 }
             }
-            Progress::AgentReady { ms, kernel, criu } => self.say(&format!(
-                "guest ready in {:.1} s: kernel {kernel}, criu {}",
+            Progress::AgentReady {
+                ms,
+                resumed,
+                kernel,
+                criu,
+            } => self.say(&format!(
+                "guest {} in {:.1} s: kernel {kernel}, criu {}",
+                if *resumed { "resumed" } else { "ready" },
                 *ms as f64 / 1000.0,
                 criu.as_deref().unwrap_or("missing")
             )),

@@ -109,7 +109,7 @@ pub fn cell_summary(cell: &CellReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "cell {}: kernel {} ({}), userland {} (criu {}{}), {}{}",
+        "cell {}: kernel {} ({}), userland {} (criu {}{}), {}{}{}",
         cell.id,
         cell.kernel.release,
         cell.kernel.source,
@@ -123,6 +123,14 @@ pub fn cell_summary(cell: &CellReport) -> String {
         cell.qemu.accel,
         cell.boot_ms
             .map(|ms| format!(", boot {:.1} s", ms as f64 / 1000.0))
+            .unwrap_or_default(),
+        cell.resume_ms
+            .map(|ms| format!(
+                ", resume {:.1} s ({} of {} guests)",
+                ms as f64 / 1000.0,
+                cell.qemu.resumes,
+                cell.qemu.boots
+            ))
             .unwrap_or_default()
     );
     for s in &cell.scenarios {

@@ -81,6 +81,7 @@ fn cell(
             version: Some("QEMU emulator version 7.2.15".into()),
             accel_note: None,
             boots: 1,
+            resumes: 0,
         },
         boot_ms: Some(4200),
         prepare_ms: 300,

@@ -167,6 +167,10 @@ pub struct CellReport {
     pub qemu: QemuInfo,
     /// From QEMU start to the agent's ready event, first boot (ms).
     pub boot_ms: Option<u64>,
+    /// From QEMU start to the agent's ready event, first guest resumed from the saved ready
+    /// state (ms); `None` when every guest booted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_ms: Option<u64>,
     /// Time spent preparing images (fetch, build, cache lookups), ms.
     pub prepare_ms: u64,
     /// Guest uptime (ms) when the kernel started the agent and at the end of each of its
@@ -235,8 +239,12 @@ pub struct QemuInfo {
     pub version: Option<String>,
     /// Why not KVM, when TCG.
     pub accel_note: Option<String>,
-    /// Number of guest boots (more than one when a guest died and the run went on).
+    /// Number of guests started (more than one when a guest died and the run went on, or
+    /// with --pristine), booted or resumed.
     pub boots: u32,
+    /// How many of them were resumed from the saved ready state.
+    #[serde(default)]
+    pub resumes: u32,
 }
 
 /// Checks that run directories can be made under `root` (creating it when missing).
