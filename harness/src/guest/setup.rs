@@ -313,9 +313,10 @@ fn has_data_disk() -> bool {
         .any(|w| w == "crtest.data_disk=1")
 }
 
-/// The second disk, when the host gave one (zdtm's built `test/` folder): mounted read-only
-/// at [`crate::model::scenario::ZDTM_ROOT`] ([`zdtm_disk_writable`] does the rest), with
-/// what zdtm's tests want of the kernel. A note when something of it failed.
+/// The second disk, when the host gave one (zdtm's built `test/` folder): what zdtm's tests
+/// want of the kernel. The disk itself is mounted by [`zdtm_disk_writable`], after a resume
+/// (its mount point is made in the root, which is read-only until then). A note when
+/// something of it failed.
 pub fn zdtm_disk() -> Option<String> {
     if !has_data_disk() {
         return None;
@@ -323,50 +324,33 @@ pub fn zdtm_disk() -> Option<String> {
     if let Err(e) = wait_for(paths::DATA_DEVICE, std::time::Duration::from_secs(20)) {
         return Some(format!("zdtm disk: {e}"));
     }
+    // Huge pages for the tests that map them (maps09, memfd02-hugetlb, ...), as CRIU's CI
+    // sets them before running zdtm.
+    let _ = std::fs::write("/proc/sys/vm/nr_hugepages", "32");
+    // `/dev/rtc`, as udev links it (zdtm's rtc test opens it).
+    if Path::new("/dev/rtc0").exists() && !Path::new("/dev/rtc").exists() {
+        let _ = std::os::unix::fs::symlink("rtc0", "/dev/rtc");
+    }
+    None
+}
+
+/// The zdtm disk mounted at [`crate::model::scenario::ZDTM_ROOT`], `/zdtm` pointing at its
+/// `zdtm/` (paths some `.desc` files name), and the test folders writable for all, as
+/// zdtm.py makes them for tests that drop to its uid.
+fn zdtm_disk_writable() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !has_data_disk() || !Path::new(paths::DATA_DEVICE).exists() {
+        return None;
+    }
     let root = Path::new(crate::model::scenario::ZDTM_ROOT);
     let step = || -> Result<(), SetupError> {
-        std::fs::create_dir_all(root).map_err(io("mkdir", root))?;
         mount_fs(
             paths::DATA_DEVICE,
             crate::model::scenario::ZDTM_ROOT,
             "ext4",
-            MsFlags::MS_RDONLY,
+            MsFlags::empty(),
             None,
         )?;
-        // Huge pages for the tests that map them (maps09, memfd02-hugetlb, ...), as CRIU's
-        // CI sets them before running zdtm.
-        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", "32");
-        // `/dev/rtc`, as udev links it (zdtm's rtc test opens it).
-        if Path::new("/dev/rtc0").exists() && !Path::new("/dev/rtc").exists() {
-            let _ = std::os::unix::fs::symlink("rtc0", "/dev/rtc");
-        }
-        Ok(())
-    };
-    step().err().map(|e| format!("zdtm disk: {e}"))
-}
-
-/// The zdtm disk made writable, `/zdtm` pointing at its `zdtm/` (paths some `.desc` files
-/// name), and the test folders writable for all, as zdtm.py makes them for tests that drop
-/// to its uid.
-fn zdtm_disk_writable() -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let root = Path::new(crate::model::scenario::ZDTM_ROOT);
-    if !has_data_disk() || !root.join("zdtm").is_dir() {
-        return None;
-    }
-    let step = || -> Result<(), SetupError> {
-        mount(
-            None::<&str>,
-            root,
-            None::<&str>,
-            MsFlags::MS_REMOUNT,
-            None::<&str>,
-        )
-        .map_err(|errno| SetupError::Mount {
-            what: "(remount read-write) the zdtm disk".into(),
-            target: root.to_path_buf(),
-            errno,
-        })?;
         let _ = std::os::unix::fs::symlink(root.join("zdtm"), "/zdtm");
         for set in ["static", "transition"] {
             let d = root.join("zdtm").join(set);
