@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Bumped when what a saved guest holds changes (the agent's save protocol).
-pub const FORMAT: &str = "vmstate-v1";
+pub const FORMAT: &str = "vmstate-v2";
 /// The state file's name in its cache entry.
 pub const STATE_FILE: &str = "state";
 
@@ -55,6 +55,25 @@ pub fn incoming_uri(state: &Path) -> String {
     format!("exec:cat {}", shell_word(state))
 }
 
+/// The `exec:` URI that writes a saved state: to `<state>.part`, renamed to `state` once
+/// `cat` has all of it.
+pub fn save_uri(state: &Path) -> String {
+    let part = state.with_extension("part");
+    format!(
+        "exec:cat > {part} && mv -f {part} {state}",
+        part = shell_word(&part),
+        state = shell_word(state)
+    )
+}
+
+/// The `status` of a `query-migrate` or `query-status` answer.
+fn status_of(info: &serde_json::Value) -> String {
+    info.get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("none")
+        .to_string()
+}
+
 /// How far the save got, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Saved {
@@ -71,17 +90,12 @@ pub fn save(qmp: &mut Qmp, state: &Path, limit: Duration) -> Result<Saved, SaveE
         Some(json!({"max-bandwidth": 64u64 << 30, "downtime-limit": 60_000})),
     )?;
     qmp.execute("stop", None)?;
-    qmp.execute(
-        "migrate",
-        Some(json!({ "uri": format!("exec:cat > {}", shell_word(state)) })),
-    )?;
+    // `cat` writes a part file and renames it when it has all of it: QEMU's `completed`
+    // only says the stream is in the pipe.
+    qmp.execute("migrate", Some(json!({ "uri": save_uri(state) })))?;
     loop {
         let info = qmp.execute("query-migrate", None)?;
-        let status = info
-            .get("status")
-            .and_then(|s| s.as_str())
-            .unwrap_or("none")
-            .to_string();
+        let status = status_of(&info);
         match status.as_str() {
             "completed" => break,
             "failed" | "cancelled" => {
@@ -133,11 +147,7 @@ fn wait_for_file(state: &Path, deadline: Instant) -> Result<u64, SaveError> {
 pub fn wait_running(qmp: &mut Qmp, deadline: Instant) -> Result<(), SaveError> {
     loop {
         let info = qmp.execute("query-status", None)?;
-        let status = info
-            .get("status")
-            .and_then(|s| s.as_str())
-            .unwrap_or("none")
-            .to_string();
+        let status = status_of(&info);
         match status.as_str() {
             "running" => return Ok(()),
             "paused" | "postmigrate" | "prelaunch" => {
@@ -255,6 +265,14 @@ mod tests {
         // A rebuilt initramfs (other size) is another state.
         std::fs::write(&a.initrd, "a larger initramfs").unwrap();
         assert_ne!(state_key(&a, "QEMU 7.2.22"), key, "initramfs changed");
+    }
+
+    #[test]
+    fn a_state_appears_only_when_cat_has_all_of_it() {
+        assert_eq!(
+            save_uri(Path::new("/c/k/state")),
+            "exec:cat > '/c/k/state.part' && mv -f '/c/k/state.part' '/c/k/state'"
+        );
     }
 
     #[test]
