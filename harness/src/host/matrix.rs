@@ -173,17 +173,7 @@ impl Reporter for CellReporter {
     fn on(&mut self, p: &Progress) {
         match p {
             Progress::Prepared { what, ms } => self.say(&format!("prepared {what} ({ms} ms)")),
-            Progress::AgentReady {
-                ms,
-                resumed,
-                kernel,
-                criu,
-            } => self.say(&format!(
-                "guest {} in {:.1} s: kernel {kernel}, criu {}",
-                if *resumed { "resumed" } else { "ready" },
-                *ms as f64 / 1000.0,
-                criu.as_deref().unwrap_or("missing")
-            )),
+            p @ Progress::AgentReady { .. } => self.say(&p.ready_line()),
             Progress::Booting { boot, resume, .. } => self.say(&format!(
                 "{} {boot}",
                 if *resume { "resume" } else { "boot" }

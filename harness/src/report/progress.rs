@@ -117,6 +117,27 @@ pub struct TerminalReporter {
     tally: Option<Arc<Tally>>,
 }
 
+impl Progress {
+    /// `guest ready in 5.2 s: kernel ..., criu ...` (or `resumed`) of an `AgentReady`.
+    pub fn ready_line(&self) -> String {
+        let Progress::AgentReady {
+            ms,
+            resumed,
+            kernel,
+            criu,
+        } = self
+        else {
+            return String::new();
+        };
+        format!(
+            "guest {} in {:.1} s: kernel {kernel}, criu {}",
+            if *resumed { "resumed" } else { "ready" },
+            *ms as f64 / 1000.0,
+            criu.as_deref().unwrap_or("missing")
+        )
+    }
+}
+
 impl TerminalReporter {
     pub fn new(verbose: bool) -> TerminalReporter {
         TerminalReporter {
@@ -173,17 +194,7 @@ impl Reporter for TerminalReporter {
                     eprintln!("  + {command}");
                 }
             }
-            Progress::AgentReady {
-                ms,
-                resumed,
-                kernel,
-                criu,
-            } => self.say(&format!(
-                "guest {} in {:.1} s: kernel {kernel}, criu {}",
-                if *resumed { "resumed" } else { "ready" },
-                *ms as f64 / 1000.0,
-                criu.as_deref().unwrap_or("missing")
-            )),
+            p @ Progress::AgentReady { .. } => self.say(&p.ready_line()),
             Progress::GuestNote { note } => self.say(&format!("guest note: {note}")),
             Progress::ScenarioStarted { name } => self.say(&format!("{name}: started")),
             Progress::Step {
