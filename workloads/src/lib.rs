@@ -20,7 +20,7 @@
 //!   `mmapfile`, `memfd`.
 //! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`.
 //! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
-//!   `procattrs`, `seccomp`.
+//!   `procattrs`, `seccomp`, `fpu`.
 //! - signals ([`signals`]): `sigpending`, `sighandlers`, `itimers`, `posixtimers`,
 //!   `sleepers`.
 //! - ipc ([`ipc`]): `pipes`, `fifo`, `unixstream`, `unixdgram`, `unixseqpacket`, `sysvshm`,
@@ -45,6 +45,7 @@ pub const ALL: &[&str] = &[
     "fifo",
     "fileio1",
     "flocks",
+    "fpu",
     "futex",
     "inotify",
     "ipcns",

@@ -1,8 +1,9 @@
 //! Workloads about processes and their attributes: zombies, threads with their own state,
 //! sessions and process groups, per-process attributes (name, cwd, umask, rlimits, nice...)
-//! and a seccomp filter. Scenario tag `process` (with [`crate::ptree`] and
+//! a seccomp filter, and the CPU's vector and floating-point registers. Scenario tag `process` (with [`crate::ptree`] and
 //! [`crate::counter`]).
 
+pub mod fpu;
 pub mod procattrs;
 pub mod seccomp;
 pub mod sessions;

@@ -1,6 +1,7 @@
 //! The `process` workloads on the host: each passes when left alone, and the ones whose
 //! state can be reached from outside catch it changed (a helper killed, a thread renamed,
-//! limits and nice value changed with `prlimit`/`setpriority`).
+//! limits and nice value changed with `prlimit`/`setpriority`, a vector register changed
+//! with `ptrace`).
 
 mod common;
 
@@ -165,4 +166,62 @@ fn seccomp_passes() {
         detail.starts_with("the seccomp filter held in the workload and its helper"),
         "{detail}"
     );
+}
+
+#[test]
+fn fpu_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_fpu"), FAST);
+    assert!(
+        detail.contains("registers and MXCSR kept their values over"),
+        "{detail}"
+    );
+}
+
+/// Changes xmm3 of a stopped thread through `PTRACE_SETREGSET` (the FXSAVE area), the
+/// way a restore that lost the thread's FPU state would leave it.
+fn flip_xmm3(tid: i32) {
+    let pid = tid as libc::pid_t;
+    // SAFETY: plain ptrace requests on a thread of our child; the iovec points at `regs`.
+    unsafe {
+        assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0), 0, "seize");
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0),
+            0,
+            "interrupt"
+        );
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, libc::__WALL), pid);
+        let mut regs: libc::user_fpregs_struct = std::mem::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: (&mut regs as *mut libc::user_fpregs_struct).cast(),
+            iov_len: std::mem::size_of::<libc::user_fpregs_struct>(),
+        };
+        let nt_prfpreg = 2usize;
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_GETREGSET, pid, nt_prfpreg, &mut iov),
+            0,
+            "getregset"
+        );
+        let regs = &mut *iov.iov_base.cast::<libc::user_fpregs_struct>();
+        regs.xmm_space[3 * 4] ^= 0xffff_ffff;
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SETREGSET, pid, nt_prfpreg, &mut iov),
+            0,
+            "setregset"
+        );
+        assert_eq!(libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0), 0, "detach");
+    }
+}
+
+#[test]
+fn fpu_catches_a_changed_register() {
+    if !root_or_skip("fpu_catches_a_changed_register") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_fpu"), FAST);
+    let ready = w.wait_ready();
+    let tid = detail_number(&ready.detail, "holder") as i32;
+    flip_xmm3(tid);
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(code, &verdict, &w.log(), &["mm3: expected 0x"]);
 }

@@ -63,6 +63,10 @@ pub(crate) struct Run<'a> {
     pub(crate) screen_before: Option<crate::vnc::frame::Frame>,
     /// The screenshot taken after the restore, to see what typing changes.
     pub(crate) screen_restored: Option<crate::vnc::frame::Frame>,
+    /// What the tree showed before the current checkpoint (the visible-state comparison).
+    pub(crate) visible_before: Option<crate::exec::visible::Side>,
+    /// The comparison so far, over the iterations.
+    pub(crate) visible: Option<crate::model::visible::VisibleState>,
 }
 
 /// A failed step: the outcome it leads to and the failure report.

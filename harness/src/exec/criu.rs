@@ -166,12 +166,17 @@ impl Run<'_> {
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
         let args = dump_args(pid.as_raw(), &images, &log, &extra);
+        let own_leave_running = self.sc.dump_args.iter().any(|a| a == "--leave-running");
+        if !own_leave_running {
+            self.visible_before(pid, iteration);
+        }
         let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
         if self.sc.variant == Variant::LeaveRunning {
-            // The tree goes on: it must not have noticed the dump.
+            // The tree goes on: it must not have noticed the dump, nor show it.
+            self.visible_after(pid, iteration);
             return self.continuity(StepKind::Checkpoint);
         }
-        if self.sc.dump_args.iter().any(|a| a == "--leave-running") {
+        if own_leave_running {
             // Asked for by the scenario itself: the original goes on, and the restore that
             // follows meets it (the pid-collision reproducer).
             return Ok(());
@@ -235,6 +240,8 @@ impl Run<'_> {
                 return Err(e);
             }
         }
+        let root = self.pid.expect("restored");
+        self.visible_after(root, iteration);
         self.continuity(StepKind::Restore)
     }
 

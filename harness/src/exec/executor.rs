@@ -37,6 +37,8 @@ pub fn run_scenario(
         screens: None,
         screen_before: None,
         screen_restored: None,
+        visible_before: None,
+        visible: None,
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -112,6 +114,12 @@ pub fn run_scenario(
         }
     }
     steps.append(&mut run.substeps);
+    if failure.is_none() {
+        if let Some(f) = run.visible.as_ref().and_then(crate::exec::visible::failure) {
+            outcome = Outcome::Fail;
+            failure = Some(f);
+        }
+    }
     if let Some(f) = failure.as_mut() {
         crate::model::expectation::diagnose(f, &[]);
     }
@@ -131,6 +139,7 @@ pub fn run_scenario(
         screens: run.screens,
         tags: sc.tags.clone(),
         attempts: vec![],
+        visible_state: run.visible,
     }
 }
 

@@ -448,11 +448,13 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ),
     );
     ct(run).tree = members.into_iter().map(|(_, m)| m).collect();
+    run.visible_before(init, iteration);
     match run.sc.variant {
         Variant::Plain => dump(run, iteration, &images, Dump::Stop)?,
         Variant::LeaveRunning => {
             dump(run, iteration, &images, Dump::LeaveRunning)?;
             let info = wait_state(run, step, "RUNNING")?;
+            run.visible_after(init, iteration);
             if info.pid != Some(init.as_raw()) {
                 return Err(StepError::fail(
                     step,
@@ -531,6 +533,7 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     };
     ct(run).init = Some(init);
+    run.visible_after(init, iteration);
     check_address(run, step, &info)?;
     let app = ct(run).app.expect("ready before checkpoint");
     let members = members(init);

@@ -12,5 +12,6 @@ pub mod lxc_config;
 pub mod lxc_state;
 pub mod proctree;
 pub mod requires;
+pub mod visible;
 pub mod vnc_steps;
 pub mod zdtm;

@@ -313,6 +313,7 @@ mod tests {
             screens: None,
             tags: vec![],
             attempts: vec![],
+            visible_state: None,
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

@@ -85,6 +85,7 @@ mod tests {
             contains: None,
             reason: Some("pid taken".into()),
             variants: None,
+            visible_state_ignore: vec![],
         }
     }
 

@@ -8,3 +8,4 @@ pub mod outcome;
 pub mod requirements;
 pub mod scenario;
 pub mod variant;
+pub mod visible;

@@ -146,6 +146,10 @@ pub struct ScenarioResult {
     /// representative attempt's: the first that did not pass, else the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// What the tree showed from outside before the checkpoint against after the restore
+    /// (see `model::visible`); absent when the scenario had no tree to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_state: Option<crate::model::visible::VisibleState>,
 }
 
 /// One attempt of a scenario run several times.
@@ -263,6 +267,7 @@ impl ScenarioResult {
             screens: None,
             tags: Vec::new(),
             attempts: Vec::new(),
+            visible_state: None,
         }
     }
 }

@@ -384,6 +384,21 @@ pub struct Expect {
     /// pass (e.g. `["plain", "pre-dump"]` when a leave-running dump leaves the state alone).
     #[serde(default)]
     pub variants: Option<Vec<Variant>>,
+    /// Items of the visible-state comparison whose differences do not fail the scenario,
+    /// each with its reason: `[{ item = "fds.pos", reason = "..." }]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visible_state_ignore: Vec<crate::model::visible::Ignore>,
+}
+
+impl Expect {
+    /// A pass expected, with the same visible-state relaxations (for the variants an
+    /// expected failure does not hold for).
+    fn relaxations_only(&self) -> Expect {
+        Expect {
+            visible_state_ignore: self.visible_state_ignore.clone(),
+            ..Expect::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -720,6 +735,10 @@ impl Scenario {
         if file.timeout_s == 0 || file.step_timeout_s == 0 {
             return Err(invalid("timeout-s", "timeouts must be at least 1 s".into()));
         }
+        for ig in &file.expect.visible_state_ignore {
+            ig.validate()
+                .map_err(|m| invalid("expect.visible-state-ignore", m))?;
+        }
         let steps = file.steps.as_deref().unwrap_or(DEFAULT_STEPS);
         let expanded = expand_steps(steps, file.iterations).map_err(|m| invalid("steps", m))?;
         let mut dump_args = file.criu_args.clone();
@@ -756,7 +775,7 @@ impl Scenario {
             .as_ref()
             .is_some_and(|vs| !vs.contains(&Variant::Plain))
         {
-            out[0].expect = Expect::default();
+            out[0].expect = base.expect.relaxations_only();
         }
         for v in file.variants {
             if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
@@ -773,7 +792,7 @@ impl Scenario {
                 .as_ref()
                 .is_some_and(|vs| !vs.contains(&v))
             {
-                s.expect = Expect::default();
+                s.expect = base.expect.relaxations_only();
             }
             if v == Variant::LeaveRunning {
                 // The tree goes on after the dump and verifies itself; nothing to restore.

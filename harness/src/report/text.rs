@@ -2,6 +2,7 @@
 //! did not pass, the failure report a developer reads to know what broke.
 
 use crate::model::outcome::{Failure, ScenarioResult, Screens};
+use crate::model::visible::VisibleState;
 use crate::results::run::{counts, CellReport};
 use std::fmt::Write;
 
@@ -105,6 +106,33 @@ pub fn failure_block(f: &Failure) -> String {
 }
 
 /// The summary of one cell: what was paired, each scenario, each failure, the counts.
+/// What a scenario's visible-state comparison relaxed (always shown: a relaxation is a
+/// decision someone made), and, when it failed, the differences past the first.
+pub fn visible_block(v: &VisibleState, failed: bool) -> String {
+    let mut out = String::new();
+    let mut items: Vec<&str> = Vec::new();
+    for ig in &v.ignored {
+        if !items.contains(&ig.item.as_str()) {
+            items.push(&ig.item);
+            let n = v.ignored.iter().filter(|i| i.item == ig.item).count();
+            let _ = writeln!(
+                out,
+                "    visible state: `{}` ignored ({n} difference{}: {}): {}",
+                ig.item,
+                if n == 1 { "" } else { "s" },
+                ig.difference,
+                ig.reason
+            );
+        }
+    }
+    if failed {
+        for d in v.differences.iter().skip(1).take(8) {
+            let _ = writeln!(out, "    also differs: {d}");
+        }
+    }
+    out
+}
+
 pub fn cell_summary(cell: &CellReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -141,6 +169,9 @@ pub fn cell_summary(cell: &CellReport) -> String {
         if let (true, Some(f)) = (s.outcome.is_bad(), &s.failure) {
             out.push_str(&failure_block(f));
         }
+        if let Some(v) = &s.visible_state {
+            out.push_str(&visible_block(v, s.outcome.is_bad()));
+        }
     }
     let c: Vec<String> = counts(&cell.scenarios)
         .into_iter()
@@ -165,6 +196,31 @@ mod tests {
     use crate::results::run::{KernelInfo, QemuInfo, UserlandInfo};
 
     #[test]
+    fn visible_state_relaxations_and_differences() {
+        use crate::model::visible::Ignored;
+        let v = VisibleState {
+            differences: vec![
+                "pid 1 fds.3.flags: 02 before, 0102 after".into(),
+                "pid 1 signals.SigBlk: 0 before, 4 after".into(),
+            ],
+            ignored: vec![
+                Ignored {
+                    item: "fds.8.flags".into(),
+                    reason: "criu reopens the directory without O_DIRECTORY".into(),
+                    difference: "pid 1 fds.8.flags: 0300000 before, 0100000 after".into(),
+                };
+                2
+            ],
+            ..VisibleState::default()
+        };
+        insta::assert_snapshot!(format!(
+            "{}--\n{}",
+            visible_block(&v, true),
+            visible_block(&v, false)
+        ));
+    }
+
+    #[test]
     fn summary_with_a_failure() {
         let pass = ScenarioResult {
             name: "fileio1".into(),
@@ -184,6 +240,7 @@ mod tests {
             screens: None,
             tags: vec![],
             attempts: vec![],
+            visible_state: None,
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

@@ -30,6 +30,7 @@ pub fn scenario(
         screens: None,
         tags: vec![],
         attempts: vec![],
+        visible_state: None,
     }
 }
 
