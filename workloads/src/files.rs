@@ -1,9 +1,10 @@
 //! Workloads about open files: descriptors with their flags and offsets, files that are open
 //! but unlinked, file locks, file-backed and memfd mappings, descriptions shared between
-//! processes. Scenario tag `files`.
+//! processes, an AIO context. Scenario tag `files`.
 //!
 //! This module holds what they share: [`FdExpect`], the state one descriptor must be in.
 
+pub mod aio;
 pub mod appendlog;
 pub mod flocks;
 pub mod memfd;

@@ -17,16 +17,16 @@
 //!
 //! - files: `fileio1` ([`fileio`]), `counterloop` ([`counter`]), and in [`files`]
 //!   `openflags`, `appendlog`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
-//!   `mmapfile`, `memfd`.
+//!   `mmapfile`, `memfd`, `aio`.
 //! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`.
 //! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
-//!   `procattrs`, `seccomp`, `fpu`.
+//!   `procattrs`, `seccomp`, `fpu`, `pidfd`.
 //! - signals ([`signals`]): `sigpending`, `sighandlers`, `itimers`, `posixtimers`,
 //!   `sleepers`.
 //! - ipc ([`ipc`]): `pipes`, `fifo`, `unixstream`, `unixdgram`, `unixseqpacket`, `sysvshm`,
 //!   `sysvsem`, `sysvmsg`, `posixshm`, `eventfd`, `epoll`, `inotify`, `signalfd`,
 //!   `timerfd`, `futex`.
-//! - net ([`net`]): `tcpconn`, `tcplisten`, `udp`.
+//! - net ([`net`]): `tcpconn`, `tcplisten`, `udp`, `netlink`, `packet`.
 //! - tty ([`tty`]): `pty`.
 //! - ns ([`ns`]): `pidns`, `utsns`, `ipcns`, `mntns`.
 //! - shell ([`shell`]): `bashpty`.
@@ -35,6 +35,7 @@
 /// Every workload binary, by name. The harness accepts these in scenario files and ships
 /// them in the guest; a new binary in `src/bin/` must be added here.
 pub const ALL: &[&str] = &[
+    "aio",
     "appendlog",
     "bashpty",
     "bigmem",
@@ -54,7 +55,10 @@ pub const ALL: &[&str] = &[
     "mmapfile",
     "mntns",
     "mprotect",
+    "netlink",
     "openflags",
+    "packet",
+    "pidfd",
     "pidns",
     "pipes",
     "posixlocks",

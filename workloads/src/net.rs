@@ -1,9 +1,12 @@
 //! Workloads about network sockets on the loopback: an established TCP connection with data
 //! in flight both ways (criu needs `--tcp-established`), a listening TCP socket, and UDP
-//! sockets with and without queued datagrams. Scenario tag `net`.
+//! sockets with and without queued datagrams, a netlink socket
+//! and a packet socket. Scenario tag `net`.
 //!
 //! This module holds what they share: IPv4 loopback sockets, their addresses and options.
 
+pub mod netlink;
+pub mod packet;
 pub mod tcpconn;
 pub mod tcplisten;
 pub mod udp;

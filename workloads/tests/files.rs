@@ -1,6 +1,7 @@
 //! The `files` workloads on the host: each passes when left alone, and each catches its
 //! state changed from outside the way a broken restore would change it (a descriptor's
-//! offset, flags, lock or seal, a file's content, a process that went away).
+//! offset, flags, lock or seal, a file's content, a process that went away, an AIO
+//! completion taken from its ring).
 
 mod common;
 
@@ -256,5 +257,34 @@ fn memfd_catches_an_added_seal() {
         &verdict,
         &w.log(),
         &["seals expected F_SEAL_SHRINK|F_SEAL_GROW, got F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_FUTURE_WRITE"],
+    );
+}
+
+#[test]
+fn aio_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_aio"), FAST);
+    assert!(
+        detail.starts_with("the AIO ring kept its waiting completion"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn aio_catches_a_completion_taken() {
+    if !root_or_skip("aio_catches_a_completion_taken") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_aio"), FAST);
+    let ready = w.wait_ready();
+    let ring = detail_number(&ready.detail, "ring") as u64;
+    // The ring's head (third u32 of its header) moved past the waiting completion, as if it
+    // had been reaped.
+    poke(w.pid(), ring + 8, &1u32.to_le_bytes());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["aio ring: head: expected 0, got 1"],
     );
 }

@@ -1,6 +1,7 @@
 //! The `net` workloads on the host: each passes when left alone, and each catches its
 //! sockets changed from outside the way a broken restore would leave them (bytes taken
-//! out of a connection, a listener that stopped listening, a datagram gone).
+//! out of a connection, a listener that stopped listening, a datagram gone, a netlink
+//! membership dropped, a packet socket option turned off).
 
 mod common;
 
@@ -168,5 +169,88 @@ fn udp_catches_a_lost_datagram() {
             &format!("receiver (fd {fd}, 127.0.0.1:"),
             "the next waiting datagram (SIOCINQ) is 15 bytes, expected 5 (3 datagrams were queued)",
         ],
+    );
+}
+
+#[test]
+fn netlink_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_netlink"), FAST);
+    assert!(
+        detail.starts_with("the netlink socket kept its port id, groups and memberships"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn netlink_catches_a_membership_dropped() {
+    if !root_or_skip("netlink_catches_a_membership_dropped") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_netlink"), FAST);
+    let fd = detail_number(&detail, "route") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    let group: libc::c_int = libc::RTNLGRP_LINK as libc::c_int;
+    // SAFETY: setsockopt reads one int.
+    let r = unsafe {
+        libc::setsockopt(
+            copy.as_raw_fd(),
+            libc::SOL_NETLINK,
+            libc::NETLINK_DROP_MEMBERSHIP,
+            (&group as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "netlink route socket (fd {fd}): bound groups: expected \"0x111\", got \"0x110\""
+        )],
+    );
+}
+
+#[test]
+fn packet_passes() {
+    if !root_or_skip("packet_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_packet"), FAST);
+    assert!(
+        detail.starts_with("the packet socket stayed bound to lo"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn packet_catches_an_option_turned_off() {
+    if !root_or_skip("packet_catches_an_option_turned_off") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_packet"), FAST);
+    let fd = detail_number(&detail, "raw") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    let off: libc::c_int = 0;
+    // SAFETY: setsockopt reads one int.
+    let r = unsafe {
+        libc::setsockopt(
+            copy.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "packet socket (fd {fd}): PACKET_AUXDATA: expected 1, got 0"
+        )],
     );
 }

@@ -1,7 +1,7 @@
 //! The `process` workloads on the host: each passes when left alone, and the ones whose
 //! state can be reached from outside catch it changed (a helper killed, a thread renamed,
 //! limits and nice value changed with `prlimit`/`setpriority`, a vector register changed
-//! with `ptrace`).
+//! with `ptrace`, the child of a pidfd killed).
 
 mod common;
 
@@ -224,4 +224,31 @@ fn fpu_catches_a_changed_register() {
     flip_xmm3(tid);
     let (code, verdict) = w.outcome_within(GRACE);
     assert_fail(code, &verdict, &w.log(), &["mm3: expected 0x"]);
+}
+
+#[test]
+fn pidfd_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_pidfd"), FAST);
+    assert!(
+        detail.starts_with("the pidfd still named its child over"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn pidfd_catches_its_child_gone() {
+    let mut w = Running::start(env!("CARGO_BIN_EXE_pidfd"), FAST);
+    let ready = w.wait_ready();
+    let fd = detail_number(&ready.detail, "pidfd");
+    let child = detail_number(&ready.detail, "child") as i32;
+    kill(Pid::from_raw(child), Signal::SIGKILL).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "pidfd (fd {fd}) of the child (pid {child}): polls readable: the child has exited"
+        )],
+    );
 }

@@ -199,6 +199,11 @@ mod tests {
     )]
     #[case("Error (criu/util.c:642): exited, status=127", None, "missing-tool")]
     #[case(
+        "Error (criu/files-ext.c:94): Can't dump file 6 of that type [600] (anon anon_inode:[pidfd])",
+        None,
+        "tool-limitation"
+    )]
+    #[case(
         "Error (criu/sockets.c:435): sockets: Sockets (family 1 proto 0) are not collected",
         None,
         "missing-kernel-feature"
