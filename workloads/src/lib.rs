@@ -18,7 +18,7 @@
 //! - files: `fileio1` ([`fileio`]), `counterloop` ([`counter`]), and in [`files`]
 //!   `openflags`, `appendlog`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
 //!   `mmapfile`, `memfd`, `aio`.
-//! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`.
+//! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`, `vdso`.
 //! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
 //!   `procattrs`, `seccomp`, `fpu`, `pidfd`.
 //! - signals ([`signals`]): `sigpending`, `sighandlers`, `itimers`, `posixtimers`,
@@ -87,6 +87,7 @@ pub const ALL: &[&str] = &[
     "unixstream",
     "unlinked",
     "utsns",
+    "vdso",
     "vncdesk",
     "zombies",
 ];

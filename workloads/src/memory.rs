@@ -1,12 +1,13 @@
 //! Workloads about memory: a large anonymous region whose every page is checked, regions
 //! with protections and `madvise`/`mlock` flags, and copy-on-write memory shared after
-//! `fork`. Scenario tag `memory`.
+//! `fork`, and the vDSO. Scenario tag `memory`.
 //!
 //! This module holds what they share: page patterns and the check of a whole region.
 
 pub mod bigmem;
 pub mod cowmem;
 pub mod mprotect;
+pub mod vdso;
 
 use crate::check::fill_pattern;
 

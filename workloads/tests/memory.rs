@@ -8,6 +8,7 @@ use common::*;
 use nix::unistd::Pid;
 use std::time::Duration;
 
+const FAST: &[&str] = &["--tick-ms", "5"];
 const GRACE: Duration = Duration::from_secs(3);
 
 #[test]
@@ -120,4 +121,32 @@ fn cowmem_catches_a_change_in_a_helpers_copy() {
     // The workload's own copy and helper B's were not touched.
     assert!(!verdict.detail.contains("workload:"), "{}", verdict.detail);
     assert!(!verdict.detail.contains("helper B"), "{}", verdict.detail);
+}
+
+#[test]
+fn vdso_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_vdso"), FAST);
+    assert!(detail.starts_with("the vDSO stayed at"), "{detail}");
+}
+
+#[test]
+fn vdso_catches_its_header_overwritten() {
+    if !root_or_skip("vdso_catches_its_header_overwritten") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_vdso"), FAST);
+    let ready = w.wait_ready();
+    let at = detail_number(&ready.detail, "vdso") as u64;
+    // /proc/PID/mem writes through the read-only mapping (a private copy of the page), as
+    // a restore that left something else at the vDSO's place would.
+    poke(w.pid(), at, b"\x7fBAD");
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "[vdso] at {at:#x}: not an ELF shared object any more"
+        )],
+    );
 }
