@@ -20,8 +20,12 @@ pub struct Known {
     pub kernel: Option<String>,
     /// The userland suite; absent: any.
     pub suite: Option<String>,
-    /// `fail` (an expected failure) or `skip` (not run here).
+    /// `fail` (an expected failure), `skip` (not run here), or `visible` (it passes; the
+    /// visible-state items of `visible-state-ignore` change for a reason of the test's own).
     pub outcome: String,
+    /// For `visible`: the items (`maps`, `fds.3.flags`, ...) the reason covers.
+    #[serde(default)]
+    pub visible_state_ignore: Vec<String>,
     /// The failure class the diagnosis must name.
     pub class: Option<String>,
     /// Text the failure's first error line (or message) must contain.
@@ -43,8 +47,25 @@ pub fn parse(text: &str) -> Result<Vec<Known>, String> {
         for r in [&k.zdtm, &k.criu, &k.kernel].into_iter().flatten() {
             parse_range(r).map_err(|e| format!("{:?}: {e}", k.tests))?;
         }
-        if k.outcome != "fail" && k.outcome != "skip" {
-            return Err(format!("{:?}: outcome must be `fail` or `skip`", k.tests));
+        if !["fail", "skip", "visible"].contains(&k.outcome.as_str()) {
+            return Err(format!(
+                "{:?}: outcome must be `fail`, `skip` or `visible`",
+                k.tests
+            ));
+        }
+        if (k.outcome == "visible") == k.visible_state_ignore.is_empty() {
+            return Err(format!(
+                "{:?}: `visible-state-ignore` goes with outcome `visible`, and only with it",
+                k.tests
+            ));
+        }
+        for item in &k.visible_state_ignore {
+            crate::model::visible::Ignore {
+                item: item.clone(),
+                reason: k.reason.clone(),
+            }
+            .validate()
+            .map_err(|e| format!("{:?}: {e}", k.tests))?;
         }
     }
     Ok(f.known)
@@ -80,15 +101,29 @@ pub fn find<'a>(rules: &'a [Known], test: &str, cell: &CellFacts) -> Option<&'a 
     })
 }
 
-/// Applies a `fail` rule to a scenario: its expectation becomes the rule's.
+/// Applies a `fail` or `visible` rule to a scenario: a `fail` rule's expectation becomes
+/// the scenario's; a `visible` rule adds its relaxations. The importer's own relaxations
+/// stay either way.
 pub fn expect(sc: &mut Scenario, k: &Known) {
-    sc.expect = Expect {
-        outcome: ExpectedOutcome::Fail,
-        class: k.class.clone(),
-        contains: k.contains.clone(),
-        reason: Some(k.reason.clone()),
-        ..Expect::default()
-    };
+    let mut relax = std::mem::take(&mut sc.expect.visible_state_ignore);
+    relax.extend(
+        k.visible_state_ignore
+            .iter()
+            .map(|item| crate::model::visible::Ignore {
+                item: item.clone(),
+                reason: k.reason.clone(),
+            }),
+    );
+    if k.outcome == "fail" {
+        sc.expect = Expect {
+            outcome: ExpectedOutcome::Fail,
+            class: k.class.clone(),
+            contains: k.contains.clone(),
+            reason: Some(k.reason.clone()),
+            ..Expect::default()
+        };
+    }
+    sc.expect.visible_state_ignore = relax;
 }
 
 #[cfg(test)]

@@ -24,13 +24,40 @@ pub type Items = BTreeMap<(String, String), String>;
 
 /// Reads `path`, at most [`MAX_FILE`] bytes.
 pub fn bounded(path: &Path) -> Option<String> {
+    whole(path).map(|(s, _)| s)
+}
+
+/// Reads `path`, at most [`MAX_FILE`] bytes, and says whether that was all of it.
+fn whole(path: &Path) -> Option<(String, bool)> {
     let mut s = String::new();
     std::fs::File::open(path)
         .ok()?
-        .take(MAX_FILE)
+        .take(MAX_FILE + 1)
         .read_to_string(&mut s)
         .ok()?;
-    Some(s)
+    let all = s.len() as u64 <= MAX_FILE;
+    if !all {
+        let mut cut = MAX_FILE as usize;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    Some((s, all))
+}
+
+/// What criu's restore names differently but is the same object: shared anonymous memory
+/// comes back as a memfd of its name (`/memfd:/dev/zero (deleted)`), and an unlinked file
+/// it had to link to restore keeps that link's name (`NAME.cr_link (deleted)`).
+pub fn same_object(path: &str) -> String {
+    let p = path
+        .strip_prefix("/memfd:")
+        .filter(|rest| rest.starts_with("/dev/zero") || rest.starts_with("/anon_hugepage"))
+        .unwrap_or(path);
+    match p.strip_suffix(".cr_link (deleted)") {
+        Some(base) => format!("{base} (deleted)"),
+        None => p.to_string(),
+    }
 }
 
 fn link(path: &Path) -> Option<String> {
@@ -132,6 +159,19 @@ pub fn fdinfo(text: &str) -> (Option<&str>, Option<&str>) {
     (f.get("flags").copied(), f.get("pos").copied())
 }
 
+/// Flags the kernel keeps in `f_flags` from the open but that change nothing after it:
+/// `O_LARGEFILE` (forced on 64-bit; criu reopens pipes with it), `O_DIRECTORY` and
+/// `__O_TMPFILE` (criu reopens a directory or a tmpfile by path, without them).
+const OPEN_TIME_FLAGS: u32 = 0o100000 | 0o200000 | 0o20000000;
+
+/// An fdinfo `flags` value (octal) without [`OPEN_TIME_FLAGS`], in octal again.
+pub fn lasting_flags(flags: &str) -> String {
+    match u32::from_str_radix(flags, 8) {
+        Ok(f) => format!("0{:o}", f & !OPEN_TIME_FLAGS),
+        Err(_) => flags.to_string(),
+    }
+}
+
 /// Whether an fd's position means something: a file of a file system (not a device, not
 /// /proc or /sys).
 pub fn has_position(target: &str) -> bool {
@@ -230,7 +270,12 @@ pub fn merge_adjacent(maps: Vec<Mapping>) -> (Vec<Mapping>, usize) {
 /// The items of mappings: by range, except the kernel's special ones (vDSO, vvar,
 /// vsyscall), which criu may place elsewhere: by name and size; and the heap, whose end
 /// moves with every brk: by its start. Returns how many were not compared by range.
-pub fn mapping_items(maps: &[Mapping], out: &mut Vec<(String, String)>) -> usize {
+pub fn mapping_items(
+    maps: &[Mapping],
+    names: &mut Names,
+    who: &str,
+    out: &mut Vec<(String, String)>,
+) -> usize {
     let mut placed = 0;
     for m in maps {
         let special = matches!(m.path.as_str(), "[vdso]" | "[vvar]" | "[vsyscall]");
@@ -252,10 +297,12 @@ pub fn mapping_items(maps: &[Mapping], out: &mut Vec<(String, String)>) -> usize
             } else {
                 format!(" @{:#x}", m.offset)
             };
-            (
-                format!("maps.{:x}-{:x}", m.start, m.end),
-                format!("{}{} {} [{}]", m.perms, offset, m.path, m.vmflags).replace("  ", " "),
-            )
+            let id = format!("maps.{:x}-{:x}", m.start, m.end);
+            // A mapped socket's ring (packet sockets) is named like the socket's fd.
+            let path = names.rename(&same_object(&m.path), &format!("{who} {id}"));
+            let value =
+                format!("{}{} {} [{}]", m.perms, offset, path, m.vmflags).replace("  ", " ");
+            (id, value)
         };
         out.push((id, value));
     }
@@ -369,11 +416,8 @@ pub fn process_items(
     out.push(("process.parent".into(), parent.to_string()));
     out.push(("process.umask".into(), field("Umask")));
     if state_class(f.get("State").copied().unwrap_or("")) == "zombie" {
-        // A zombie keeps only its exit: masks, fds and memory are gone with it (criu
-        // restores it as a process that exits at once).
-        for k in ["Uid", "Gid"] {
-            out.push((format!("creds.{k}"), field(k)));
-        }
+        // A zombie keeps only its exit: masks, fds, memory and credentials are gone with
+        // it (criu restores it as a process that exits at once, as root).
         return out;
     }
     for k in [
@@ -422,10 +466,15 @@ pub fn process_items(
         &bounded(&dir.join("limits")).unwrap_or_default(),
     ));
     fd_items(&dir, who, names, &mut out);
-    let maps = mappings(&bounded(&dir.join("smaps")).unwrap_or_default());
+    // smaps for the VmFlags; a tree of very many mappings has an smaps too large to read
+    // whole: then maps, without VmFlags, rather than a cut list.
+    let maps = match whole(&dir.join("smaps")) {
+        Some((text, true)) => mappings(&text),
+        _ => mappings(&bounded(&dir.join("maps")).unwrap_or_default()),
+    };
     let (maps, m) = merge_adjacent(maps);
     *merged += m;
-    *placed += mapping_items(&maps, &mut out);
+    *placed += mapping_items(&maps, names, who, &mut out);
     out
 }
 
@@ -447,12 +496,13 @@ fn fd_items(dir: &Path, who: &str, names: &mut Names, out: &mut Vec<(String, Str
             continue;
         };
         let id = format!("fds.{fd}");
+        let target = same_object(&target);
         let target_name = names.rename(&target, &format!("{who} {id}"));
         out.push((format!("{id}.target"), target_name));
         let info = bounded(&dir.join("fdinfo").join(fd.to_string())).unwrap_or_default();
         let (flags, pos) = fdinfo(&info);
         if let Some(flags) = flags {
-            out.push((format!("{id}.flags"), flags.to_string()));
+            out.push((format!("{id}.flags"), lasting_flags(flags)));
         }
         if let Some(pos) = pos.filter(|_| has_position(&target)) {
             out.push((format!("{id}.pos"), pos.to_string()));
@@ -490,7 +540,27 @@ mod tests {
             fdinfo("pos:\t42\nflags:\t0100002\nmnt_id:\t25\nino:\t7\n"),
             (Some("0100002"), Some("42"))
         );
+        assert_eq!(lasting_flags("0300000"), "00");
+        assert_eq!(lasting_flags("020300002"), "02");
+        assert_eq!(lasting_flags("02104001"), "02004001");
+        assert_eq!(lasting_flags("zz"), "zz");
         assert!(has_position("/tmp/x (deleted)"));
+        assert_eq!(
+            same_object("/memfd:/dev/zero (deleted)"),
+            "/dev/zero (deleted)"
+        );
+        assert_eq!(
+            same_object("/memfd:/anon_hugepage (deleted)"),
+            "/anon_hugepage (deleted)"
+        );
+        assert_eq!(
+            same_object("/memfd:mine (deleted)"),
+            "/memfd:mine (deleted)"
+        );
+        assert_eq!(
+            same_object("/z/a.test.cr_link (deleted)"),
+            "/z/a.test (deleted)"
+        );
         assert!(!has_position("/dev/null"));
         assert!(!has_position("pipe:[3]"));
     }
@@ -519,7 +589,7 @@ VmFlags: rd wr mr mw me ac sd
         let (maps, merged) = merge_adjacent(maps);
         assert_eq!(merged, 1, "the two anonymous halves are one");
         let mut items = Vec::new();
-        let placed = mapping_items(&maps, &mut items);
+        let placed = mapping_items(&maps, &mut Names::default(), "pid 1", &mut items);
         assert_eq!(placed, 2);
         insta::assert_snapshot!(items
             .iter()
