@@ -51,41 +51,6 @@ pub fn memberships(fd: RawFd) -> std::io::Result<u32> {
     Ok(v[0])
 }
 
-fn int_opt(fd: RawFd, level: libc::c_int, name: libc::c_int) -> std::io::Result<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt fills one int.
-    sys::cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(v)
-}
-
-fn set_int(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    v: libc::c_int,
-) -> std::io::Result<()> {
-    // SAFETY: setsockopt reads one int.
-    sys::cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
 struct Route {
     fd: OwnedFd,
     portid: u32,
@@ -118,19 +83,19 @@ fn setup() -> Result<Route, String> {
         )
     })
     .map_err(|e| err("bind", e))?;
-    set_int(
+    sys::setsockopt_int(
         fd.as_raw_fd(),
         libc::SOL_NETLINK,
         libc::NETLINK_ADD_MEMBERSHIP,
         JOINED as libc::c_int,
     )
     .map_err(|e| err("NETLINK_ADD_MEMBERSHIP", e))?;
-    set_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
+    sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
         .map_err(|e| err("SO_RCVBUF", e))?;
     let bound = addr(fd.as_raw_fd()).map_err(|e| err("getsockname", e))?;
     let memberships =
         memberships(fd.as_raw_fd()).map_err(|e| err("NETLINK_LIST_MEMBERSHIPS", e))?;
-    let rcvbuf = int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)
+    let rcvbuf = sys::getsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)
         .map_err(|e| err("SO_RCVBUF", e))?;
     Ok(Route {
         fd,
@@ -172,7 +137,7 @@ impl Route {
                 errno_text(&e)
             )),
         }
-        match int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF) {
+        match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF) {
             Ok(b) => p.expect_eq(&format!("{who}: SO_RCVBUF"), self.rcvbuf, b),
             Err(e) => p.push(format!("{who}: SO_RCVBUF: {}", errno_text(&e))),
         }

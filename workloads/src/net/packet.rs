@@ -36,41 +36,6 @@ fn bound(fd: RawFd) -> std::io::Result<libc::sockaddr_ll> {
     Ok(a)
 }
 
-fn int_opt(fd: RawFd, level: libc::c_int, name: libc::c_int) -> std::io::Result<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt fills one int.
-    sys::cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(v)
-}
-
-fn set_int(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    v: libc::c_int,
-) -> std::io::Result<()> {
-    // SAFETY: setsockopt reads one int.
-    sys::cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
 struct Raw {
     fd: OwnedFd,
     ifindex: i32,
@@ -105,11 +70,11 @@ fn setup() -> Result<Raw, String> {
         )
     })
     .map_err(|e| err("bind to lo", e))?;
-    set_int(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)
+    sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)
         .map_err(|e| err("PACKET_AUXDATA", e))?;
-    set_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
+    sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
         .map_err(|e| err("SO_RCVBUF", e))?;
-    let rcvbuf = int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)
+    let rcvbuf = sys::getsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)
         .map_err(|e| err("SO_RCVBUF", e))?;
     Ok(Raw {
         fd,
@@ -142,11 +107,11 @@ impl Raw {
             }
             Err(e) => p.push(format!("{who}: getsockname: {}", errno_text(&e))),
         }
-        match int_opt(fd, libc::SOL_PACKET, libc::PACKET_AUXDATA) {
+        match sys::getsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_AUXDATA) {
             Ok(v) => p.expect_eq(&format!("{who}: PACKET_AUXDATA"), 1, v),
             Err(e) => p.push(format!("{who}: PACKET_AUXDATA: {}", errno_text(&e))),
         }
-        match int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF) {
+        match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF) {
             Ok(b) => p.expect_eq(&format!("{who}: SO_RCVBUF"), self.rcvbuf, b),
             Err(e) => p.push(format!("{who}: SO_RCVBUF: {}", errno_text(&e))),
         }
