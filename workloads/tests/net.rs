@@ -189,7 +189,7 @@ fn netlink_catches_a_membership_dropped() {
     let (mut w, detail) = started(env!("CARGO_BIN_EXE_netlink"), FAST);
     let fd = detail_number(&detail, "route") as i32;
     let copy = steal_fd(w.pid(), fd);
-    let group: libc::c_int = libc::RTNLGRP_LINK as libc::c_int;
+    let group: libc::c_int = libc::RTNLGRP_TC as libc::c_int;
     // SAFETY: setsockopt reads one int.
     let r = unsafe {
         libc::setsockopt(
@@ -207,7 +207,7 @@ fn netlink_catches_a_membership_dropped() {
         &verdict,
         &w.log(),
         &[&format!(
-            "netlink route socket (fd {fd}): bound groups: expected \"0x111\", got \"0x110\""
+            "netlink route socket (fd {fd}): bound groups: expected \"0x228\", got \"0x220\""
         )],
     );
 }

@@ -204,6 +204,11 @@ mod tests {
         "tool-limitation"
     )]
     #[case(
+        "Error (criu/sk-netlink.c:77): netlink: The socket has data to read",
+        None,
+        "tool-limitation"
+    )]
+    #[case(
         "Error (criu/sockets.c:435): sockets: Sockets (family 1 proto 0) are not collected",
         None,
         "missing-kernel-feature"

@@ -1,8 +1,11 @@
 //! `netlink`: a bound `NETLINK_ROUTE` socket with multicast memberships.
 //!
 //! `route` is bound with an address the kernel picks (its port id) and the groups
-//! `RTMGRP_LINK | RTMGRP_IPV4_IFADDR`, and joins `RTNLGRP_IPV6_IFADDR` with
-//! `NETLINK_ADD_MEMBERSHIP`; `SO_RCVBUF` is set. Every tick it checks the port id and
+//! `RTMGRP_TC | RTMGRP_IPV4_MROUTE`, and joins `RTNLGRP_IPV6_MROUTE` with
+//! `NETLINK_ADD_MEMBERSHIP`; `SO_RCVBUF` is set. The groups are ones nothing in the guest
+//! sends to (traffic control, multicast routing): criu 3.17 refuses a netlink socket with
+//! a message waiting (`netlink: The socket has data to read`), and link or address events
+//! (an IPv6 address coming up on a bridge) would arrive at any time. Every tick it checks the port id and
 //! groups (`getsockname`), the memberships (`NETLINK_LIST_MEMBERSHIPS`) and the buffer
 //! size. On SIGTERM it checks the same, then asks the kernel for its links (an
 //! `RTM_GETLINK` dump) through the socket: every answer must be addressed to its port id,
@@ -19,9 +22,9 @@ pub const NAME: &str = "netlink";
 /// Command-line options.
 pub const OPTIONS: &[Opt] = &[steady::TICK_MS];
 
-const GROUPS: u32 = (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR) as u32;
+const GROUPS: u32 = (libc::RTMGRP_TC | libc::RTMGRP_IPV4_MROUTE) as u32;
 /// Joined with `NETLINK_ADD_MEMBERSHIP` (a group number, not a mask).
-const JOINED: u32 = libc::RTNLGRP_IPV6_IFADDR;
+const JOINED: u32 = libc::RTNLGRP_IPV6_MROUTE;
 const RCVBUF: libc::c_int = 65536;
 
 fn addr(fd: RawFd) -> std::io::Result<libc::sockaddr_nl> {
