@@ -989,6 +989,26 @@ mod tests {
     }
 
     #[test]
+    fn visible_state_relaxations_are_checked_and_kept_by_variants() {
+        let all = Scenario::parse(
+            Path::new("s/v.toml"),
+            "description = \"d\"\nworkload = \"fileio1\"\nvariants = [\"pre-dump\"]\n[expect]\noutcome = \"fail\"\ncontains = \"x\"\nvariants = [\"plain\"]\nvisible-state-ignore = [{ item = \"fds.pos\", reason = \"it appends\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(all[1].expect.outcome, ExpectedOutcome::Pass);
+        assert_eq!(all[1].expect.visible_state_ignore[0].item, "fds.pos");
+        let err = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\n[expect]\nvisible-state-ignore = [{ item = \"memory\", reason = \"r\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("visible-state-ignore") && err.contains("unknown item `memory`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn requires_and_expect_parse() {
         let s = parse(
             "description = \"d\"\nworkload = \"fileio1\"\n[requires]\nkernel-config = [\"CONFIG_X\"]\nmin-criu = \"3.16\"\n[expect]\noutcome = \"fail\"\nclass = \"pid-collision\"\nerrno = \"EEXIST\"\n",
