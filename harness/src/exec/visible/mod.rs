@@ -189,7 +189,21 @@ pub fn compare(before: &Side, after: &Side, ignore: &[Ignore]) -> VisibleState {
         unstable: before.unstable.union(&after.unstable).count(),
         ..VisibleState::default()
     };
-    let unstable = |k: &(String, String)| before.unstable.contains(k) || after.unstable.contains(k);
+    // A process on one side only is a short-lived child (a shell's `sleep`, started and
+    // gone between the dump and the restore): its items are not compared; the restored
+    // root's pid and the workload's own check answer for the tree.
+    let procs = |s: &Side| -> std::collections::BTreeSet<String> {
+        s.items
+            .keys()
+            .filter(|(w, _)| w.starts_with("pid "))
+            .map(|(w, _)| w.clone())
+            .collect()
+    };
+    let (pb, pa) = (procs(before), procs(after));
+    let one_side: std::collections::BTreeSet<&String> = pb.symmetric_difference(&pa).collect();
+    let unstable = |k: &(String, String)| {
+        before.unstable.contains(k) || after.unstable.contains(k) || one_side.contains(&k.0)
+    };
     let mut diffs: Vec<(String, String)> = Vec::new();
     let mut expected: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (k, v) in before.items.iter().filter(|(k, _)| !unstable(k)) {
@@ -248,6 +262,12 @@ pub fn compare(before: &Side, after: &Side, ignore: &[Ignore]) -> VisibleState {
     }
     for (k, n) in expected {
         *norm.entry(k.to_string()).or_default() += n;
+    }
+    if !one_side.is_empty() {
+        norm.insert(
+            "processes on one side only, not compared (short-lived children)".into(),
+            one_side.len(),
+        );
     }
     out.normalised = norm.into_iter().map(|(k, n)| format!("{k}: {n}")).collect();
     out
@@ -472,6 +492,27 @@ mod tests {
     }
 
     #[test]
+    fn a_process_on_one_side_only_is_not_compared() {
+        let before = side(&[
+            ("pid 1", "fs.cwd", "/w"),
+            ("pid 7", "process.name", "sleep"),
+        ]);
+        let after = side(&[
+            ("pid 1", "fs.cwd", "/w"),
+            ("pid 9", "process.name", "sleep"),
+        ]);
+        let v = compare(&before, &after, &[]);
+        assert!(v.differences.is_empty(), "{:?}", v.differences);
+        assert!(
+            v.normalised
+                .iter()
+                .any(|n| n.contains("processes on one side only")),
+            "{:?}",
+            v.normalised
+        );
+    }
+
+    #[test]
     fn equal_sides_have_no_difference() {
         let a = side(&[("pid 1", "fs.cwd", "/w")]);
         let v = compare(&a, &a.clone(), &[]);
@@ -481,7 +522,7 @@ mod tests {
 
     #[test]
     fn many_differences_are_capped() {
-        let before = side(&[]);
+        let before = side(&[("pid 1", "fs.cwd", "/w")]);
         let items: Vec<(String, String, String)> = (0..60)
             .map(|i| ("pid 1".into(), format!("fds.{i}.target"), "/x".into()))
             .collect();
@@ -491,7 +532,7 @@ mod tests {
         };
         let v = compare(&before, &after, &[]);
         assert_eq!(v.differences.len(), MAX_DIFFERENCES + 1);
-        assert_eq!(v.differences.last().unwrap(), "... and 20 more");
+        assert_eq!(v.differences.last().unwrap(), "... and 21 more");
     }
 
     #[test]
