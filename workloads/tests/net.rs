@@ -189,18 +189,13 @@ fn netlink_catches_a_membership_dropped() {
     let (mut w, detail) = started(env!("CARGO_BIN_EXE_netlink"), FAST);
     let fd = detail_number(&detail, "route") as i32;
     let copy = steal_fd(w.pid(), fd);
-    let group: libc::c_int = libc::RTNLGRP_TC as libc::c_int;
-    // SAFETY: setsockopt reads one int.
-    let r = unsafe {
-        libc::setsockopt(
-            copy.as_raw_fd(),
-            libc::SOL_NETLINK,
-            libc::NETLINK_DROP_MEMBERSHIP,
-            (&group as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    crtest_workloads::sys::setsockopt_int(
+        copy.as_raw_fd(),
+        libc::SOL_NETLINK,
+        libc::NETLINK_DROP_MEMBERSHIP,
+        libc::RTNLGRP_TC as libc::c_int,
+    )
+    .unwrap();
     let (code, verdict) = w.outcome_within(GRACE);
     assert_fail(
         code,
@@ -232,18 +227,13 @@ fn packet_catches_an_option_turned_off() {
     let (mut w, detail) = started(env!("CARGO_BIN_EXE_packet"), FAST);
     let fd = detail_number(&detail, "raw") as i32;
     let copy = steal_fd(w.pid(), fd);
-    let off: libc::c_int = 0;
-    // SAFETY: setsockopt reads one int.
-    let r = unsafe {
-        libc::setsockopt(
-            copy.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_AUXDATA,
-            (&off as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    crtest_workloads::sys::setsockopt_int(
+        copy.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_AUXDATA,
+        0,
+    )
+    .unwrap();
     let (code, verdict) = w.outcome_within(GRACE);
     assert_fail(
         code,
