@@ -1,16 +1,21 @@
 //! Workloads about open files: descriptors with their flags and offsets, files that are open
 //! but unlinked, file locks, file-backed and memfd mappings, descriptions shared between
-//! processes, an AIO context. Scenario tag `files`.
+//! processes, an AIO context, the RTC device, a fanotify group, leases and a sparse ghost
+//! file. Scenario tag `files`.
 //!
 //! This module holds what they share: [`FdExpect`], the state one descriptor must be in.
 
 pub mod aio;
 pub mod appendlog;
+pub mod fanotify;
 pub mod flocks;
+pub mod ghostholes;
+pub mod leases;
 pub mod memfd;
 pub mod mmapfile;
 pub mod openflags;
 pub mod posixlocks;
+pub mod rtc;
 pub mod sharedfds;
 pub mod unlinked;
 

@@ -1,11 +1,12 @@
 //! Workloads about inter-process communication: pipes and FIFOs with data in flight, UNIX
 //! sockets with queued messages, System V shared memory, semaphores and message queues,
 //! POSIX shared memory, and the descriptor kinds that carry events (eventfd, epoll,
-//! inotify, signalfd, timerfd), and futex waiters. Scenario tag `ipc`.
+//! inotify, signalfd, timerfd), futex waiters and BPF maps. Scenario tag `ipc`.
 //!
 //! This module holds what they share: checking how many bytes wait in a descriptor and
 //! reading exactly what must be there.
 
+pub mod bpfmap;
 pub mod epoll;
 pub mod eventfd;
 pub mod fifo;

@@ -17,18 +17,20 @@
 //!
 //! - files: `fileio1` ([`fileio`]), `counterloop` ([`counter`]), and in [`files`]
 //!   `openflags`, `appendlog`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
-//!   `mmapfile`, `memfd`, `aio`.
-//! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`, `vdso`.
+//!   `mmapfile`, `memfd`, `aio`, `rtc`, `fanotify`, `leases`, `ghostholes`.
+//! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`, `vdso`, `uffd`, `thp`.
 //! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
-//!   `procattrs`, `seccomp`, `fpu`, `pidfd`.
+//!   `procattrs`, `seccomp`, `fpu`, `pidfd`, `stopped`, `creds`, `chroot`, `lsm`,
+//!   `uprobes`.
 //! - signals ([`signals`]): `sigpending`, `sighandlers`, `itimers`, `posixtimers`,
 //!   `sleepers`.
 //! - ipc ([`ipc`]): `pipes`, `fifo`, `unixstream`, `unixdgram`, `unixseqpacket`, `sysvshm`,
 //!   `sysvsem`, `sysvmsg`, `posixshm`, `eventfd`, `epoll`, `inotify`, `signalfd`,
-//!   `timerfd`, `futex`.
-//! - net ([`net`]): `tcpconn`, `tcplisten`, `udp`, `netlink`, `packet`.
+//!   `timerfd`, `futex`, `bpfmap`.
+//! - net ([`net`]): `tcpconn`, `tcplisten`, `udp`, `netlink`, `packet`, `ipv6`, `tcphalf`,
+//!   `rawsock`, `sockfilter`.
 //! - tty ([`tty`]): `pty`.
-//! - ns ([`ns`]): `pidns`, `utsns`, `ipcns`, `mntns`.
+//! - ns ([`ns`]): `pidns`, `utsns`, `ipcns`, `mntns`, `timens`.
 //! - shell ([`shell`]): `bashpty`.
 //! - desktop ([`desktop`]): `vncdesk`, the wiki's VNC desktop (Xvnc, twm, xterm, vi).
 
@@ -39,18 +41,26 @@ pub const ALL: &[&str] = &[
     "appendlog",
     "bashpty",
     "bigmem",
+    "bpfmap",
+    "chroot",
     "counterloop",
     "cowmem",
+    "creds",
     "epoll",
     "eventfd",
+    "fanotify",
     "fifo",
     "fileio1",
     "flocks",
     "fpu",
     "futex",
+    "ghostholes",
     "inotify",
     "ipcns",
+    "ipv6",
     "itimers",
+    "leases",
+    "lsm",
     "memfd",
     "mmapfile",
     "mntns",
@@ -67,6 +77,8 @@ pub const ALL: &[&str] = &[
     "procattrs",
     "ptree1",
     "pty",
+    "rawsock",
+    "rtc",
     "seccomp",
     "sessions",
     "sharedfds",
@@ -74,18 +86,25 @@ pub const ALL: &[&str] = &[
     "signalfd",
     "sigpending",
     "sleepers",
+    "sockfilter",
+    "stopped",
     "sysvmsg",
     "sysvsem",
     "sysvshm",
     "tcpconn",
+    "tcphalf",
     "tcplisten",
+    "thp",
     "threads",
+    "timens",
     "timerfd",
     "udp",
+    "uffd",
     "unixdgram",
     "unixseqpacket",
     "unixstream",
     "unlinked",
+    "uprobes",
     "utsns",
     "vdso",
     "vncdesk",

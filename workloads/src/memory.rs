@@ -1,12 +1,15 @@
 //! Workloads about memory: a large anonymous region whose every page is checked, regions
 //! with protections and `madvise`/`mlock` flags, and copy-on-write memory shared after
-//! `fork`, and the vDSO. Scenario tag `memory`.
+//! `fork`, the vDSO, a userfaultfd range and transparent huge page advice. Scenario tag
+//! `memory`.
 //!
 //! This module holds what they share: page patterns and the check of a whole region.
 
 pub mod bigmem;
 pub mod cowmem;
 pub mod mprotect;
+pub mod thp;
+pub mod uffd;
 pub mod vdso;
 
 use crate::check::fill_pattern;

@@ -1,13 +1,18 @@
 //! Workloads about network sockets on the loopback: an established TCP connection with data
-//! in flight both ways (criu needs `--tcp-established`), a listening TCP socket, and UDP
-//! sockets with and without queued datagrams, a netlink socket
-//! and a packet socket. Scenario tag `net`.
+//! in flight both ways (criu needs `--tcp-established`), a half-closed one, a listening TCP
+//! socket, UDP sockets with and without queued datagrams, IPv6 and dual-stack sockets, a
+//! netlink socket, a packet socket, raw IP sockets and classic BPF socket filters.
+//! Scenario tag `net`.
 //!
 //! This module holds what they share: IPv4 loopback sockets, their addresses and options.
 
+pub mod ipv6;
 pub mod netlink;
 pub mod packet;
+pub mod rawsock;
+pub mod sockfilter;
 pub mod tcpconn;
+pub mod tcphalf;
 pub mod tcplisten;
 pub mod udp;
 

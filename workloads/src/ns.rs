@@ -1,6 +1,7 @@
 //! Workloads in namespaces of their own (all need root): a PID namespace whose init is the
 //! checkpointed process, a UTS namespace with its own host name, an IPC namespace with its
-//! own limits, a mount namespace with a private tmpfs. Scenario tag `ns`.
+//! own limits, a mount namespace with a private tmpfs, a time namespace with its clocks
+//! moved ahead. Scenario tag `ns`.
 //!
 //! criu dumps a namespace when the root of the dumped tree owns it, so each workload enters
 //! its namespace in the process it names in `ready`.
@@ -8,6 +9,7 @@
 pub mod ipcns;
 pub mod mntns;
 pub mod pidns;
+pub mod timens;
 pub mod utsns;
 
 use crate::sys;

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use nix::libc;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::time::Duration;
 
 const FAST: &[&str] = &["--tick-ms", "5"];
@@ -286,5 +286,149 @@ fn aio_catches_a_completion_taken() {
         &verdict,
         &w.log(),
         &["aio ring: head: expected 0, got 1"],
+    );
+}
+
+fn rtc_or_skip(test: &str) -> bool {
+    if !std::path::Path::new(crtest_workloads::files::rtc::DEVICE).exists() {
+        eprintln!(
+            "{test}: skipped: no {} on this host",
+            crtest_workloads::files::rtc::DEVICE
+        );
+        return false;
+    }
+    root_or_skip(test)
+}
+
+#[test]
+fn rtc_passes() {
+    if !rtc_or_skip("rtc_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_rtc"), FAST);
+    assert!(
+        detail.starts_with("/dev/rtc0 stayed open read-only"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn rtc_catches_a_changed_alarm() {
+    if !rtc_or_skip("rtc_catches_a_changed_alarm") {
+        return;
+    }
+    let (mut w, _) = started(env!("CARGO_BIN_EXE_rtc"));
+    // Another opener of the device sets the alarm elsewhere.
+    let f = std::fs::File::open(crtest_workloads::files::rtc::DEVICE).unwrap();
+    let a: [libc::c_int; 9] = [1, 2, 3, 0, 0, 0, 0, 0, 0];
+    // SAFETY: RTC_ALM_SET reads one rtc_time.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), 0x4024_7007, a.as_ptr()) };
+    assert_eq!(r, 0, "RTC_ALM_SET: {}", std::io::Error::last_os_error());
+    let (code, verdict) = w.verify();
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["alarm: expected", "got 03:02:01"],
+    );
+}
+
+#[test]
+fn fanotify_passes() {
+    if !root_or_skip("fanotify_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_fanotify"), FAST);
+    assert!(
+        detail.starts_with("a fanotify group kept its inode and mount marks"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn fanotify_catches_a_removed_mark() {
+    if !root_or_skip("fanotify_catches_a_removed_mark") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_fanotify"));
+    let fd = detail_number(&detail, "fanotify") as i32;
+    let dir = detail.split("dir=").nth(1).unwrap().trim().to_string();
+    let copy = steal_fd(w.pid(), fd);
+    let c = std::ffi::CString::new(dir).unwrap();
+    // SAFETY: a valid path; the mark belongs to the group, whoever holds the descriptor.
+    let r = unsafe {
+        libc::fanotify_mark(
+            copy.as_raw_fd(),
+            libc::FAN_MARK_REMOVE | libc::FAN_MARK_MOUNT,
+            crtest_workloads::files::fanotify::MOUNT_MASK,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("fanotify group (fd {fd}): marks: expected")],
+    );
+}
+
+#[test]
+fn leases_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_leases"), FAST);
+    assert!(
+        detail.starts_with("a read and a write lease held"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn leases_catches_a_broken_lease() {
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_leases"));
+    let fd = detail_number(&detail, "read") as i32;
+    // Opening the read-leased file for writing starts a lease break.
+    let path = std::fs::read_link(format!("/proc/{}/fd/{fd}", w.pid())).unwrap();
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path);
+    assert!(
+        opened.is_err(),
+        "the open for writing should wait for the lease to break"
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "read-leased (fd {fd}): F_GETLEASE: expected \"F_RDLCK\""
+        )],
+    );
+}
+
+#[test]
+fn ghostholes_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_ghostholes"), FAST);
+    assert!(
+        detail.starts_with("a 64 MiB unlinked file kept its three data blocks"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn ghostholes_catches_a_filled_hole() {
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_ghostholes"));
+    let fd = detail_number(&detail, "ghost") as i32;
+    let copy = std::fs::File::from(steal_fd(w.pid(), fd));
+    copy.write_all_at(b"not a hole", 8 << 20).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["unlinked file: the hole at 8388608 holds data"],
     );
 }

@@ -598,3 +598,39 @@ fn futex_passes() {
         "{detail}"
     );
 }
+
+#[test]
+fn bpfmap_passes() {
+    if !root_or_skip("bpfmap_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_bpfmap"), FAST);
+    assert!(
+        detail.starts_with("an array map of 64 and a hash map of 20"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn bpfmap_catches_a_changed_entry() {
+    if !root_or_skip("bpfmap_catches_a_changed_entry") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_bpfmap"), FAST);
+    let ready = w.wait_ready();
+    let fd = detail_number(&ready.detail, "array") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    crtest_workloads::ipc::bpfmap::update_elem(
+        std::os::fd::AsRawFd::as_raw_fd(&copy),
+        &5u32.to_ne_bytes(),
+        &[0xee; 16],
+    )
+    .unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("bpf map crt_array (fd {fd}): entry 5")],
+    );
+}

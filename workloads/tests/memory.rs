@@ -150,3 +150,58 @@ fn vdso_catches_its_header_overwritten() {
         )],
     );
 }
+
+#[test]
+fn uffd_passes() {
+    if !root_or_skip("uffd_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_uffd"), FAST);
+    assert!(
+        detail.starts_with("the userfaultfd range stayed registered"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn uffd_catches_a_page_filled_from_outside() {
+    if !root_or_skip("uffd_catches_a_page_filled_from_outside") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_uffd"), FAST);
+    let ready = w.wait_ready();
+    let fd = detail_number(&ready.detail, "uffd") as i32;
+    let range = detail_number(&ready.detail, "range") as usize;
+    let copy = steal_fd(w.pid(), fd);
+    // The descriptor acts on the workload's memory, whoever holds it.
+    crtest_workloads::memory::uffd::zero_page(&copy, range + 6 * 4096).unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["page 6 of the registered range is present, expected missing"],
+    );
+}
+
+#[test]
+fn thp_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_thp"), FAST);
+    assert!(
+        detail.starts_with("an 8 MiB region kept its MADV_HUGEPAGE"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn thp_catches_a_changed_page() {
+    if !root_or_skip("thp_catches_a_changed_page") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_thp"), FAST);
+    let ready = w.wait_ready();
+    let region = detail_number(&ready.detail, "region") as u64;
+    poke(w.pid(), region + 3 * 4096 + 10, b"XYZ");
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(code, &verdict, &w.log(), &["page 3"]);
+}

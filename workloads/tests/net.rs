@@ -244,3 +244,162 @@ fn packet_catches_an_option_turned_off() {
         )],
     );
 }
+
+#[test]
+fn ipv6_passes() {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        eprintln!("ipv6_passes: skipped: no IPv6 on this host");
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_ipv6"), FAST);
+    assert!(
+        detail.starts_with("a dual-stack listener, an IPv6 and an IPv4-mapped connection"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn ipv6_catches_a_half_closed_connection() {
+    if !root_or_skip("ipv6_catches_a_half_closed_connection") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_ipv6"), FAST);
+    let fd = detail_number(&detail, "v6client") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy of the socket.
+    assert_eq!(
+        unsafe { libc::shutdown(copy.as_raw_fd(), libc::SHUT_WR) },
+        0
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["IPv6 connection: client state: expected \"ESTABLISHED\", got \"FIN_WAIT"],
+    );
+}
+
+#[test]
+fn tcphalf_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_tcphalf"), FAST);
+    assert!(
+        detail.starts_with("a half-closed connection stayed in FIN_WAIT2 / CLOSE_WAIT"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn tcphalf_catches_the_other_half_closed() {
+    if !root_or_skip("tcphalf_catches_the_other_half_closed") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_tcphalf"), FAST);
+    let fd = detail_number(&detail, "server") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy of the socket.
+    assert_eq!(
+        unsafe { libc::shutdown(copy.as_raw_fd(), libc::SHUT_WR) },
+        0
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["server: state: expected \"CLOSE_WAIT\", got"],
+    );
+}
+
+#[test]
+fn rawsock_passes() {
+    if !root_or_skip("rawsock_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_rawsock"), FAST);
+    assert!(
+        detail.starts_with("ICMP, ICMPv6 and header-including raw sockets"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn rawsock_catches_a_changed_icmp_filter() {
+    if !root_or_skip("rawsock_catches_a_changed_icmp_filter") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_rawsock"), FAST);
+    let fd = detail_number(&detail, "icmp") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    let open: u32 = 0;
+    // SAFETY: ICMP_FILTER reads one u32.
+    let r = unsafe {
+        libc::setsockopt(
+            copy.as_raw_fd(),
+            libc::SOL_RAW,
+            crtest_workloads::net::rawsock::ICMP_FILTER,
+            (&open as *const u32).cast(),
+            4,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("ICMP raw socket (fd {fd}): ICMP_FILTER: expected")],
+    );
+}
+
+#[test]
+fn sockfilter_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_sockfilter"), FAST);
+    assert!(
+        detail.starts_with("two socket filters read back the same"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn sockfilter_catches_a_detached_filter() {
+    if !root_or_skip("sockfilter_catches_a_detached_filter") {
+        return;
+    }
+    let (mut w, detail) = started(env!("CARGO_BIN_EXE_sockfilter"), FAST);
+    let fd = detail_number(&detail, "short") as i32;
+    let copy = steal_fd(w.pid(), fd);
+    let zero: libc::c_int = 0;
+    // SAFETY: SO_DETACH_FILTER takes an ignored int.
+    let r = unsafe {
+        libc::setsockopt(
+            copy.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            (&zero as *const libc::c_int).cast(),
+            4,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "short-datagram socket (fd {fd}): filter program: expected"
+        )],
+    );
+}
+
+#[test]
+fn sockfilter_with_a_locked_filter_passes() {
+    let detail = passes(
+        env!("CARGO_BIN_EXE_sockfilter"),
+        &["--tick-ms", "5", "--lock", "1"],
+    );
+    assert!(
+        detail.starts_with("two socket filters read back the same"),
+        "{detail}"
+    );
+}

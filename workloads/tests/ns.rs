@@ -181,3 +181,58 @@ fn mntns_catches_a_changed_file_in_the_private_tmpfs() {
         &["mnt/data (in the private tmpfs) differs at offset 20"],
     );
 }
+
+#[test]
+fn timens_passes_in_a_time_namespace() {
+    if !root_or_skip("timens_passes_in_a_time_namespace") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_timens"), FAST);
+    let ready = w.wait_ready_any();
+    assert_ne!(
+        ready.pid,
+        w.child.id(),
+        "ready must name the namespace's member"
+    );
+    let offsets =
+        crtest_workloads::procfs::read(&format!("/proc/{}/timens_offsets", ready.pid)).unwrap();
+    assert_eq!(
+        crtest_workloads::ns::timens::parse_offsets(&offsets),
+        Some((86_400, 172_800)),
+        "{offsets}"
+    );
+    w.wait_progress_increase();
+    let (code, verdict) = w.verify();
+    assert_pass(code, &verdict, &w.log());
+    assert!(
+        verdict
+            .detail
+            .starts_with("the time namespace's clocks went on"),
+        "{}",
+        verdict.detail
+    );
+}
+
+#[test]
+fn timens_catches_a_changed_clock_gap() {
+    if !root_or_skip("timens_catches_a_changed_clock_gap") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_timens"), FAST);
+    let ready = w.wait_ready_any();
+    let member = detail_number(&ready.detail, "member") as i32;
+    let gap = detail_number(&ready.detail, "gap_addr") as u64;
+    // What a restore that lost the boottime offset would show: the two clocks a day closer.
+    poke(
+        nix::unistd::Pid::from_raw(member),
+        gap,
+        &(-86_000.0f64).to_le_bytes(),
+    );
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["CLOCK_BOOTTIME - CLOCK_MONOTONIC: expected -86000.000 s"],
+    );
+}

@@ -252,3 +252,201 @@ fn pidfd_catches_its_child_gone() {
         )],
     );
 }
+
+#[test]
+fn stopped_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_stopped"), FAST);
+    assert!(
+        detail.starts_with("a SIGSTOPped child stayed stopped"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn stopped_catches_a_continued_child() {
+    let mut w = Running::start(env!("CARGO_BIN_EXE_stopped"), FAST);
+    let ready = w.wait_ready();
+    let pid = detail_number(&ready.detail, "stopped") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "stopped child (pid {pid}): state S, expected T (stopped)"
+        )],
+    );
+}
+
+#[test]
+fn creds_passes() {
+    if !root_or_skip("creds_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_creds"), FAST);
+    assert!(
+        detail.starts_with("a child kept its 3 uids, 3 gids"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn creds_catches_other_uids() {
+    if !root_or_skip("creds_catches_other_uids") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_creds"), FAST);
+    let ready = w.wait_ready();
+    let child = detail_number(&ready.detail, "child");
+    let uids = detail_number(&ready.detail, "uids_addr") as u64;
+    // What the child must show becomes uid 4242: the child's real uid now differs.
+    poke(w.pid(), uids, &4242u32.to_ne_bytes());
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!(
+            "child with its own credentials (pid {child}): Uid: expected \"4242 18944 18945 18944\", got \"18943 18944 18945 18944\""
+        )],
+    );
+}
+
+#[test]
+fn chroot_passes() {
+    if !root_or_skip("chroot_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_chroot"), FAST);
+    assert!(
+        detail.starts_with("a chrooted child kept its root"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn chroot_catches_a_changed_file_in_its_root() {
+    if !root_or_skip("chroot_catches_a_changed_file_in_its_root") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_chroot"), FAST);
+    let ready = w.wait_ready();
+    let root = ready
+        .detail
+        .split("root=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(format!("{root}/marker"), "changed\n").unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &["/marker inside: expected \"crtest chroot root\", got \"changed\""],
+    );
+}
+
+fn lsm_or_skip(test: &str) -> bool {
+    if crtest_workloads::process::lsm::labels("self").is_empty() {
+        eprintln!("{test}: skipped: this host's kernel runs no LSM with labels");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn lsm_passes() {
+    if !lsm_or_skip("lsm_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_lsm"), FAST);
+    assert!(
+        detail.starts_with("the workload, its child and their socket pair kept"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn lsm_without_labels_is_a_setup_failure() {
+    if lsm_or_skip("lsm_without_labels_is_a_setup_failure") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_lsm"), FAST);
+    let (code, verdict) = w.outcome_within(GRACE);
+    // A setup failure exits 2, with the reason in the verdict.
+    assert_eq!(code, 2, "log:\n{}", w.log());
+    assert!(!verdict.ok);
+    assert!(
+        verdict
+            .detail
+            .contains("no LSM label in /proc/self/attr/current"),
+        "{}",
+        verdict.detail
+    );
+}
+
+fn uprobes_or_skip(test: &str) -> bool {
+    if !root_or_skip(test) {
+        return false;
+    }
+    let events = "/sys/kernel/tracing/uprobe_events";
+    if !std::path::Path::new(events).exists() {
+        let _ = nix::mount::mount(
+            Some("nodev"),
+            "/sys/kernel/tracing",
+            Some("tracefs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    if !std::path::Path::new(events).exists() {
+        eprintln!("{test}: skipped: no {events} (CONFIG_UPROBE_EVENTS)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn uprobes_passes() {
+    if !uprobes_or_skip("uprobes_passes") {
+        return;
+    }
+    let detail = passes(env!("CARGO_BIN_EXE_uprobes"), FAST);
+    assert!(
+        detail.starts_with("a uprobe on crtest_probed hit on every one"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn uprobes_catches_a_disabled_probe() {
+    if !uprobes_or_skip("uprobes_catches_a_disabled_probe") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_uprobes"), FAST);
+    let ready = w.wait_ready();
+    let event = ready
+        .detail
+        .split("event=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(format!("/sys/kernel/tracing/events/{event}/enable"), "0").unwrap();
+    let (code, verdict) = w.outcome_within(GRACE);
+    assert_fail(
+        code,
+        &verdict,
+        &w.log(),
+        &[&format!("uprobe {event}: "), "hits after a call"],
+    );
+}
