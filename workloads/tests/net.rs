@@ -331,18 +331,14 @@ fn rawsock_catches_a_changed_icmp_filter() {
     let (mut w, detail) = started(env!("CARGO_BIN_EXE_rawsock"), FAST);
     let fd = detail_number(&detail, "icmp") as i32;
     let copy = steal_fd(w.pid(), fd);
-    let open: u32 = 0;
-    // SAFETY: ICMP_FILTER reads one u32.
-    let r = unsafe {
-        libc::setsockopt(
-            copy.as_raw_fd(),
-            libc::SOL_RAW,
-            crtest_workloads::net::rawsock::ICMP_FILTER,
-            (&open as *const u32).cast(),
-            4,
-        )
-    };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    // Let every ICMP type through.
+    crtest_workloads::sys::setsockopt_int(
+        copy.as_raw_fd(),
+        libc::SOL_RAW,
+        crtest_workloads::net::rawsock::ICMP_FILTER,
+        0,
+    )
+    .unwrap();
     let (code, verdict) = w.outcome_within(GRACE);
     assert_fail(
         code,
@@ -369,18 +365,13 @@ fn sockfilter_catches_a_detached_filter() {
     let (mut w, detail) = started(env!("CARGO_BIN_EXE_sockfilter"), FAST);
     let fd = detail_number(&detail, "short") as i32;
     let copy = steal_fd(w.pid(), fd);
-    let zero: libc::c_int = 0;
-    // SAFETY: SO_DETACH_FILTER takes an ignored int.
-    let r = unsafe {
-        libc::setsockopt(
-            copy.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            (&zero as *const libc::c_int).cast(),
-            4,
-        )
-    };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    crtest_workloads::sys::setsockopt_int(
+        copy.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_DETACH_FILTER,
+        0,
+    )
+    .unwrap();
     let (code, verdict) = w.outcome_within(GRACE);
     assert_fail(
         code,

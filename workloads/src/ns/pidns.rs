@@ -20,12 +20,10 @@ use crate::args::{Args, Opt};
 use crate::check::Problems;
 use crate::family::{self, Helper};
 use crate::ns::unshare;
-use crate::protocol::{Workload, READY_FILE};
+use crate::protocol::Workload;
 use crate::{procfs, steady};
 use nix::libc;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, getpgrp, getpid, getppid, getsid, setsid, ForkResult};
-use std::time::{Duration, Instant};
+use nix::unistd::{getpgrp, getpid, getppid, getsid, setsid};
 
 /// Program name.
 pub const NAME: &str = "pidns";
@@ -225,35 +223,5 @@ fn init_main(wl: &mut Workload, args: &Args) -> Result<String, String> {
 /// The workload; returns the verdict (setup errors exit through [`Workload::setup_failed`]).
 pub fn run(wl: &mut Workload, args: &Args) -> Result<String, String> {
     unshare(libc::CLONE_NEWPID, "CLONE_NEWPID").unwrap_or_else(|e| wl.setup_failed(&e));
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: single-threaded; the child runs the workload, the parent only waits.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => return init_main(wl, args),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => wl.setup_failed(&format!("fork into the new PID namespace: {e}")),
-    };
-    // The starter: wait for the init to be ready (or to die), then leave without a verdict
-    // of its own; the init writes the result.
-    let ready = wl.path(READY_FILE);
-    let start = Instant::now();
-    loop {
-        if ready.exists() {
-            // Linger a moment, so whoever waits for `ready` sees it before seeing the
-            // starter gone.
-            std::thread::sleep(Duration::from_millis(200));
-            std::process::exit(0);
-        }
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
-            Ok(WaitStatus::Signaled(..)) => {
-                wl.setup_failed("the namespace's init was killed before ready")
-            }
-            _ => {}
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            wl.setup_failed("the namespace's init was not ready within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    crate::ns::run_in_child(wl, args, "the namespace's init", init_main)
 }

@@ -16,12 +16,10 @@
 
 use crate::args::{Args, Opt};
 use crate::check::Problems;
-use crate::protocol::{Workload, READY_FILE};
+use crate::protocol::Workload;
 use crate::{ns::unshare, procfs, steady};
 use nix::libc;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, getpid, ForkResult};
-use std::time::{Duration, Instant};
+use nix::unistd::getpid;
 
 /// Program name.
 pub const NAME: &str = "timens";
@@ -146,33 +144,7 @@ pub fn run(wl: &mut Workload, args: &Args) -> Result<String, String> {
     if let Err(e) = std::fs::write("/proc/self/timens_offsets", offsets) {
         wl.setup_failed(&format!("write /proc/self/timens_offsets: {e}"));
     }
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: single-threaded; the child runs the workload, the parent only waits.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => return child_main(wl, args),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => wl.setup_failed(&format!("fork into the new time namespace: {e}")),
-    };
-    let ready = wl.path(READY_FILE);
-    let start = Instant::now();
-    loop {
-        if ready.exists() {
-            std::thread::sleep(Duration::from_millis(200));
-            std::process::exit(0);
-        }
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
-            Ok(WaitStatus::Signaled(..)) => {
-                wl.setup_failed("the time namespace's process was killed before ready")
-            }
-            _ => {}
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            wl.setup_failed("the time namespace's process was not ready within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    crate::ns::run_in_child(wl, args, "the time namespace's process", child_main)
 }
 
 #[cfg(test)]
