@@ -350,6 +350,16 @@ pub fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int>
     Ok(v)
 }
 
+/// `getsockopt` of an option of up to `len` bytes, as the bytes the kernel gave back.
+pub fn getsockopt_bytes(fd: RawFd, level: c_int, name: c_int, len: usize) -> io::Result<Vec<u8>> {
+    let mut v = vec![0u8; len];
+    let mut l = len as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `l` bytes into `v`.
+    cvt(unsafe { libc::getsockopt(fd, level, name, v.as_mut_ptr().cast(), &mut l) })?;
+    v.truncate(l as usize);
+    Ok(v)
+}
+
 /// Sets an integer socket option.
 pub fn setsockopt_int(fd: RawFd, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
     // SAFETY: the option is an int and the length says so.

@@ -105,19 +105,23 @@ struct Map {
 
 impl Map {
     fn create(want: Info) -> Result<Map, String> {
-        let mut a: Attr = [0; 16];
-        a[0] = u64::from(want.kind) | u64::from(want.key_size) << 32;
-        a[1] = u64::from(want.value_size) | u64::from(want.entries) << 32;
-        a[2] = u64::from(want.flags);
-        // map_name starts at byte 28 (after inner_map_fd and numa_node).
+        // map_type, key_size, value_size, max_entries, map_flags; map_name starts at byte
+        // 28 (after inner_map_fd and numa_node).
         let mut bytes = [0u8; 128];
-        for (i, w) in a.iter().enumerate() {
-            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+        let fields = [
+            want.kind,
+            want.key_size,
+            want.value_size,
+            want.entries,
+            want.flags,
+        ];
+        for (i, v) in fields.iter().enumerate() {
+            bytes[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         bytes[28..28 + want.name.len()].copy_from_slice(want.name.as_bytes());
-        for (i, w) in a.iter_mut().enumerate() {
-            *w = u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
-        }
+        let mut a: Attr = std::array::from_fn(|i| {
+            u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap())
+        });
         let fd = bpf(BPF_MAP_CREATE, &mut a)
             .map_err(|e| format!("BPF_MAP_CREATE {}: {}", want.name, errno_text(&e)))?;
         let fd = sys::owned(fd as libc::c_int).map_err(|e| e.to_string())?;

@@ -44,7 +44,7 @@ fn ioctl(fd: &OwnedFd, req: u64, arg: &mut [u64]) -> std::io::Result<()> {
     sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg.as_mut_ptr()) }).map(|_| ())
 }
 
-/// Fills page `at` of `start` with zeros through `fd` (`UFFDIO_ZEROPAGE`).
+/// Fills the page at `addr` with zeros through `fd` (`UFFDIO_ZEROPAGE`).
 pub fn zero_page(fd: &OwnedFd, addr: usize) -> std::io::Result<()> {
     let mut z = [addr as u64, sys::page_size() as u64, 0, 0];
     ioctl(fd, UFFDIO_ZEROPAGE, &mut z)

@@ -28,20 +28,6 @@ pub const FILTER4: u32 = !1;
 pub const FILTER6: [u32; 8] = [!0, !0, !0, !0, !0b11, !0, !0, !0];
 const EXPERIMENTAL: libc::c_int = 253;
 
-fn get_bytes(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    len: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut v = vec![0u8; len];
-    let mut l = len as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `l` bytes.
-    sys::cvt(unsafe { libc::getsockopt(fd, level, name, v.as_mut_ptr().cast(), &mut l) })?;
-    v.truncate(l as usize);
-    Ok(v)
-}
-
 fn set_bytes(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &[u8]) -> std::io::Result<()> {
     // SAFETY: setsockopt reads `v`.
     sys::cvt(unsafe {
@@ -122,7 +108,7 @@ impl Raw {
     fn check(&self) -> Result<(), String> {
         let mut p = Problems::new();
         let i = self.icmp.as_raw_fd();
-        match get_bytes(i, libc::SOL_RAW, ICMP_FILTER, 4) {
+        match sys::getsockopt_bytes(i, libc::SOL_RAW, ICMP_FILTER, 4) {
             Ok(v) => p.expect_eq(
                 &format!("ICMP raw socket (fd {i}): ICMP_FILTER"),
                 FILTER4.to_ne_bytes().to_vec(),
@@ -139,7 +125,7 @@ impl Raw {
             net::name_text(i, true),
         );
         let i6 = self.icmp6.as_raw_fd();
-        match get_bytes(i6, libc::SOL_ICMPV6, ICMP_FILTER, 32) {
+        match sys::getsockopt_bytes(i6, libc::SOL_ICMPV6, ICMP_FILTER, 32) {
             Ok(v) => p.expect_eq(
                 &format!("ICMPv6 raw socket (fd {i6}): ICMPV6_FILTER"),
                 words(&FILTER6),

@@ -38,21 +38,9 @@ pub fn labels(pid: &str) -> Vec<(String, String)> {
 }
 
 fn peersec(fd: &OwnedFd) -> Result<String, String> {
-    let mut buf = vec![0u8; 512];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most len bytes.
-    sys::cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERSEC,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    })
-    .map_err(|e| format!("SO_PEERSEC: {}", crate::protocol::errno_text(&e)))?;
-    buf.truncate(len as usize);
-    Ok(String::from_utf8_lossy(&buf)
+    let label = sys::getsockopt_bytes(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERSEC, 512)
+        .map_err(|e| format!("SO_PEERSEC: {}", crate::protocol::errno_text(&e)))?;
+    Ok(String::from_utf8_lossy(&label)
         .trim_end_matches(['\n', '\0'])
         .to_string())
 }
