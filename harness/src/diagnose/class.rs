@@ -122,6 +122,21 @@ mod tests {
         None,
         "version-mismatch"
     )]
+    #[case(
+        "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported",
+        Some("EOPNOTSUPP"),
+        "version-mismatch"
+    )]
+    #[case(
+        "sockets: Sockects collect procedure family AF_INET proto IPPROTO_UDPLITE: -2",
+        Some("ENOENT"),
+        "version-mismatch"
+    )]
+    #[case(
+        "sockets: Sockects collect procedure family AF_INET proto IPPROTO_UDP: -2",
+        Some("ENOENT"),
+        "missing-kernel-feature"
+    )]
     #[case("Error (criu/util.c:637): execvp(\"iptables-restore\", ...) failed: No such file or directory", Some("ENOENT"), "missing-tool")]
     #[case(
         "Error (criu/libnetlink.c:84): ERROR -95 reported by netlink",

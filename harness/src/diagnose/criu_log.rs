@@ -9,8 +9,8 @@ pub fn parse_version(output: &str) -> Option<String> {
     })
 }
 
-/// The errno of a failed criu step, by name: the one its first error line carries; else the
-/// first `Error` line's that carries one; else what the tools criu ran said on stderr (lines
+/// The errno of a failed criu step, by name: the one its first error line carries (by name,
+/// else by number); else the first `Error` line's that carries one; else what the tools criu ran said on stderr (lines
 /// without criu's timestamp); else the nearest line before the first error line that ends
 /// in a return code (`collect procedure family AF_UNIX ...: -2` before `Sockets ... are not
 /// collected`).
@@ -18,6 +18,7 @@ pub fn errno_of(log: &str, first_error: Option<&str>) -> Option<String> {
     use crate::diagnose::errno;
     first_error
         .and_then(errno::find)
+        .or_else(|| first_error.and_then(errno::find_numeric))
         .or_else(|| errno::find_in(log.lines().filter(|l| l.contains("Error"))))
         .or_else(|| errno::find_in(log.lines().filter(|l| !l.starts_with('('))))
         .or_else(|| {
@@ -38,8 +39,35 @@ const NOISE: &[&str] = &[
 const CAUSES: &[&str] = &["Unable to interrupt task"];
 
 /// The first meaningful `Error (file:line): message` line of a criu log, from `Error` on,
-/// or the `Warn (...)` line before it that names its cause.
+/// or the `Warn (...)` line before it that names its cause. When the only error is criu's
+/// closing `Dumping FAILED.`, the debug line that returned the code it failed on (criu 4.1.1
+/// on kernel 7.1 and later dumping a net namespace: `Sockects collect procedure family AF_INET
+/// proto IPPROTO_UDPLITE: -2`, and no `Error` line for it).
 pub fn first_error_line(log: &str) -> Option<String> {
+    let first = meaningful_error_line(log)?;
+    if !first.ends_with("FAILED.") {
+        return Some(first);
+    }
+    Some(silent_cause(log).unwrap_or(first))
+}
+
+/// The first `collect procedure ...: -N` line (criu logs a failed sock_diag request at debug
+/// level only), from the message on.
+fn silent_cause(log: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim_end)
+        .find(|l| {
+            l.contains("collect procedure family")
+                && l.rsplit_once(": -")
+                    .is_some_and(|(_, n)| n.parse::<u32>().is_ok())
+        })
+        .map(|l| {
+            let message = l.find(") ").map_or(l, |i| &l[i + 2..]);
+            message.to_string()
+        })
+}
+
+fn meaningful_error_line(log: &str) -> Option<String> {
     log.lines()
         .filter_map(|l| {
             if let Some(i) = l.find("Error (") {
@@ -53,9 +81,41 @@ pub fn first_error_line(log: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What getopt says when criu refuses its command line (it writes no log then): the line
+/// naming the option (`criu: unrecognized option '--no-ghost-fiemap'`), not the usage text
+/// or the `Try -h|--help for more info` hint printed after it.
+pub fn usage_error_line(output: &str) -> Option<String> {
+    const GETOPT: &[&str] = &[
+        ": unrecognized option",
+        ": invalid option",
+        ": option requires an argument",
+        "doesn't allow an argument",
+        "is ambiguous",
+    ];
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| GETOPT.iter().any(|g| l.contains(g)))
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_error_names_the_option() {
+        let out = "criu: unrecognized option '--no-ghost-fiemap'\n\nUsage:\n  criu dump|pre-dump -t PID [<options>]\n\nTry -h|--help for more info\n";
+        assert_eq!(
+            usage_error_line(out).as_deref(),
+            Some("criu: unrecognized option '--no-ghost-fiemap'")
+        );
+        assert_eq!(
+            usage_error_line("/usr/sbin/criu: option requires an argument -- 'D'\n").as_deref(),
+            Some("/usr/sbin/criu: option requires an argument -- 'D'")
+        );
+        assert_eq!(usage_error_line("Try -h|--help for more info\n"), None);
+    }
 
     #[test]
     fn version_line() {
@@ -102,6 +162,29 @@ mod tests {
         // A line after the error, or a -1, names nothing.
         let log = "(0.1) step: -1\n(0.2) Error (criu/x.c:1): broke\n(0.3) later: -2\n";
         assert_eq!(errno_of(log, first_error_line(log).as_deref()), None);
+    }
+
+    #[test]
+    fn a_dump_that_fails_without_an_error_line_names_the_request_that_failed() {
+        // criu 4.1.1 dumping zdtm's netns_lock_iptables on 7.2.13 (UDP-Lite is gone).
+        let log = "(00.742376) inet: \tCollected: ino   0x9c1e family AF_INET    type SOCK_STREAM    port     8880 state TCP_LISTEN       src_addr 127.0.0.1\n\
+(00.742700) sockets: Sockects collect procedure family AF_INET proto IPPROTO_UDP: OK\n\
+(00.742910) sockets: Sockects collect procedure family AF_INET proto IPPROTO_UDPLITE: -2\n\
+(00.744552) sockets: Sockects collect procedure family AF_INET6 proto IPPROTO_UDPLITE: -2\n\
+(00.746026) net: Unlock network\n\
+(01.156155) Error (criu/cr-dump.c:2111): Dumping FAILED.\n";
+        let first = first_error_line(log);
+        assert_eq!(
+            first.as_deref(),
+            Some("sockets: Sockects collect procedure family AF_INET proto IPPROTO_UDPLITE: -2")
+        );
+        assert_eq!(errno_of(log, first.as_deref()).as_deref(), Some("ENOENT"));
+        // With nothing to name, the summary stays.
+        let log = "(0.1) fine\n(0.2) Error (criu/cr-dump.c:2111): Dumping FAILED.\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Error (criu/cr-dump.c:2111): Dumping FAILED.")
+        );
     }
 
     #[test]

@@ -74,10 +74,19 @@ fn by_text(line: &str) -> Option<String> {
     (1..134)
         .map(Errno::from_raw)
         .filter(|e| *e != Errno::UnknownErrno)
-        .filter(|e| line.contains(e.desc()))
+        .map(|e| (e, strerror(e)))
+        .filter(|(_, text)| line.contains(text))
         // The longest description wins: "No such device or address" over "No such device".
-        .max_by_key(|e| e.desc().len())
-        .map(|e| format!("{e:?}"))
+        .max_by_key(|(_, text)| text.len())
+        .map(|(e, _)| format!("{e:?}"))
+}
+
+/// glibc's strerror() text, which tools print: nix's own wording where they differ.
+fn strerror(e: Errno) -> &'static str {
+    match e {
+        Errno::EOPNOTSUPP => "Operation not supported",
+        e => e.desc(),
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +100,10 @@ mod tests {
         Some("EOPNOTSUPP")
     )]
     #[case("Error (criu/mount.c:12): Can't open ./proc: errno=13", Some("EACCES"))]
+    #[case(
+        "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported",
+        Some("EOPNOTSUPP")
+    )]
     #[case(
         "lxc 20261126 ERROR cgfsng - Device or resource busy - Failed",
         Some("EBUSY")

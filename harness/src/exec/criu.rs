@@ -271,7 +271,9 @@ impl Run<'_> {
             return Ok(ran);
         }
         let log_text = std::fs::read_to_string(log).unwrap_or_default();
-        let first = criu_log::first_error_line(&log_text).or_else(|| ran.tail(1).pop());
+        let first = criu_log::first_error_line(&log_text)
+            .or_else(|| criu_log::usage_error_line(&ran.output))
+            .or_else(|| ran.tail(1).pop());
         let errno = criu_log::errno_of(&log_text, first.as_deref());
         let mut e = StepError::fail(
             step,

@@ -245,6 +245,10 @@ pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
 pub(crate) fn via_zdtm_py(run: &mut Run, z: &ZdtmTest) -> Result<(), StepError> {
     let argv = zdtm_py_argv(z);
     let out = run.work.join("zdtm.py.log");
+    dump_beside(&run.work).map_err(|e| {
+        StepError::fail(StepKind::Run, format!("cannot place zdtm.py's dump/: {e}"))
+            .with_outcome(Outcome::Error)
+    })?;
     let ran = command::Cmd::new(&argv[0])
         .args(&argv[1..])
         .dir(ZDTM_ROOT)
@@ -278,6 +282,22 @@ pub(crate) fn via_zdtm_py(run: &mut Run, z: &ZdtmTest) -> Result<(), StepError> 
         .map(|l| l.trim().to_string());
     e.failure.errno = e.failure.first_error_line.as_deref().and_then(errno::find);
     Err(e)
+}
+
+/// Points zdtm's `test/dump` (where zdtm.py writes its images, and keeps a failed test's)
+/// at the scenario's working directory: the tree's disk has only the room its build left
+/// (about 140 MiB), which one big test's images fill (maps04: `Unable to spice data: No
+/// space left on device`), and kept images of a failure would fail every test after it.
+fn dump_beside(work: &Path) -> std::io::Result<()> {
+    let dump = work.join("zdtm.py-dump");
+    std::fs::create_dir_all(&dump)?;
+    let link = Path::new(ZDTM_ROOT).join("dump");
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link)?,
+        Ok(_) => std::fs::remove_file(&link)?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(&dump, &link)
 }
 
 /// The program and arguments of a zdtm test's start command (a `./NAME` is the test's own

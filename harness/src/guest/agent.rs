@@ -170,13 +170,18 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         return Ok(());
     }
     let clean = crate::guest::health::taint();
+    let firewall = crate::guest::health::netfilter_rules();
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
             name: sc.name.clone(),
         });
         let mut result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
         reap_orphans();
-        let leftovers = crate::guest::health::kill_leftovers();
+        let mut leftovers = crate::guest::health::kill_leftovers();
+        let rules = firewall.as_deref().and_then(|before| {
+            crate::guest::health::restore_netfilter(before, std::path::Path::new("/tmp"))
+        });
+        leftovers.extend(rules);
         if !leftovers.is_empty() {
             result.leftovers = leftovers;
         }

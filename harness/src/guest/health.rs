@@ -1,6 +1,7 @@
 //! After each scenario, in the guest: is the kernel still clean (taint flag), and did the
-//! scenario leave processes behind? A new taint makes the host reboot the guest for the
-//! scenarios that follow; leftovers are killed and named in the scenario's result.
+//! scenario leave processes or firewall rules behind? A new taint makes the host reboot the
+//! guest for the scenarios that follow; leftovers are killed (rules put back as they were) and
+//! named in the scenario's result.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -57,6 +58,77 @@ pub fn kill_leftovers() -> Vec<String> {
         .collect()
 }
 
+/// The root network namespace's firewall as `nft --stateless list ruleset` prints it (the
+/// iptables of Debian's default `iptables-nft` included; counters left out), `None` without
+/// `nft` or when it cannot list.
+pub fn netfilter_rules() -> Option<String> {
+    let nft = crtest_vm::command::locate("nft")?;
+    let ran = crtest_vm::command::Cmd::new(nft)
+        .args(["--stateless", "list", "ruleset"])
+        .run_timed(NFT_TIME, None)
+        .ok()?;
+    ran.ok().then_some(ran.output)
+}
+
+const NFT_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When the ruleset is no longer `before`, puts `before` back; when a rule differs (not only
+/// an empty table or chain iptables-nft leaves after `-D`), says what, for the scenario's
+/// leftovers: a test killed before it took its rule back (socket-tcp-syn-sent drops its
+/// port's packets) would stall every later connection to that port.
+pub fn restore_netfilter(before: &str, work: &std::path::Path) -> Option<String> {
+    let now = netfilter_rules()?;
+    if now == before {
+        return None;
+    }
+    let saved = work.join("nft-ruleset.before");
+    let script = format!("flush ruleset\n{before}");
+    let nft = crtest_vm::command::locate("nft")?;
+    let put_back = std::fs::write(&saved, script).is_ok()
+        && crtest_vm::command::Cmd::new(nft)
+            .arg("-f")
+            .arg(&saved)
+            .run_timed(NFT_TIME, None)
+            .is_ok_and(|r| r.ok());
+    let _ = std::fs::remove_file(&saved);
+    let changed = rule_change(before, &now);
+    match (changed, put_back) {
+        (None, true) => None,
+        (None, false) => Some("netfilter tables changed; could not be put back".into()),
+        (Some(rule), true) => Some(format!("netfilter rule left ({rule}); put back")),
+        (Some(rule), false) => Some(format!(
+            "netfilter rule left ({rule}); could not be put back"
+        )),
+    }
+}
+
+/// The lines of a ruleset that filter: not a table's or chain's frame, not an accepting
+/// base chain's `type ... policy accept;`.
+fn rule_lines(ruleset: &str) -> Vec<&str> {
+    ruleset
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "}")
+        .filter(|l| !l.starts_with("table ") && !l.starts_with("chain "))
+        .filter(|l| !(l.starts_with("type ") && l.ends_with("policy accept;")))
+        .collect()
+}
+
+/// The first rule of `now` that `before` does not have, or a removal; `None` when only
+/// frames differ.
+fn rule_change<'a>(before: &str, now: &'a str) -> Option<&'a str> {
+    let (old, new) = (rule_lines(before), rule_lines(now));
+    if old == new {
+        return None;
+    }
+    Some(
+        new.iter()
+            .find(|l| !old.contains(l))
+            .copied()
+            .unwrap_or("a rule removed"),
+    )
+}
+
 /// Records a new taint in the scenario's result: a pass becomes a fail.
 pub fn mark_tainted(result: &mut crate::model::outcome::ScenarioResult, letters: &str) {
     let message = format!("the kernel became tainted ({letters}) while the scenario ran");
@@ -78,6 +150,27 @@ pub fn mark_tainted(result: &mut crate::model::outcome::ScenarioResult, letters:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rule_a_test_left_is_named() {
+        // `iptables -A INPUT --dport 8880 -j DROP` of zdtm's socket-tcp-syn-sent, through
+        // Debian's iptables-nft, as `nft --stateless list ruleset` prints it.
+        let frame = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n";
+        let dropped = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tmeta l4proto tcp tcp dport 8880 drop\n\t}\n}\n";
+        assert_eq!(
+            rule_change("", dropped),
+            Some("meta l4proto tcp tcp dport 8880 drop")
+        );
+        // What `iptables -D` leaves (an empty accepting chain) is not a rule left.
+        assert_eq!(rule_change("", frame), None);
+        assert_eq!(rule_change(dropped, frame), Some("a rule removed"));
+        // A chain that drops by policy filters.
+        let policy = frame.replace("policy accept;", "policy drop;");
+        assert_eq!(
+            rule_change("", &policy),
+            Some("type filter hook input priority filter; policy drop;")
+        );
+    }
 
     #[test]
     fn taint_letters() {

@@ -147,6 +147,45 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_tree_than_the_cells_criu_expects_what_criu_learned_later() {
+        let rules = shipped();
+        let cell = |zdtm: &str, criu: &str, kernel: &str| CellFacts {
+            zdtm: Some(zdtm.into()),
+            criu: Some(criu.into()),
+            kernel: kernel.into(),
+            suite: "bookworm".into(),
+        };
+        let old = cell("4.1.1", "3.17.1-2+deb12u2", "6.1.0-57-amd64");
+        for test in [
+            "static/caps01",
+            "static/pidfd_kill",
+            "static/ghost_multi_hole01",
+        ] {
+            assert_eq!(
+                find(&rules, test, &old).map(|k| k.outcome.as_str()),
+                Some("fail"),
+                "{test}"
+            );
+        }
+        // The same tree with its own criu, or the tree of the cell's criu: nothing to expect.
+        assert!(find(&rules, "static/caps01", &cell("4.1.1", "4.1.1-1", "6.1.0")).is_none());
+        assert!(find(
+            &rules,
+            "static/caps01",
+            &cell("3.17.1", "3.17.1-2", "6.1.0")
+        )
+        .is_none());
+        // pidfs came with 6.9: a dead task's pidfd only fails there.
+        assert!(find(&rules, "static/pidfd_dead", &old).is_none());
+        assert!(find(
+            &rules,
+            "static/pidfd_dead",
+            &cell("4.1.1", "3.17.1-2", "6.12.57")
+        )
+        .is_some());
+    }
+
+    #[test]
     fn rules_match_by_test_and_cell() {
         let rules = parse(
             r#"
