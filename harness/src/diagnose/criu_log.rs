@@ -10,8 +10,8 @@ pub fn parse_version(output: &str) -> Option<String> {
 }
 
 /// The errno of a failed criu step, by name: the one its first error line carries (by name,
-/// else by number); else the first `Error` line's that carries one; else what the tools criu ran said on stderr (lines
-/// without criu's timestamp); else the nearest line before the first error line that ends
+/// else by number); else the first `Error` line's that carries one; else what the tools criu
+/// ran said on stderr (lines without criu's timestamp); else the nearest line before the first error line that ends
 /// in a return code (`collect procedure family AF_UNIX ...: -2` before `Sockets ... are not
 /// collected`).
 pub fn errno_of(log: &str, first_error: Option<&str>) -> Option<String> {
@@ -58,8 +58,7 @@ fn silent_cause(log: &str) -> Option<String> {
         .map(str::trim_end)
         .find(|l| {
             l.contains("collect procedure family")
-                && l.rsplit_once(": -")
-                    .is_some_and(|(_, n)| n.parse::<u32>().is_ok())
+                && crate::diagnose::errno::find_numeric(l).is_some()
         })
         .map(|l| {
             let message = l.find(") ").map_or(l, |i| &l[i + 2..]);

@@ -178,10 +178,11 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
         let mut result = executor::run_scenario(&cfg, sc, &mut |ev| port.send(&ev));
         reap_orphans();
         let mut leftovers = crate::guest::health::kill_leftovers();
-        let rules = firewall.as_deref().and_then(|before| {
-            crate::guest::health::restore_netfilter(before, std::path::Path::new("/tmp"))
-        });
-        leftovers.extend(rules);
+        leftovers.extend(
+            firewall
+                .as_deref()
+                .and_then(crate::guest::health::restore_netfilter),
+        );
         if !leftovers.is_empty() {
             result.leftovers = leftovers;
         }

@@ -76,21 +76,13 @@ const NFT_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// an empty table or chain iptables-nft leaves after `-D`), says what, for the scenario's
 /// leftovers: a test killed before it took its rule back (socket-tcp-syn-sent drops its
 /// port's packets) would stall every later connection to that port.
-pub fn restore_netfilter(before: &str, work: &std::path::Path) -> Option<String> {
+pub fn restore_netfilter(before: &str) -> Option<String> {
     let now = netfilter_rules()?;
     if now == before {
         return None;
     }
-    let saved = work.join("nft-ruleset.before");
-    let script = format!("flush ruleset\n{before}");
     let nft = crtest_vm::command::locate("nft")?;
-    let put_back = std::fs::write(&saved, script).is_ok()
-        && crtest_vm::command::Cmd::new(nft)
-            .arg("-f")
-            .arg(&saved)
-            .run_timed(NFT_TIME, None)
-            .is_ok_and(|r| r.ok());
-    let _ = std::fs::remove_file(&saved);
+    let put_back = put_back_ruleset(&nft, before).is_ok_and(|r| r.ok());
     let changed = rule_change(before, &now);
     match (changed, put_back) {
         (None, true) => None,
@@ -100,6 +92,21 @@ pub fn restore_netfilter(before: &str, work: &std::path::Path) -> Option<String>
             "netfilter rule left ({rule}); could not be put back"
         )),
     }
+}
+
+/// `nft -f` of a script that flushes the ruleset and loads `before`.
+fn put_back_ruleset(
+    nft: &std::path::Path,
+    before: &str,
+) -> std::io::Result<crtest_vm::command::Ran> {
+    use std::io::Write;
+    let mut script = tempfile::NamedTempFile::new()?;
+    write!(script, "flush ruleset\n{before}")?;
+    crtest_vm::command::Cmd::new(nft)
+        .arg("-f")
+        .arg(script.path())
+        .run_timed(NFT_TIME, None)
+        .map_err(std::io::Error::other)
 }
 
 /// The lines of a ruleset that filter: not a table's or chain's frame, not an accepting
