@@ -7,6 +7,7 @@
 
 pub mod aio;
 pub mod appendlog;
+pub mod bursty;
 pub mod fanotify;
 pub mod flocks;
 pub mod ghostholes;

@@ -16,7 +16,7 @@
 //! catalog with what each one checks):
 //!
 //! - files: `fileio1` ([`fileio`]), `counterloop` ([`counter`]), and in [`files`]
-//!   `openflags`, `appendlog`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
+//!   `openflags`, `appendlog`, `bursty`, `unlinked`, `sharedfds`, `flocks`, `posixlocks`,
 //!   `mmapfile`, `memfd`, `aio`, `rtc`, `fanotify`, `leases`, `ghostholes`.
 //! - memory ([`memory`]): `bigmem`, `mprotect`, `cowmem`, `vdso`, `uffd`, `thp`.
 //! - process: `ptree1` ([`ptree`]), and in [`process`] `zombies`, `threads`, `sessions`,
@@ -42,6 +42,7 @@ pub const ALL: &[&str] = &[
     "bashpty",
     "bigmem",
     "bpfmap",
+    "bursty",
     "chroot",
     "counterloop",
     "cowmem",

@@ -84,6 +84,41 @@ fn appendlog_catches_a_lost_o_append() {
     );
 }
 
+const BURSTY_FAST: &[&str] = &["--pause-ms", "5", "--burst", "3"];
+
+#[test]
+fn bursty_passes() {
+    let detail = passes(env!("CARGO_BIN_EXE_bursty"), BURSTY_FAST);
+    assert!(
+        detail.contains("all on disk and the fd at the end"),
+        "{detail}"
+    );
+    assert!(detail.contains("(0 lost at a checkpoint)"), "{detail}");
+}
+
+#[test]
+fn bursty_catches_a_moved_offset() {
+    if !root_or_skip("bursty_catches_a_moved_offset") {
+        return;
+    }
+    let mut w = Running::start(env!("CARGO_BIN_EXE_bursty"), &["--pause-ms", "50"]);
+    let detail = w.wait_ready().detail;
+    let fd = detail_number(&detail, "log") as i32;
+    let stolen = steal_fd(w.pid(), fd);
+    // SAFETY: plain syscall on our copy of the descriptor.
+    unsafe { libc::lseek(stolen.as_raw_fd(), 0, libc::SEEK_END) };
+    // SAFETY: as above; the workload's next record then lands past the end.
+    unsafe { libc::lseek(stolen.as_raw_fd(), 8, libc::SEEK_CUR) };
+    w.wait_progress_increase();
+    let (code, verdict) = w.verify();
+    assert_fail(code, &verdict, &w.log(), &["records.log"]);
+    assert!(
+        verdict.detail.contains("size of records.log"),
+        "{}",
+        verdict.detail
+    );
+}
+
 #[test]
 fn unlinked_passes() {
     let detail = passes(env!("CARGO_BIN_EXE_unlinked"), FAST);

@@ -63,10 +63,9 @@ pub(crate) struct Run<'a> {
     pub(crate) screen_before: Option<crate::vnc::frame::Frame>,
     /// The screenshot taken after the restore, to see what typing changes.
     pub(crate) screen_restored: Option<crate::vnc::frame::Frame>,
-    /// What the tree showed before the current checkpoint (the visible-state comparison).
-    pub(crate) visible_before: Option<crate::exec::visible::Side>,
-    /// The comparison so far, over the iterations.
-    pub(crate) visible: Option<crate::model::visible::VisibleState>,
+    /// The visible-state comparison: the side read at the current checkpoint, the result
+    /// so far, the tree's own cgroup.
+    pub(crate) visible: crate::exec::visible::Tracker,
 }
 
 /// A failed step: the outcome it leads to and the failure report.

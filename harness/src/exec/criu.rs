@@ -4,6 +4,9 @@
 use crate::diagnose::{criu_log, errno};
 use crate::exec::context::{reap, reap_orphans, Run, StepError};
 use crate::exec::proctree;
+use crate::exec::visible::freeze::{self, TreeCgroup};
+use crate::exec::visible::moment::{Moment, Reads};
+use crate::exec::visible::Which;
 use crate::model::outcome::{Outcome, StepRecord};
 use crate::model::scenario::{StepKind, Target, Variant};
 use crtest_vm::command::{self, Ran};
@@ -85,6 +88,20 @@ impl Run<'_> {
         unsafe {
             cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
         }
+        if self.sc.variant == Variant::LeaveRunning {
+            // A cgroup of its own, to hold the tree still around a dump that leaves it
+            // running; where there is none, the sides are read running.
+            match TreeCgroup::make(&self.sc.name) {
+                Ok(cg) => {
+                    // SAFETY: the joiner only opens and writes a path made before the fork.
+                    unsafe {
+                        cmd.pre_exec(cg.joiner());
+                    }
+                    self.visible.cgroup = Some(cg);
+                }
+                Err(e) => self.note_visible(format!("no cgroup of its own for the tree: {e}")),
+            }
+        }
         let child = cmd.spawn().map_err(|e| {
             let mut err = StepError::fail(
                 StepKind::Start,
@@ -148,7 +165,7 @@ impl Run<'_> {
             let mut args = dump_args(pid.as_raw(), &pre, &log, &extra);
             args[0] = "pre-dump".into();
             args.push("--track-mem".into());
-            self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
+            self.criu(StepKind::Checkpoint, iteration, &args, &log, &[])?;
             extra.extend([
                 "--track-mem".into(),
                 "--prev-images-dir".into(),
@@ -165,16 +182,27 @@ impl Run<'_> {
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
-        let args = dump_args(pid.as_raw(), &images, &log, &extra);
-        let own_leave_running = self.sc.dump_args.iter().any(|a| a == "--leave-running");
-        if !own_leave_running {
-            self.visible_before(pid, iteration);
-        }
-        let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log)?;
         if self.sc.variant == Variant::LeaveRunning {
             // The tree goes on: it must not have noticed the dump, nor show it.
-            self.visible_after(pid, iteration);
+            self.dump_leaving_running(pid, iteration, &images, &log, extra)?;
             return self.continuity(StepKind::Checkpoint);
+        }
+        let own_leave_running = self.leaves_running();
+        let mut args = dump_args(pid.as_raw(), &images, &log, &extra);
+        // The tree as criu dumps it, read inside criu (unless the scenario's own
+        // --leave-running makes the restore meet the original: nothing to compare).
+        let reads = (!own_leave_running)
+            .then(|| self.visible_reads("dump", iteration))
+            .flatten();
+        if let Some(r) = &reads {
+            args.extend(r.criu_args());
+        } else if !own_leave_running {
+            self.visible_running(Which::Before, pid, iteration);
+        }
+        let env = reads.as_ref().map(Reads::env).unwrap_or_default();
+        let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log, &env)?;
+        if let Some(r) = &reads {
+            self.visible_taken(r, Moment::Dumped, pid, iteration);
         }
         if own_leave_running {
             // Asked for by the scenario itself: the original goes on, and the restore that
@@ -209,16 +237,57 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The scenario's own dump options leave the tree running (a reproducer's restore
+    /// meets the original).
+    fn leaves_running(&self) -> bool {
+        self.sc.dump_args.iter().any(|a| a == "--leave-running")
+    }
+
+    /// `criu dump --leave-running`: the tree read inside criu at `post-dump`, where the
+    /// action script also freezes the tree's own cgroup, so that it stops as criu lets it
+    /// go; read again, frozen, and thawed (see `visible::freeze`). Without a cgroup of its
+    /// own (no cgroup v2 freezer) both sides are read running, and the report says so.
+    fn dump_leaving_running(
+        &mut self,
+        pid: Pid,
+        iteration: u32,
+        images: &Path,
+        log: &Path,
+        extra: Vec<String>,
+    ) -> Result<(), StepError> {
+        let cg = self.visible.cgroup.as_ref().map(|c| c.path().to_path_buf());
+        let reads = cg
+            .clone()
+            .and_then(|cg| Some(self.visible_reads("dump", iteration)?.freezing(cg)));
+        let mut args = dump_args(pid.as_raw(), images, log, &extra);
+        match &reads {
+            Some(r) => args.extend(r.criu_args()),
+            None => self.visible_running(Which::Before, pid, iteration),
+        }
+        let env = reads.as_ref().map(Reads::env).unwrap_or_default();
+        let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
+        self.criu(StepKind::Checkpoint, iteration, &args, log, &env)?;
+        self.visible_left_running(reads.as_ref(), cg.as_deref(), pid, iteration);
+        Ok(())
+    }
+
     fn restore(&mut self, iteration: u32) -> Result<(), StepError> {
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
-        let args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
+        let mut args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
         let zdtm = crate::exec::zdtm::of(self.sc).cloned();
         if let Some(z) = &zdtm {
             self.zdtm_hook(z, StepKind::Restore, "--pre-restore", Some(&images))?;
         }
-        let ran = self.criu(StepKind::Restore, iteration, &args, &log)?;
+        self.between(&images)?;
+        // The restored tree, read inside criu before it runs again.
+        let reads = self.visible_reads("restore", iteration);
+        if let Some(r) = &reads {
+            args.extend(r.criu_args());
+        }
+        let env = reads.as_ref().map(Reads::env).unwrap_or_default();
+        let ran = self.criu(StepKind::Restore, iteration, &args, &log, &env)?;
         if let Some(z) = &zdtm {
             self.zdtm_hook(z, StepKind::Restore, "--post-restore", Some(&images))?;
         }
@@ -241,7 +310,10 @@ impl Run<'_> {
             }
         }
         let root = self.pid.expect("restored");
-        self.visible_after(root, iteration);
+        match &reads {
+            Some(r) => self.visible_taken(r, Moment::Restored, root, iteration),
+            None => self.visible_running(Which::After, root, iteration),
+        }
         self.continuity(StepKind::Restore)
     }
 
@@ -254,8 +326,13 @@ impl Run<'_> {
         iteration: u32,
         args: &[String],
         log: &Path,
+        env: &[(String, String)],
     ) -> Result<Ran, StepError> {
-        let ran = command::run(&self.cfg.criu, args, self.step_budget()).map_err(|e| {
+        let mut cmd = command::Cmd::new(&self.cfg.criu).args(args);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        let ran = cmd.run_timed(self.step_budget(), None).map_err(|e| {
             let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
             err.failure.command = Some(e.command().to_string());
             err.failure.errno = e.os_error().and_then(errno::name);

@@ -37,8 +37,7 @@ pub fn run_scenario(
         screens: None,
         screen_before: None,
         screen_restored: None,
-        visible_before: None,
-        visible: None,
+        visible: Default::default(),
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -61,7 +60,7 @@ pub fn run_scenario(
     }
     if let Err(f) = prepare_dir(&work)
         .and_then(|()| run.copy_inputs())
-        .and_then(|()| guest_commands(&sc.before, "before"))
+        .and_then(|()| guest_commands(&sc.before, "before", &[], None))
     {
         failure = Some(*f);
         outcome = Outcome::Error;
@@ -106,7 +105,7 @@ pub fn run_scenario(
         }
     }
     run.cleanup();
-    if let Err(f) = guest_commands(&sc.after, "after") {
+    if let Err(f) = guest_commands(&sc.after, "after", &[], None) {
         // Putting things back failed: the guest is not as the next scenario expects.
         if failure.is_none() {
             outcome = Outcome::Error;
@@ -115,7 +114,12 @@ pub fn run_scenario(
     }
     steps.append(&mut run.substeps);
     if failure.is_none() {
-        if let Some(f) = run.visible.as_ref().and_then(crate::exec::visible::failure) {
+        if let Some(f) = run
+            .visible
+            .result
+            .as_ref()
+            .and_then(crate::exec::visible::failure)
+        {
             outcome = Outcome::Fail;
             failure = Some(f);
         }
@@ -139,12 +143,18 @@ pub fn run_scenario(
         screens: run.screens,
         tags: sc.tags.clone(),
         attempts: vec![],
-        visible_state: run.visible,
+        visible_state: run.visible.result,
     }
 }
 
-/// Runs a scenario's `before` or `after` guest commands; the first failure stops them.
-fn guest_commands(commands: &[Vec<String>], which: &str) -> Result<(), Box<Failure>> {
+/// Runs a scenario's `before`, `after` or `between` guest commands (with `env`, in `dir`
+/// when given); the first failure stops them.
+fn guest_commands(
+    commands: &[Vec<String>],
+    which: &str,
+    env: &[(&str, &Path)],
+    dir: Option<&Path>,
+) -> Result<(), Box<Failure>> {
     for argv in commands {
         let Some((program, args)) = argv.split_first() else {
             continue;
@@ -159,7 +169,14 @@ fn guest_commands(commands: &[Vec<String>], which: &str) -> Result<(), Box<Failu
                 ..Failure::default()
             })
         };
-        match command::run(program, args, Duration::from_secs(60)) {
+        let mut cmd = command::Cmd::new(program).args(args);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        if let Some(d) = dir {
+            cmd = cmd.dir(d);
+        }
+        match cmd.run_timed(Duration::from_secs(60), None) {
             Ok(r) if r.ok() => {}
             Ok(r) => {
                 return Err(failed(
@@ -212,6 +229,19 @@ impl Run<'_> {
         crate::exec::vnc_steps::after_step(self, kind, iteration)
     }
 
+    /// The scenario's `between` commands, before a restore from `images`: in the working
+    /// directory, with `CRTEST_IMAGES` set; a failure is the restore step's.
+    pub(crate) fn between(&self, images: &Path) -> Result<(), StepError> {
+        let env = [("CRTEST_IMAGES", images)];
+        guest_commands(&self.sc.between, "between", &env, Some(&self.work)).map_err(|mut f| {
+            f.step = StepKind::Restore.as_str().into();
+            StepError {
+                outcome: Outcome::Fail,
+                failure: f,
+            }
+        })
+    }
+
     /// Copies a user program's files into the working directory. The host puts them in
     /// `<run_dir>/inputs/<scenario>/` for the guest; on the host they are read in place.
     fn copy_inputs(&self) -> Result<(), Box<Failure>> {
@@ -257,6 +287,9 @@ impl Run<'_> {
             let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
             let _ = kill(pid, Signal::SIGKILL);
             reap(pid, Duration::from_secs(5));
+        }
+        if let Some(cg) = self.visible.cgroup.take() {
+            cg.remove();
         }
     }
 }

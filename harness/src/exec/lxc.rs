@@ -25,6 +25,9 @@ use crate::diagnose::errno;
 use crate::exec::context::{Run, StepError};
 use crate::exec::lxc_config::{self as conf, Dump, Info};
 use crate::exec::lxc_state::{Container, Member};
+use crate::exec::visible::freeze;
+use crate::exec::visible::moment::{Moment, Reads};
+use crate::exec::visible::Which;
 use crate::model::outcome::{Outcome, StepRecord};
 use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Target, Variant};
 use crtest_vm::command::{self, Cmd, CommandError, Ran};
@@ -448,13 +451,11 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ),
     );
     ct(run).tree = members.into_iter().map(|(_, m)| m).collect();
-    run.visible_before(init, iteration);
     match run.sc.variant {
-        Variant::Plain => dump(run, iteration, &images, Dump::Stop)?,
+        Variant::Plain => dump_read(run, iteration, init, &images, Dump::Stop)?,
         Variant::LeaveRunning => {
-            dump(run, iteration, &images, Dump::LeaveRunning)?;
+            dump_frozen(run, iteration, init, &images)?;
             let info = wait_state(run, step, "RUNNING")?;
-            run.visible_after(init, iteration);
             if info.pid != Some(init.as_raw()) {
                 return Err(StepError::fail(
                     step,
@@ -471,10 +472,10 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         Variant::PreDump => {
             let pre = run.work.join(format!("pre-{iteration}"));
             run.mkdir(&pre)?;
-            dump(run, iteration, &pre, Dump::PreDump)?;
+            dump(run, iteration, &pre, Dump::PreDump, &[])?;
             wait_state(run, step, "RUNNING")?;
             let rel = format!("../pre-{iteration}");
-            dump(run, iteration, &images, Dump::StopAfterPreDump(&rel))?;
+            dump_read(run, iteration, init, &images, Dump::StopAfterPreDump(&rel))?;
         }
     }
     wait_state(run, step, "STOPPED")?;
@@ -488,15 +489,77 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     Ok(())
 }
 
-/// One `lxc-checkpoint` dump into `dir`; its criu log is kept as `dump-N.log`
-/// (`pre-dump-N.log`).
-fn dump(run: &mut Run, iteration: u32, dir: &Path, how: Dump) -> Result<(), StepError> {
+/// A dump that stops the container, with the container's tree read inside criu at its
+/// `post-dump` (criu, started by `lxc-checkpoint`, finds the action script in the file
+/// `CRIU_CONFIG_FILE` names); read running before the dump when that cannot be.
+fn dump_read(
+    run: &mut Run,
+    iteration: u32,
+    init: Pid,
+    dir: &Path,
+    how: Dump,
+) -> Result<(), StepError> {
+    let reads = run.visible_reads("dump", iteration);
+    let env = match reads.as_ref().map(Reads::env_through_config) {
+        Some(Ok(env)) => env,
+        Some(Err(e)) => {
+            run.note_visible(format!("cannot write criu's configuration file: {e}"));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if env.is_empty() {
+        run.visible_running(Which::Before, init, iteration);
+    }
+    dump(run, iteration, dir, how, &env)?;
+    if let Some(r) = reads.filter(|_| !env.is_empty()) {
+        run.visible_taken(&r, Moment::Dumped, init, iteration);
+    }
+    Ok(())
+}
+
+/// A dump that leaves the container running: the container read inside criu at its
+/// `post-dump`, where the action script also freezes the container's cgroup, so that it
+/// stops as criu lets it go; read again, frozen, and thawed (see `visible::freeze`).
+fn dump_frozen(run: &mut Run, iteration: u32, init: Pid, dir: &Path) -> Result<(), StepError> {
+    let cg = freeze::cgroup_of(init.as_raw());
+    let reads = cg
+        .clone()
+        .and_then(|cg| Some(run.visible_reads("dump", iteration)?.freezing(cg)));
+    let env = match reads.as_ref().map(Reads::env_through_config) {
+        Some(Ok(env)) => env,
+        Some(Err(e)) => {
+            run.note_visible(format!("cannot write criu's configuration file: {e}"));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if env.is_empty() {
+        run.visible_running(Which::Before, init, iteration);
+    }
+    let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
+    dump(run, iteration, dir, Dump::LeaveRunning, &env)?;
+    let reads = reads.filter(|_| !env.is_empty());
+    run.visible_left_running(reads.as_ref(), cg.as_deref(), init, iteration);
+    Ok(())
+}
+
+/// One `lxc-checkpoint` dump into `dir` (`env` for its criu); its criu log is kept as
+/// `dump-N.log` (`pre-dump-N.log`).
+fn dump(
+    run: &mut Run,
+    iteration: u32,
+    dir: &Path,
+    how: Dump,
+    env: &[(String, String)],
+) -> Result<(), StepError> {
     let name = ct(run).name.clone();
-    let ran = tool(
+    let ran = tool_env(
         run,
         StepKind::Checkpoint,
         "lxc-checkpoint",
         &conf::checkpoint_args(&name, dir, how),
+        env,
     )?;
     let log_name = if how == Dump::PreDump {
         "pre-dump"
@@ -515,11 +578,19 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     let step = StepKind::Restore;
     let images = run.work.join(format!("images-{iteration}"));
     let name = ct(run).name.clone();
-    let ran = tool(
+    run.between(&images)?;
+    // The restored tree, read inside criu before it runs again.
+    let reads = run.visible_reads("restore", iteration);
+    let env = reads
+        .as_ref()
+        .and_then(|r| r.env_through_config().ok())
+        .unwrap_or_default();
+    let ran = tool_env(
         run,
         step,
         "lxc-checkpoint",
         &conf::restore_args(&name, &images),
+        &env,
     )?;
     let log = keep_log(run, &images, "restore", iteration);
     if !ran.ok() {
@@ -533,7 +604,10 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     };
     ct(run).init = Some(init);
-    run.visible_after(init, iteration);
+    match reads.filter(|_| !env.is_empty()) {
+        Some(r) => run.visible_taken(&r, Moment::Restored, init, iteration),
+        None => run.visible_running(Which::After, init, iteration),
+    }
     check_address(run, step, &info)?;
     let app = ct(run).app.expect("ready before checkpoint");
     let members = members(init);
@@ -767,9 +841,24 @@ pub(crate) fn cleanup(run: &mut Run) {
 /// it as a sub-step. "Could not start" is an `error`; a tool that ran and failed is for the
 /// caller to judge.
 fn tool(run: &mut Run, step: StepKind, program: &str, args: &[String]) -> Result<Ran, StepError> {
+    tool_env(run, step, program, args, &[])
+}
+
+/// [`tool`] with `env` added to its environment.
+fn tool_env(
+    run: &mut Run,
+    step: StepKind,
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<Ran, StepError> {
     let t = Instant::now();
     let out = run.work.join(".lxc-tool.out");
-    let res = run_to_file(program, args, run.step_budget(), &out);
+    let mut cmd = Cmd::new(program).args(args);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    let res = cmd.run_timed(run.step_budget(), Some(&out));
     let _ = std::fs::remove_file(&out);
     match res {
         Ok(ran) => {

@@ -66,6 +66,11 @@ impl EventPort {
 
 /// Runs the agent; never returns (powers the VM off).
 pub fn main() -> ! {
+    // Started by criu as its action script (to read the tree at a dump's or a restore's
+    // own moment), not as the guest's init.
+    if let Some(code) = crate::exec::visible::moment::action_script_main() {
+        std::process::exit(code);
+    }
     std::env::set_var(
         "PATH",
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

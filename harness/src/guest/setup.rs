@@ -142,6 +142,9 @@ pub fn switch_root() -> Result<(), SetupError> {
     )?;
     let bin = PathBuf::from("/newroot").join(paths::BIN.trim_start_matches('/'));
     copy_tree(Path::new(paths::INITRAMFS_BIN), &bin)?;
+    // The agent beside them: criu runs it as its action script (`exec::visible::moment`).
+    let agent = bin.join(crate::exec::visible::moment::AGENT_BINARY);
+    std::fs::copy("/init", &agent).map_err(io("copy /init to", &agent))?;
     for m in ["/dev", "/proc", "/sys"] {
         let target = format!("{new}{m}");
         std::fs::create_dir_all(&target).map_err(io("mkdir", Path::new(&target)))?;
@@ -389,7 +392,8 @@ pub const CRIU_MODULES: &[&str] = &[
     "autofs4",
 ];
 
-/// Brings the loopback interface up (criu needs it, see DESIGN.md).
+/// Brings the loopback interface up (criu needs it: without, `Unable to connect a socket:
+/// Network is unreachable`).
 pub fn loopback_up() -> Result<(), String> {
     let r = crtest_vm::command::run(
         "ip",

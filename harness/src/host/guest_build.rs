@@ -9,7 +9,7 @@
 use crate::model::scenario::KNOWN_WORKLOADS;
 use std::path::{Path, PathBuf};
 
-pub const AGENT: &str = "crtest-agent";
+pub const AGENT: &str = crate::exec::visible::moment::AGENT_BINARY;
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 #[derive(Debug, thiserror::Error)]

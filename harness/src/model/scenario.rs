@@ -136,6 +136,11 @@ struct ScenarioFile {
     /// Guest commands run after the scenario, whatever happened (to put things back).
     #[serde(default)]
     after: Vec<Vec<String>>,
+    /// Guest commands run between each checkpoint and its restore, in the working directory,
+    /// with `CRTEST_IMAGES` naming the images folder (to edit an image, say); a failure fails
+    /// the restore step.
+    #[serde(default)]
+    between: Vec<Vec<String>>,
     /// Run in a guest of its own, booted just for it (default false).
     #[serde(default)]
     fresh_kernel: bool,
@@ -503,6 +508,9 @@ pub struct Scenario {
     /// Guest commands before the scenario and after it (always).
     pub before: Vec<Vec<String>>,
     pub after: Vec<Vec<String>>,
+    /// Guest commands between each checkpoint and its restore (`CRTEST_IMAGES` set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub between: Vec<Vec<String>>,
     /// Needs a guest booted just for it.
     #[serde(default)]
     pub fresh_kernel: bool,
@@ -602,6 +610,12 @@ impl Scenario {
                     "an external test has no `steps`, `iterations` or `variants`: it runs to its end".into(),
                 ));
             }
+            if !file.between.is_empty() {
+                return Err(invalid(
+                    "between",
+                    "an external test checkpoints with its own tools: nothing runs between".into(),
+                ));
+            }
             if file.vnc.is_some() {
                 return Err(invalid(
                     "vnc",
@@ -645,6 +659,7 @@ impl Scenario {
                 vnc: None,
                 before: file.before,
                 after: file.after,
+                between: Vec::new(),
                 fresh_kernel: file.fresh_kernel,
                 userland_variant: file.userland_variant.clone(),
                 source: path.to_path_buf(),
@@ -764,6 +779,7 @@ impl Scenario {
             vnc: file.vnc,
             before: file.before,
             after: file.after,
+            between: file.between,
             fresh_kernel: file.fresh_kernel,
             userland_variant: file.userland_variant.clone(),
             source: path.to_path_buf(),
@@ -1162,6 +1178,10 @@ mod tests {
     #[case::external_with_steps(
         "description = \"d\"\nsteps = [\"start\"]\n[external]\ncommand = [\"true\"]\n",
         "no `steps`"
+    )]
+    #[case::external_with_between(
+        "description = \"d\"\nbetween = [[\"true\"]]\n[external]\ncommand = [\"true\"]\n",
+        "nothing runs between"
     )]
     #[case::external_and_workload(
         "description = \"d\"\nworkload = \"fileio1\"\n[external]\ncommand = [\"true\"]\n",

@@ -95,8 +95,14 @@ pub struct VisibleState {
     pub processes: usize,
     /// Items compared, summed over iterations.
     pub items: usize,
-    /// Items that changed between the reads of either side, a few milliseconds apart:
-    /// the tree changes them itself, so they say nothing of the checkpoint.
+    /// How each side was read: `before: frozen, at criu's post-dump` and `after: frozen, at
+    /// criu's pre-resume` (one entry a side, for every way used over the iterations). A side
+    /// read while the tree ran says so: only then are items left out as `unstable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
+    /// Items that changed between the reads of a side read while the tree ran, a few
+    /// milliseconds apart: the tree changes them itself, so they say nothing of the
+    /// checkpoint. (A side read frozen is read once; nothing of it is left out.)
     #[serde(default)]
     pub unstable: usize,
     /// Each difference not covered by a relaxation: `pid 1 fds.3.flags: 02 before, 0102 after`.

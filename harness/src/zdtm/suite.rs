@@ -135,27 +135,6 @@ pub fn unsupported(d: &Desc) -> Option<String> {
 }
 
 /// The scenario of one built test.
-/// What the visible-state comparison leaves to a zdtm test: it logs to its `.out` through
-/// stdout and stderr (their positions move with its messages), and a transition test
-/// changes its mappings and descriptors all the time, by design.
-fn visible_relaxations(set: &str) -> Vec<crate::model::visible::Ignore> {
-    let ig = |item: &str, reason: &str| crate::model::visible::Ignore {
-        item: item.into(),
-        reason: reason.into(),
-    };
-    let log = "a zdtm test writes its messages to its .out through stdout and stderr";
-    let mut v = vec![ig("fds.1.pos", log), ig("fds.2.pos", log)];
-    if set == "transition" {
-        let moving = "a zdtm transition test changes this all the time, also across the checkpoint";
-        v.extend([
-            ig("maps", moving),
-            ig("fds", moving),
-            ig("process.threads", moving),
-        ]);
-    }
-    v
-}
-
 pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
     let parsed = t
         .desc
@@ -198,7 +177,7 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
     if d.has_flag("noauto") {
         tags.push("noauto".into());
     }
-    let mut expect = if d.has_flag("crfail") {
+    let expect = if d.has_flag("crfail") {
         Expect {
             outcome: ExpectedOutcome::Fail,
             reason: Some("`crfail` in its .desc: zdtm expects C/R of this test to fail".into()),
@@ -207,7 +186,6 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
     } else {
         Expect::default()
     };
-    expect.visible_state_ignore = visible_relaxations(set);
     let steps = [
         StepKind::Start,
         StepKind::WaitReady,
@@ -260,6 +238,7 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
         vnc: None,
         before: vec![],
         after: vec![],
+        between: vec![],
         fresh_kernel: false,
         userland_variant: Some("zdtm".into()),
         source: build.tree.join("test/zdtm").join(&t.name),

@@ -46,7 +46,7 @@ struct State {
 }
 
 /// One datagram and where it came from; `None` when nothing waits.
-fn recv_from(fd: RawFd) -> std::io::Result<Option<(Vec<u8>, String)>> {
+pub(crate) fn recv_from(fd: RawFd) -> std::io::Result<Option<(Vec<u8>, String)>> {
     let mut buf = vec![0u8; 65536];
     // SAFETY: plain old data; recvfrom fills at most the given sizes.
     unsafe {
@@ -68,7 +68,7 @@ fn recv_from(fd: RawFd) -> std::io::Result<Option<(Vec<u8>, String)>> {
     }
 }
 
-fn send(fd: RawFd, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn send(fd: RawFd, data: &[u8]) -> std::io::Result<()> {
     // SAFETY: the buffer is valid for its length.
     sys::cvt_long(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) } as i64).map(|_| ())
 }

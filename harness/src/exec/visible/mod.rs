@@ -2,150 +2,36 @@
 //! mappings, mounts, credentials, signals, cgroup, namespaces, cwd/root/exe, limits), read
 //! before the checkpoint and after the restore, compared item by item.
 //!
-//! Each side is read three times, a few milliseconds apart; what differs between the two reads
-//! is the tree's own doing (a counter's file position, a fd opened for a moment) and is left
-//! out as `unstable`. Processes are named by their pid inside the tree's own pid namespace
-//! (criu gives those back; the outer pid of a namespace's init changes).
+//! Each side is read at the moment that matters, while the tree cannot change: "before" as
+//! criu dumps it (criu's `post-dump` action, the tree still seized, as the images hold it) and
+//! "after" as criu restored it, before it runs again (`pre-resume`); see [`moment`]. A dump
+//! that leaves the tree running is read with the tree frozen around it ([`freeze`]). Only a
+//! side that cannot be read so is read while the tree runs, three times, and what changes
+//! between those reads is left out as `unstable` ([`capture::running`]).
 
+pub mod capture;
+pub mod freeze;
+pub mod moment;
 pub mod read;
+pub(crate) mod steps;
 
-use crate::exec::context::Run;
-use crate::exec::proctree;
 use crate::model::visible::{kind_names, Ignore, Ignored, VisibleState, MAX_DIFFERENCES};
-use nix::unistd::Pid;
 use read::Items;
 use std::collections::BTreeMap;
 
-/// Reads of each side: an item must read the same each time to be compared.
-const READS: usize = 3;
+pub(crate) use steps::{Tracker, Which};
 
 /// One side's items, and what was normalised while reading them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Side {
     pub items: Items,
     pub processes: usize,
-    /// Items that changed between the two reads (or were in only one): not compared, on
-    /// either side.
+    /// Items that changed between the reads of a side read while the tree ran (or were in
+    /// only one): not compared, on either side. Empty for a side read frozen.
     pub unstable: std::collections::BTreeSet<(String, String)>,
     pub normalised: BTreeMap<String, usize>,
-}
-
-/// Reads the tree rooted at `root` (three times), or says why it cannot.
-pub fn capture(root: Pid) -> Result<Side, String> {
-    let mut side = capture_once(root)?;
-    for _ in 1..READS {
-        let again = capture_once(root)?;
-        let keys: std::collections::BTreeSet<_> = side
-            .items
-            .keys()
-            .chain(again.items.keys())
-            .cloned()
-            .collect();
-        for k in keys {
-            if side.items.get(&k) != again.items.get(&k) {
-                side.items.remove(&k);
-                side.unstable.insert(k);
-            }
-        }
-    }
-    Ok(side)
-}
-
-fn capture_once(root: Pid) -> Result<Side, String> {
-    let mut pids = proctree::tree(root);
-    if pids.is_empty() || !proctree::exists(root) {
-        return Err(format!("process {root} is gone"));
-    }
-    pids.truncate(read::MAX_PROCS);
-    let status_of = |p: Pid| {
-        read::bounded(
-            &std::path::Path::new("/proc")
-                .join(p.to_string())
-                .join("status"),
-        )
-    };
-    let root_status = status_of(root).ok_or_else(|| format!("cannot read /proc/{root}/status"))?;
-    let level = read::nspid(&root_status).len().saturating_sub(1);
-    // Name every process by its pids from the root's namespace inward.
-    let mut who: BTreeMap<i32, String> = BTreeMap::new();
-    let mut parent_of: BTreeMap<i32, i32> = BTreeMap::new();
-    for p in &pids {
-        let Some(st) = status_of(*p) else { continue };
-        let ns = read::nspid(&st);
-        let inner: Vec<String> = ns.iter().skip(level).map(|x| x.to_string()).collect();
-        if inner.is_empty() {
-            continue;
-        }
-        who.insert(p.as_raw(), format!("pid {}", inner.join("/")));
-        if let Some(pp) = read::status_fields(&st)
-            .get("PPid")
-            .and_then(|v| v.parse().ok())
-        {
-            parent_of.insert(p.as_raw(), pp);
-        }
-    }
-    let mut order: Vec<(String, i32)> = who.iter().map(|(p, w)| (w.clone(), *p)).collect();
-    order.sort_by_key(|a| natural(&a.0));
-    let mut names = read::Names::with_host_namespaces();
-    let mut side = Side {
-        processes: order.len(),
-        ..Side::default()
-    };
-    let mut merged = 0;
-    let mut placed = 0;
-    let mut mount_ns_seen: BTreeMap<String, ()> = BTreeMap::new();
-    for (w, pid) in &order {
-        let parent = parent_of
-            .get(pid)
-            .and_then(|pp| who.get(pp))
-            .cloned()
-            .unwrap_or_else(|| "outside the tree".into());
-        let items = read::process_items(*pid, w, &parent, &mut names, &mut merged, &mut placed);
-        let mnt = items
-            .iter()
-            .find(|(k, _)| k == "ns.mnt")
-            .map(|(_, v)| v.clone());
-        for (k, v) in items {
-            side.items.insert((w.clone(), k), v);
-        }
-        // Mounts once per mount namespace, named by it.
-        if let Some(mnt) = mnt {
-            if mount_ns_seen.insert(mnt.clone(), ()).is_none() {
-                let text = read::bounded(
-                    &std::path::Path::new("/proc")
-                        .join(pid.to_string())
-                        .join("mountinfo"),
-                )
-                .unwrap_or_default();
-                for (k, v) in read::mount_items(&text, &mut names, &mnt) {
-                    side.items.insert((mnt.clone(), k), v);
-                }
-            }
-        }
-    }
-    for (kind, n) in names.renamed {
-        side.normalised
-            .insert(format!("{kind} identities renamed"), n);
-    }
-    if merged > 0 {
-        side.normalised
-            .insert("adjacent mappings merged".into(), merged);
-    }
-    if placed > 0 {
-        side.normalised.insert(
-            "vDSO/vvar/vsyscall compared by size and the heap by its start, not by range".into(),
-            placed,
-        );
-    }
-    Ok(side)
-}
-
-/// `pid 12/1` sorts as numbers: `pid 2` before `pid 10`.
-fn natural(who: &str) -> Vec<i64> {
-    who.trim_start_matches("pid ")
-        .split('/')
-        .map(|x| x.parse().unwrap_or(i64::MAX))
-        .collect()
+    /// How the side was read: frozen (and at which moment) or running.
+    pub read: String,
 }
 
 /// The kind of an item id (`fds` of `fds.3.flags`).
@@ -168,6 +54,31 @@ fn own_proc_read(side: &Side, k: &(String, String)) -> bool {
         .is_some_and(|t| t.starts_with("/proc/"))
 }
 
+const TTY_DRAINED: &str = "a tty's O_NONBLOCK seen at the dump only (criu sets it on the tty's open file to drain the queued input, and puts it back only when the tree goes on: criu/tty.c)";
+
+/// True when item `k` is the flags of a tty fd that showed O_NONBLOCK at the dump and not
+/// after: criu's doing while it dumped the tty's queued input, not the tree's (the images
+/// hold the flags from before).
+fn tty_drained(before: &Side, k: &(String, String), b: &str, a: &str) -> bool {
+    let Some(fd) =
+        k.1.strip_prefix("fds.")
+            .and_then(|r| r.strip_suffix(".flags"))
+    else {
+        return false;
+    };
+    let tty = before
+        .items
+        .get(&(k.0.clone(), format!("fds.{fd}.target")))
+        .is_some_and(|t| {
+            t.starts_with("/dev/pts/") || t == "/dev/ptmx" || t.starts_with("/dev/tty")
+        });
+    const O_NONBLOCK: u32 = 0o4000;
+    match (u32::from_str_radix(b, 8), u32::from_str_radix(a, 8)) {
+        (Ok(b), Ok(a)) => tty && a & O_NONBLOCK == 0 && b == a | O_NONBLOCK,
+        _ => false,
+    }
+}
+
 /// What criu changes on purpose, by rule: the rule's description when `before` -> `after`
 /// of item `id` is one of them.
 pub fn expected_change(id: &str, before: &str, after: &str) -> Option<&'static str> {
@@ -187,6 +98,10 @@ pub fn compare(before: &Side, after: &Side, ignore: &[Ignore]) -> VisibleState {
         processes: before.processes,
         items: before.items.len(),
         unstable: before.unstable.union(&after.unstable).count(),
+        reads: vec![
+            format!("before: {}", before.read),
+            format!("after: {}", after.read),
+        ],
         ..VisibleState::default()
     };
     // A process on one side only is a short-lived child (a shell's `sleep`, started and
@@ -211,6 +126,9 @@ pub fn compare(before: &Side, after: &Side, ignore: &[Ignore]) -> VisibleState {
             Some(a) if a == v => {}
             Some(a) if let Some(rule) = expected_change(&k.1, v, a) => {
                 *expected.entry(rule).or_default() += 1;
+            }
+            Some(a) if tty_drained(before, k, v, a) => {
+                *expected.entry(TTY_DRAINED).or_default() += 1;
             }
             Some(a) => diffs.push((
                 k.1.clone(),
@@ -281,6 +199,11 @@ pub fn add(total: &mut Option<VisibleState>, one: VisibleState) {
     t.processes += one.processes;
     t.items += one.items;
     t.unstable += one.unstable;
+    for r in one.reads {
+        if !t.reads.contains(&r) {
+            t.reads.push(r);
+        }
+    }
     t.differences.extend(one.differences);
     t.differences.truncate(MAX_DIFFERENCES + 1);
     t.ignored.extend(one.ignored);
@@ -301,52 +224,6 @@ pub fn render(side: &Side) -> String {
         s.push_str(&format!("{who}\t{id}\t{v}\n"));
     }
     s
-}
-
-impl Run<'_> {
-    /// Reads the tree rooted at `root` before checkpoint `iteration`.
-    pub(crate) fn visible_before(&mut self, root: Pid, iteration: u32) {
-        match capture(root) {
-            Ok(side) => {
-                let _ = std::fs::write(
-                    self.work.join(format!("visible-before-{iteration}.log")),
-                    render(&side),
-                );
-                self.visible_before = Some(side);
-            }
-            Err(why) => self.visible_not_compared(format!("before checkpoint {iteration}: {why}")),
-        }
-    }
-
-    /// Reads the restored tree rooted at `root` and compares it with what it showed before
-    /// checkpoint `iteration`.
-    pub(crate) fn visible_after(&mut self, root: Pid, iteration: u32) {
-        let Some(before) = self.visible_before.take() else {
-            return;
-        };
-        match capture(root) {
-            Ok(side) => {
-                let _ = std::fs::write(
-                    self.work.join(format!("visible-after-{iteration}.log")),
-                    render(&side),
-                );
-                let mut ignore = self.sc.expect.visible_state_ignore.clone();
-                ignore.extend(asked_for(&self.sc.restore_args));
-                add(&mut self.visible, compare(&before, &side, &ignore));
-            }
-            Err(why) => self.visible_not_compared(format!("after restore {iteration}: {why}")),
-        }
-    }
-
-    fn visible_not_compared(&mut self, why: String) {
-        add(
-            &mut self.visible,
-            VisibleState {
-                not_compared: Some(why),
-                ..VisibleState::default()
-            },
-        );
-    }
 }
 
 /// Relaxations the scenario's own criu options imply: `--cgroup-root` and
@@ -429,6 +306,55 @@ mod tests {
         let v = compare(&before, &after, &ig);
         assert_eq!(v.items, 4);
         insta::assert_snapshot!(format!("{}\n--\n{:?}", v.differences.join("\n"), v.ignored));
+    }
+
+    #[test]
+    fn how_each_side_was_read_is_said() {
+        let mut before = side(&[("pid 1", "fds.3.pos", "4096")]);
+        before.read = "frozen, at criu's post-dump".into();
+        let mut after = side(&[("pid 1", "fds.3.pos", "8192")]);
+        after.read = "frozen, at criu's pre-resume".into();
+        let v = compare(&before, &after, &[]);
+        assert_eq!(
+            v.reads,
+            [
+                "before: frozen, at criu's post-dump",
+                "after: frozen, at criu's pre-resume"
+            ]
+        );
+        // Read frozen, a moved position is a difference: nothing is left out as unstable.
+        assert_eq!(v.unstable, 0);
+        assert_eq!(v.differences, ["pid 1 fds.3.pos: 4096 before, 8192 after"]);
+        let mut total = None;
+        add(&mut total, v.clone());
+        add(&mut total, v);
+        assert_eq!(total.unwrap().reads.len(), 2, "each way named once");
+    }
+
+    #[test]
+    fn a_tty_criu_drained_keeps_o_nonblock_at_the_dump_only() {
+        let before = side(&[
+            ("pid 1", "fds.0.target", "/dev/pts/0"),
+            ("pid 1", "fds.0.flags", "04002"),
+            ("pid 1", "fds.3.target", "/w/log"),
+            ("pid 1", "fds.3.flags", "04002"),
+        ]);
+        let after = side(&[
+            ("pid 1", "fds.0.target", "/dev/pts/0"),
+            ("pid 1", "fds.0.flags", "02"),
+            ("pid 1", "fds.3.target", "/w/log"),
+            ("pid 1", "fds.3.flags", "02"),
+        ]);
+        let v = compare(&before, &after, &[]);
+        // A file's O_NONBLOCK lost is a difference; a tty's is criu's draining.
+        assert_eq!(v.differences, ["pid 1 fds.3.flags: 04002 before, 02 after"]);
+        assert!(v
+            .normalised
+            .iter()
+            .any(|n| n.starts_with("a tty's O_NONBLOCK")));
+        // The other way round (gained after the restore) is a difference on a tty too.
+        let v = compare(&after, &before, &[]);
+        assert_eq!(v.differences.len(), 2, "{:?}", v.differences);
     }
 
     #[test]
@@ -532,63 +458,5 @@ mod tests {
         let v = compare(&before, &after, &[]);
         assert_eq!(v.differences.len(), MAX_DIFFERENCES + 1);
         assert_eq!(v.differences.last().unwrap(), "... and 21 more");
-    }
-
-    #[test]
-    fn pids_sort_as_numbers() {
-        let mut v = vec!["pid 10", "pid 2", "pid 2/1"];
-        v.sort_by_key(|w| natural(w));
-        assert_eq!(v, vec!["pid 2", "pid 2/1", "pid 10"]);
-    }
-
-    /// A real process: two reads agree (its stdin pipe named alike), and a change made
-    /// after the first read is named by process, item and both values.
-    #[test]
-    fn a_change_to_a_real_process_is_named() {
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "trap 'exec 7</dev/null' USR1; while :; do read x; done",
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let pid = Pid::from_raw(child.id() as i32);
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let before = capture(pid).expect("the child");
-        let again = capture(pid).expect("the child");
-        let same = compare(&before, &again, &[]);
-        assert!(same.differences.is_empty(), "{:?}", same.differences);
-        assert!(
-            before.items.values().any(|v| v.starts_with("pipe@pid ")),
-            "stdin is a pipe, renamed"
-        );
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("signal");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let after = capture(pid).expect("the child");
-        let _ = child.kill();
-        let _ = child.wait();
-        let v = compare(&before, &after, &[]);
-        let want = format!("pid {pid} fds.7.target: missing before, /dev/null after");
-        assert!(v.differences.contains(&want), "{:?}", v.differences);
-    }
-
-    /// A real process read twice is stable in what matters, and names itself.
-    #[test]
-    fn this_process_reads() {
-        let s = capture(Pid::this()).expect("our own /proc");
-        let items: Vec<_> = s.items.keys().map(|(_, k)| k.as_str()).collect();
-        for want in [
-            "process.name",
-            "fs.cwd",
-            "creds.Uid",
-            "signals.SigBlk",
-            "limits.Max open files",
-        ] {
-            assert!(items.contains(&want), "{want} missing from {items:?}");
-        }
-        assert!(items.iter().any(|k| k.starts_with("maps.")));
-        assert!(items.iter().any(|k| k.starts_with("mounts.")));
     }
 }

@@ -311,6 +311,14 @@ pub fn mapping_items(
 
 /// The items of a mountinfo text (`mounts.<mount point>`, a repeated mount point numbered);
 /// peer group numbers renamed by `names` at the first mount that shows them (in `ns`).
+/// A mount of criu's own, made for the restore and taken down right after `pre-resume`
+/// (its cgroup yard `IMAGES/.criu.cgyard.XXXXXX`, its mount-namespace workspace
+/// `.criu.mntns.XXXXXX`): a path component that starts with `.criu.`. A side read at
+/// `pre-resume` in the agent's own mount namespace sees them; they are not the tree's.
+pub fn criu_own_mount(point: &str) -> bool {
+    point.split('/').any(|c| c.starts_with(".criu."))
+}
+
 pub fn mount_items(text: &str, names: &mut Names, ns: &str) -> Vec<(String, String)> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Vec::new();
@@ -324,6 +332,9 @@ pub fn mount_items(text: &str, names: &mut Names, ns: &str) -> Vec<(String, Stri
             continue;
         }
         let point = l[4];
+        if criu_own_mount(point) {
+            continue;
+        }
         let n = seen.entry(point.to_string()).or_default();
         *n += 1;
         let id = if *n == 1 {
@@ -596,6 +607,17 @@ VmFlags: rd wr mr mw me ac sd
             .map(|(k, v)| format!("{k} = {v}"))
             .collect::<Vec<_>>()
             .join("\n"));
+    }
+
+    #[test]
+    fn criu_s_own_mounts_are_not_the_tree_s() {
+        let text = "30 1 8:1 / / rw - ext4 /dev/vda rw\n\
+            91 30 0:55 / /tmp/crtest/x/images-1/.criu.cgyard.P7ofjb rw,relatime - tmpfs none rw\n\
+            92 91 0:26 / /tmp/crtest/x/images-1/.criu.cgyard.P7ofjb/unified rw - cgroup2 none rw\n\
+            93 30 0:56 / /tmp/crtest/x/criu-data rw - tmpfs none rw\n";
+        let items = mount_items(text, &mut Names::default(), "mnt:host");
+        let points: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(points, ["mounts./", "mounts./tmp/crtest/x/criu-data"]);
     }
 
     #[test]
