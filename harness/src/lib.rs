@@ -1,7 +1,7 @@
 //! cr-tests: a checkpoint/restart test and compatibility harness.
 //!
 //! Data flows one way: scenario files -> plan -> images -> VM -> guest agent runs the steps ->
-//! events + artifacts -> results -> reports. See DESIGN.md in the team's shared folder.
+//! events + artifacts -> results -> reports. See ARCHITECTURE.md at the top of the repository.
 //!
 //! # Layout
 //!

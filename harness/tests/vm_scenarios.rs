@@ -24,7 +24,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-type Shared = Arc<OnceLock<Result<Vec<Got>, String>>>;
+type Shared = Arc<OnceLock<Result<AllRuns, String>>>;
+
+/// What the scenario trials share: each scenario's result, and what the format check found
+/// of each run (its own trial, so that one disagreement does not fail every scenario).
+struct AllRuns {
+    got: Vec<Got>,
+    formats: Vec<String>,
+}
 
 /// A scenario's result in the VM trials, with the run directory holding its files.
 struct Got {
@@ -104,6 +111,7 @@ fn main() {
                 let results = shared.get_or_init(|| run_all(&cell, &selected));
                 let results = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
                 let got = results
+                    .got
                     .iter()
                     .find(|g| g.result.name == sc_name)
                     .ok_or_else(|| Failed::from(format!("{sc_name}: no result came back")))?;
@@ -128,6 +136,24 @@ fn main() {
             trial.with_ignored_flag(unavailable.is_some() && !require)
         })
         .collect();
+    {
+        let (cell, shared, selected) = (cell.clone(), shared.clone(), selected.clone());
+        let why = unavailable.clone();
+        let none = selected.is_empty();
+        let trial = Trial::test("vm::formats_agree", move || {
+            if let Some(why) = why {
+                return Err(Failed::from(format!("no guest: {why}")));
+            }
+            let results = shared.get_or_init(|| run_all(&cell, &selected));
+            let results = results.as_ref().map_err(|e| Failed::from(e.clone()))?;
+            match results.formats.is_empty() {
+                true => Ok(()),
+                false => Err(results.formats.join("\n").into()),
+            }
+        });
+        // With no scenario selected there is no run to read.
+        trials.push(trial.with_ignored_flag(none || (unavailable.is_some() && !require)));
+    }
     for (name, fault) in FAULTS {
         let cell = cell.clone();
         let why = unavailable.clone();
@@ -1158,14 +1184,15 @@ fn report(r: &ScenarioResult) -> String {
 /// Runs `scenarios` in guests of the cell, then once more those that failed (a few at
 /// most): the machines are shared and noisy, and criu has rare races of its own. A
 /// scenario that passes only when retried is `flaky`, with its first failure.
-fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result<Vec<Got>, String> {
+fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result<AllRuns, String> {
     // A copy, so the fault trials are not kept waiting for the lock.
     let cell = cell
         .lock()
         .map_err(|_| "cell lock poisoned".to_string())?
         .clone()
         .ok_or("no cell")?;
-    let (run_dir, results) = run_once(&cell, scenarios)?;
+    let mut formats = Vec::new();
+    let (run_dir, results) = run_once(&cell, scenarios, &mut formats)?;
     let mut got: Vec<Got> = results
         .into_iter()
         .map(|result| Got {
@@ -1182,11 +1209,11 @@ fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result
         .cloned()
         .collect();
     if failed.is_empty() || failed.len() > MAX_RETRIED {
-        return Ok(got);
+        return Ok(AllRuns { got, formats });
     }
     let names: Vec<&str> = failed.iter().map(|s| s.name.as_str()).collect();
     eprintln!("vm trials: retrying once: {}", names.join(", "));
-    let (retry_dir, again) = run_once(&cell, &failed)?;
+    let (retry_dir, again) = run_once(&cell, &failed, &mut formats)?;
     eprintln!("vm trials: the retries are in {}", retry_dir.display());
     for r in again {
         if let Some(g) = got.iter_mut().find(|g| g.result.name == r.name) {
@@ -1196,14 +1223,16 @@ fn run_all(cell: &Mutex<Option<vm_run::Cell>>, scenarios: &[Scenario]) -> Result
             }
         }
     }
-    Ok(got)
+    Ok(AllRuns { got, formats })
 }
 
 /// One run of `scenarios` (as many guests at once as there are cores) in a new run
-/// directory under `target/vm-test-results`.
+/// directory under `target/vm-test-results`; what the format check finds of it is added
+/// to `formats`.
 fn run_once(
     cell: &vm_run::Cell,
     scenarios: &[Scenario],
+    formats: &mut Vec<String>,
 ) -> Result<(PathBuf, Vec<ScenarioResult>), String> {
     let root = crtest::host::guest_build::workspace_root().join("target/vm-test-results");
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
@@ -1213,7 +1242,9 @@ fn run_once(
         .map_err(|e| e.to_string())?;
     crtest::report::views::finish(&mut run, None).map_err(|e| e.to_string())?;
     let results = run.report.cells.remove(0).scenarios;
-    formats_agree(&run.dir, &results)?;
+    if let Err(e) = formats_agree(&run.dir, &results) {
+        formats.push(format!("{}: {e}", run.dir.display()));
+    }
     Ok((run.dir.clone(), results))
 }
 

@@ -3,14 +3,15 @@
 //! harness's RFB client, type into vi, take screenshots, and see vi write the typed text.
 //!
 //! Needs the host packages of the `vnc` userland variant: installed when missing as root;
-//! otherwise the test prints the `apt-get` command and passes, unless `CRTEST_REQUIRE_VM=1`
-//! (CI), where it fails.
+//! otherwise the trial is reported ignored and the `apt-get` command printed, never passed;
+//! with `CRTEST_REQUIRE_VM=1` (CI) it fails instead.
 
 use crtest::exec::context::ExecConfig;
 use crtest::exec::executor::run_scenario;
 use crtest::model::outcome::Outcome;
 use crtest::model::scenario::Scenario;
 use crtest::vnc::frame::Frame;
+use libtest_mimic::{Arguments, Failed, Trial};
 
 const SCENARIO: &str = r#"
 description = "the desktop takes keys and shows them, seen through the harness's VNC client"
@@ -25,25 +26,35 @@ expect-file = "notes.txt"
 expect-text = "The quick brown fox\njumps over the lazy dog\n"
 "#;
 
-/// The desktop's programs are there, installed when missing (as root; otherwise the
-/// `apt-get` command is printed and the test skips, or fails under `CRTEST_REQUIRE_VM=1`).
-fn desktop_programs_or_skip() -> bool {
-    let Err(e) = crtest_vm::hostdeps::ensure_for_tests() else {
-        return true;
+fn main() {
+    let args = Arguments::from_args();
+    let trial = "vnc_desktop_takes_keys_and_shows_them";
+    let filtered_in = !matches!(args.filter.as_deref(), Some(f) if !trial.contains(f));
+    // The desktop's programs, installed when missing (as root); when they cannot be had the
+    // trial is ignored and says why, or fails under CRTEST_REQUIRE_VM=1.
+    let missing = if args.list || !filtered_in {
+        None
+    } else {
+        crtest_vm::hostdeps::ensure_for_tests()
+            .err()
+            .map(|e| e.to_string())
     };
-    assert!(
-        std::env::var("CRTEST_REQUIRE_VM").as_deref() != Ok("1"),
-        "CRTEST_REQUIRE_VM=1 but the desktop programs cannot be had: {e}"
-    );
-    eprintln!("skipping the VNC desktop test: {e}");
-    false
+    let require = std::env::var("CRTEST_REQUIRE_VM").as_deref() == Ok("1");
+    if let Some(why) = &missing {
+        eprintln!("vnc desktop: the desktop programs cannot be had: {why}");
+    }
+    let ignored = missing.is_some() && !require;
+    let t = Trial::test(trial, move || match missing {
+        Some(why) => Err(Failed::from(format!(
+            "CRTEST_REQUIRE_VM=1 but the desktop programs cannot be had: {why}"
+        ))),
+        None => vnc_desktop_takes_keys_and_shows_them(),
+    })
+    .with_ignored_flag(ignored);
+    libtest_mimic::run(&args, vec![t]).exit();
 }
 
-#[test]
-fn vnc_desktop_takes_keys_and_shows_them() {
-    if !desktop_programs_or_skip() {
-        return;
-    }
+fn vnc_desktop_takes_keys_and_shows_them() -> Result<(), Failed> {
     let bins = crtest::host::guest_build::build().expect("the guest binaries build");
     let dir = tempfile::tempdir().unwrap();
     let sc = Scenario::parse(&dir.path().join("vncdesk-host.toml"), SCENARIO)
@@ -78,4 +89,5 @@ fn vnc_desktop_takes_keys_and_shows_them() {
     let steps: Vec<&str> = r.steps.iter().map(|s| s.step.as_str()).collect();
     assert!(steps.contains(&"wait-ready:vnc-before"), "{steps:?}");
     assert!(steps.contains(&"verify:vnc-type"), "{steps:?}");
+    Ok(())
 }

@@ -96,6 +96,9 @@ fn sweep_dir(share: &Path, dir: &Path, notes: &mut Vec<String>, depth: usize) {
 pub fn adopt_paths(result: &mut ScenarioResult) {
     let inside = |p: &str| crate::model::confine::lexical(Path::new(p)).is_ok() && p.len() < 4096;
     result.artifacts.retain(|a| inside(a));
+    for a in &mut result.attempts {
+        a.artifacts.retain(|p| inside(p));
+    }
     if let Some(s) = result.screens.as_mut() {
         for p in [
             &mut s.before,
@@ -182,7 +185,7 @@ impl EventReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::outcome::{Failure, Outcome, Screens};
+    use crate::model::outcome::{Attempt, Failure, Outcome, Screens};
     use std::os::unix::fs::symlink;
 
     #[test]
@@ -235,8 +238,19 @@ mod tests {
             restored: Some("/root/.ssh/id_rsa".into()),
             ..Screens::default()
         });
+        r.attempts = vec![Attempt {
+            outcome: Outcome::Fail,
+            duration_ms: 1,
+            failure: None,
+            artifacts: vec!["scenarios/x/restore-1.log".into(), "../../run.json".into()],
+        }];
         adopt_paths(&mut r);
         assert_eq!(r.artifacts, ["guest/scenarios/x/dump-1.log"]);
+        assert_eq!(
+            r.attempts[0].artifacts,
+            ["guest/scenarios/x/restore-1.log"],
+            "an attempt's paths are checked too"
+        );
         let s = r.screens.unwrap();
         assert_eq!(
             s.before.as_deref(),
