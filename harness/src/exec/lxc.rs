@@ -500,22 +500,29 @@ fn dump_read(
     how: Dump,
 ) -> Result<(), StepError> {
     let reads = run.visible_reads("dump", iteration);
-    let env = match reads.as_ref().map(Reads::env_through_config) {
-        Some(Ok(env)) => env,
-        Some(Err(e)) => {
-            run.note_visible(format!("cannot write criu's configuration file: {e}"));
-            Vec::new()
-        }
-        None => Vec::new(),
-    };
-    if env.is_empty() {
+    let (reads, env) = through_config(run, reads);
+    if reads.is_none() {
         run.visible_running(Which::Before, init, iteration);
     }
     dump(run, iteration, dir, how, &env)?;
-    if let Some(r) = reads.filter(|_| !env.is_empty()) {
-        run.visible_taken(&r, Moment::Dumped, init, iteration);
+    if let Some(r) = &reads {
+        run.visible_taken(r, Moment::Dumped, init, iteration);
     }
     Ok(())
+}
+
+/// The environment that has `lxc-checkpoint`'s criu run the action script of `reads`
+/// (through criu's configuration file), and the reads themselves; none when there are no
+/// reads or the file cannot be written (said beside the comparison).
+fn through_config(run: &mut Run, reads: Option<Reads>) -> (Option<Reads>, Vec<(String, String)>) {
+    match reads.as_ref().map(Reads::env_through_config) {
+        Some(Ok(env)) => (reads, env),
+        Some(Err(e)) => {
+            run.note_visible(format!("cannot write criu's configuration file: {e}"));
+            (None, Vec::new())
+        }
+        None => (None, Vec::new()),
+    }
 }
 
 /// A dump that leaves the container running: the container read inside criu at its
@@ -526,20 +533,12 @@ fn dump_frozen(run: &mut Run, iteration: u32, init: Pid, dir: &Path) -> Result<(
     let reads = cg
         .clone()
         .and_then(|cg| Some(run.visible_reads("dump", iteration)?.freezing(cg)));
-    let env = match reads.as_ref().map(Reads::env_through_config) {
-        Some(Ok(env)) => env,
-        Some(Err(e)) => {
-            run.note_visible(format!("cannot write criu's configuration file: {e}"));
-            Vec::new()
-        }
-        None => Vec::new(),
-    };
-    if env.is_empty() {
+    let (reads, env) = through_config(run, reads);
+    if reads.is_none() {
         run.visible_running(Which::Before, init, iteration);
     }
     let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
     dump(run, iteration, dir, Dump::LeaveRunning, &env)?;
-    let reads = reads.filter(|_| !env.is_empty());
     run.visible_left_running(reads.as_ref(), cg.as_deref(), init, iteration);
     Ok(())
 }
@@ -581,10 +580,7 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     run.between(&images)?;
     // The restored tree, read inside criu before it runs again.
     let reads = run.visible_reads("restore", iteration);
-    let env = reads
-        .as_ref()
-        .and_then(|r| r.env_through_config().ok())
-        .unwrap_or_default();
+    let (reads, env) = through_config(run, reads);
     let ran = tool_env(
         run,
         step,
@@ -604,8 +600,8 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     };
     ct(run).init = Some(init);
-    match reads.filter(|_| !env.is_empty()) {
-        Some(r) => run.visible_taken(&r, Moment::Restored, init, iteration),
+    match &reads {
+        Some(r) => run.visible_taken(r, Moment::Restored, init, iteration),
         None => run.visible_running(Which::After, init, iteration),
     }
     check_address(run, step, &info)?;
