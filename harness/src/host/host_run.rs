@@ -3,6 +3,7 @@
 
 use crate::exec::context::{reap_orphans, ExecConfig};
 use crate::exec::executor;
+use crate::host::vm_run::recorder::CellRecorder;
 use crate::model::scenario::Scenario;
 use crate::report::progress::{Progress, Reporter};
 use crate::results::run::{CellReport, KernelInfo, QemuInfo, ResultsError, RunDir, UserlandInfo};
@@ -89,7 +90,7 @@ pub fn run_host(
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let config = std::path::PathBuf::from(format!("/boot/config-{release}"));
-    run.report.cells.push(CellReport {
+    let cell = CellReport {
         id: format!("host-{release}"),
         kernel: KernelInfo {
             release,
@@ -108,31 +109,25 @@ pub fn run_host(
             ..QemuInfo::default()
         },
         ..CellReport::default()
-    });
-    let index = run.report.cells.len() - 1;
-    run.save()?;
+    };
+    let facts = crate::model::requirements::Facts {
+        kernel_release: cell.kernel.release.clone(),
+        kernel_config: std::fs::read_to_string(&config)
+            .ok()
+            .map(|t| crate::diagnose::kernel_config::parse_config(&t)),
+        criu: cell.userland.criu.clone(),
+        lxc: None,
+    };
+    let mut rec = CellRecorder::start(run, reporter, cell)?;
     let cfg = ExecConfig {
         work_root: work.path().to_path_buf(),
-        run_dir: run.dir.clone(),
+        run_dir: rec.run.dir.clone(),
         bin_dir: bins.dir.clone(),
         criu: "criu".into(),
         keep_images,
     };
-    let facts = crate::model::requirements::Facts {
-        kernel_release: run.report.cells[index].kernel.release.clone(),
-        kernel_config: std::fs::read_to_string(&config)
-            .ok()
-            .map(|t| crate::diagnose::kernel_config::parse_config(&t)),
-        criu: run.report.cells[index].userland.criu.clone(),
-        lxc: None,
-    };
     let (scenarios, skipped) = crate::model::requirements::partition(scenarios, &facts);
-    for r in skipped {
-        reporter.on(&Progress::ScenarioFinished {
-            result: Box::new(r.clone()),
-        });
-        run.report.cells[index].scenarios.push(r);
-    }
+    rec.decided(skipped);
     for sc in &scenarios {
         if let Some(sig) = crate::host::interrupt::requested() {
             let mut r = crate::model::outcome::ScenarioResult::without_steps(
@@ -148,10 +143,10 @@ pub fn run_host(
                 },
             );
             r.detail = None;
-            run.report.cells[index].scenarios.push(r);
+            rec.decided(vec![r]);
             continue;
         }
-        reporter.on(&Progress::ScenarioStarted {
+        rec.progress(&Progress::ScenarioStarted {
             name: sc.name.clone(),
         });
         let result = executor::run_scenario(&cfg, sc, &mut |ev| {
@@ -163,7 +158,7 @@ pub fn run_host(
                 ok,
             } = ev
             {
-                reporter.on(&Progress::Step {
+                rec.progress(&Progress::Step {
                     scenario,
                     step,
                     iteration,
@@ -173,11 +168,9 @@ pub fn run_host(
             }
         });
         reap_orphans();
-        reporter.on(&Progress::ScenarioFinished {
-            result: Box::new(result.clone()),
-        });
-        run.report.cells[index].scenarios.push(result);
-        run.save()?;
+        rec.decided(vec![result]);
+        rec.save()?;
     }
+    rec.save()?;
     Ok(())
 }

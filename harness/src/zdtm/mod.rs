@@ -5,4 +5,5 @@
 
 pub mod desc;
 pub mod known;
+pub mod partition;
 pub mod suite;

@@ -296,6 +296,38 @@ pub fn scenarios(build: &ZdtmBuild, zdtm_py: bool) -> Vec<Scenario> {
     v
 }
 
+/// What a cell's report says of its zdtm tests: where they came from, the tests that did not
+/// build, and a version that is not the cell's criu's (a choice, said so).
+pub fn notes(build: &ZdtmBuild, criu: Option<&str>) -> Vec<String> {
+    let mut notes = vec![format!(
+        "zdtm tests of criu {} from {} ({}), built for {}: {} tests",
+        build.version,
+        build.tree.display(),
+        build.source,
+        build.suite,
+        build.tests.len()
+    )];
+    if !build.not_built.is_empty() {
+        notes.push(format!(
+            "zdtm tests that did not build for {}: {}",
+            build.suite,
+            build.not_built.join(", ")
+        ));
+    }
+    let same = criu.is_some_and(|c| {
+        crate::diagnose::version::numeric(c) == crate::diagnose::version::numeric(&build.version)
+    });
+    if !same {
+        notes.push(format!(
+            "zdtm of criu {} runs against criu {}: the tests are of another version than the \
+             criu they check",
+            build.version,
+            criu.unwrap_or("?")
+        ));
+    }
+    notes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
