@@ -274,6 +274,246 @@ pub enum LxcNetwork {
     Veth,
 }
 
+/// What makes a scenario file invalid: the key and the message.
+type Invalid<'a> = dyn Fn(&'static str, String) -> ScenarioError + 'a;
+
+/// The scenario's name: its file name without `.toml`, of letters, digits, `-`, `_`, `.`.
+fn name_of(path: &Path, invalid: &Invalid) -> Result<String, ScenarioError> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| invalid("(file name)", "not valid UTF-8".into()))?
+        .to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(invalid(
+            "(file name)",
+            format!("scenario name `{name}` may only use letters, digits, '-', '_', '.'"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The scenario of an `[external]` test: run to its end, with none of the keys that shape
+/// a checkpoint of the harness's.
+fn external(
+    file: ScenarioFile,
+    mut e: External,
+    name: String,
+    path: &Path,
+    base: &Path,
+    invalid: &Invalid,
+) -> Result<Scenario, ScenarioError> {
+    if e.command.is_empty() {
+        return Err(invalid("external", "`command` must not be empty".into()));
+    }
+    if file.steps.is_some() || !file.variants.is_empty() || file.iterations != 1 {
+        return Err(invalid(
+            "external",
+            "an external test has no `steps`, `iterations` or `variants`: it runs to its end"
+                .into(),
+        ));
+    }
+    if !file.between.is_empty() {
+        return Err(invalid(
+            "between",
+            "an external test checkpoints with its own tools: nothing runs between".into(),
+        ));
+    }
+    if file.vnc.is_some() {
+        return Err(invalid(
+            "vnc",
+            "an external test runs its own tools: no `[vnc]`".into(),
+        ));
+    }
+    if file.backend != Backend::Criu || file.lxc.is_some() {
+        return Err(invalid(
+            "backend",
+            "an external test runs its own tools: no `backend` or `[lxc]`".into(),
+        ));
+    }
+    confine_files(&mut e.files, base, "external.files", invalid)?;
+    for c in &e.collect {
+        crate::model::confine::lexical(c).map_err(|m| {
+            invalid(
+                "external.collect",
+                format!("{m} (collect names files of the working directory)"),
+            )
+        })?;
+    }
+    Ok(Scenario {
+        name,
+        description: file.description,
+        target: Target::External(e),
+        steps: vec![PlannedStep {
+            kind: StepKind::Run,
+            iteration: 1,
+        }],
+        iterations: 1,
+        variant: Variant::Plain,
+        timeout_s: file.timeout_s,
+        step_timeout_s: file.step_timeout_s,
+        tags: file.tags,
+        dump_args: Vec::new(),
+        restore_args: Vec::new(),
+        requires: file.requires,
+        expect: file.expect,
+        backend: Backend::Criu,
+        lxc: None,
+        vnc: None,
+        before: file.before,
+        after: file.after,
+        between: Vec::new(),
+        fresh_kernel: file.fresh_kernel,
+        userland_variant: file.userland_variant,
+        source: path.to_path_buf(),
+    })
+}
+
+/// What runs: a known workload with its arguments, or a user's program (its files inside
+/// the scenario's folder).
+fn target_of(
+    file: &mut ScenarioFile,
+    base: &Path,
+    invalid: &Invalid,
+) -> Result<Target, ScenarioError> {
+    match (file.workload.take(), file.program.take()) {
+        (Some(w), None) => {
+            if !KNOWN_WORKLOADS.contains(&w.as_str()) {
+                return Err(invalid(
+                    "workload",
+                    format!(
+                        "unknown workload `{w}`; known workloads: {}",
+                        KNOWN_WORKLOADS.join(", ")
+                    ),
+                ));
+            }
+            Ok(Target::Workload {
+                name: w,
+                args: std::mem::take(&mut file.args),
+            })
+        }
+        (None, Some(mut p)) => {
+            if p.command.is_empty() || p.check.is_empty() {
+                return Err(invalid(
+                    "program",
+                    "`command` and `check` must not be empty".into(),
+                ));
+            }
+            ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
+            confine_files(&mut p.files, base, "program.files", invalid)?;
+            Ok(Target::Program(p))
+        }
+        (Some(_), Some(_)) => Err(invalid(
+            "workload",
+            "give `workload` or `program`, not both".into(),
+        )),
+        (None, None) => Err(invalid(
+            "workload",
+            "missing: give `workload`, `program` or `external`".into(),
+        )),
+    }
+}
+
+/// The container options of a `backend = "lxc"` scenario (defaults when `[lxc]` is left
+/// out); none for criu's backend.
+fn lxc_of(file: &mut ScenarioFile, invalid: &Invalid) -> Result<Option<LxcOptions>, ScenarioError> {
+    if file.lxc.is_some() && file.backend != Backend::Lxc {
+        return Err(invalid("lxc", "`[lxc]` needs `backend = \"lxc\"`".into()));
+    }
+    if file.backend == Backend::Criu {
+        return Ok(None);
+    }
+    let o = file.lxc.take().unwrap_or_default();
+    if o.mode == LxcMode::Execute && o.init.is_some() {
+        return Err(invalid(
+            "lxc.init",
+            "`init` goes with `mode = \"start\"`: lxc-execute runs liblxc's own init".into(),
+        ));
+    }
+    if !(file.criu_args.is_empty() && file.dump_args.is_empty() && file.restore_args.is_empty()) {
+        return Err(invalid(
+            "criu-args",
+            "lxc-checkpoint chooses criu's options itself: no `criu-args`, `dump-args` or `restore-args` with `backend = \"lxc\"`".into(),
+        ));
+    }
+    Ok(Some(o))
+}
+
+/// The keys checked on their own: keys typed through VNC, counts and limits, relaxations.
+fn check_limits(file: &ScenarioFile, invalid: &Invalid) -> Result<(), ScenarioError> {
+    if let Some(v) = &file.vnc {
+        for (key, text) in [
+            ("vnc.type-before", &v.type_before),
+            ("vnc.type-after", &v.type_after),
+        ] {
+            crate::vnc::rfb::parse_keys(text).map_err(|m| invalid(key, m))?;
+        }
+        if v.expect_file.is_some() != v.expect_text.is_some() {
+            return Err(invalid(
+                "vnc.expect-file",
+                "give `expect-file` and `expect-text` together".into(),
+            ));
+        }
+    }
+    if file.iterations == 0 {
+        return Err(invalid("iterations", "must be at least 1".into()));
+    }
+    if file.timeout_s == 0 || file.step_timeout_s == 0 {
+        return Err(invalid("timeout-s", "timeouts must be at least 1 s".into()));
+    }
+    for ig in &file.expect.visible_state_ignore {
+        ig.validate()
+            .map_err(|m| invalid("expect.visible-state-ignore", m))?;
+    }
+    Ok(())
+}
+
+/// The plain scenario and one of each of its `variants` (`NAME@VARIANT`); an expectation
+/// limited to some variants holds only its relaxations for the others.
+fn with_variants(
+    plain: Scenario,
+    variants: Vec<Variant>,
+    invalid: &Invalid,
+) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut out = vec![plain.clone()];
+    if plain
+        .expect
+        .variants
+        .as_ref()
+        .is_some_and(|vs| !vs.contains(&Variant::Plain))
+    {
+        out[0].expect = plain.expect.relaxations_only();
+    }
+    for v in variants {
+        if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
+            return Err(invalid(
+                "variants",
+                format!("`{}` given twice or is the plain scenario", v.as_str()),
+            ));
+        }
+        let mut s = plain.clone();
+        s.name = format!("{}@{}", plain.name, v.as_str());
+        s.variant = v;
+        if s.expect
+            .variants
+            .as_ref()
+            .is_some_and(|vs| !vs.contains(&v))
+        {
+            s.expect = plain.expect.relaxations_only();
+        }
+        if v == Variant::LeaveRunning {
+            // The tree goes on after the dump and verifies itself; nothing to restore.
+            s.steps.retain(|p| p.kind != StepKind::Restore);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
 /// Each of `files` resolved inside `base` (the scenario file's folder), or the error that
 /// names the key and the path that leads out.
 fn confine_files(
@@ -553,7 +793,7 @@ impl Scenario {
     /// Parses and validates one scenario file's text into its scenarios (the plain one and
     /// one per variant). `path` gives the name and appears in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
-        let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+        let mut file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
@@ -562,21 +802,7 @@ impl Scenario {
             key,
             message,
         };
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or_else(|| invalid("(file name)", "not valid UTF-8".into()))?
-            .to_string();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(invalid(
-                "(file name)",
-                format!("scenario name `{name}` may only use letters, digits, '-', '_', '.'"),
-            ));
-        }
+        let name = name_of(path, &invalid)?;
         let given = [
             file.workload.is_some(),
             file.program.is_some(),
@@ -600,168 +826,20 @@ impl Scenario {
             }
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(mut e) = file.external {
-            if e.command.is_empty() {
-                return Err(invalid("external", "`command` must not be empty".into()));
-            }
-            if file.steps.is_some() || !file.variants.is_empty() || file.iterations != 1 {
-                return Err(invalid(
-                    "external",
-                    "an external test has no `steps`, `iterations` or `variants`: it runs to its end".into(),
-                ));
-            }
-            if !file.between.is_empty() {
-                return Err(invalid(
-                    "between",
-                    "an external test checkpoints with its own tools: nothing runs between".into(),
-                ));
-            }
-            if file.vnc.is_some() {
-                return Err(invalid(
-                    "vnc",
-                    "an external test runs its own tools: no `[vnc]`".into(),
-                ));
-            }
-            if file.backend != Backend::Criu || file.lxc.is_some() {
-                return Err(invalid(
-                    "backend",
-                    "an external test runs its own tools: no `backend` or `[lxc]`".into(),
-                ));
-            }
-            confine_files(&mut e.files, base, "external.files", &invalid)?;
-            for c in &e.collect {
-                crate::model::confine::lexical(c).map_err(|m| {
-                    invalid(
-                        "external.collect",
-                        format!("{m} (collect names files of the working directory)"),
-                    )
-                })?;
-            }
-            return Ok(vec![Scenario {
-                name,
-                description: file.description,
-                target: Target::External(e),
-                steps: vec![PlannedStep {
-                    kind: StepKind::Run,
-                    iteration: 1,
-                }],
-                iterations: 1,
-                variant: Variant::Plain,
-                timeout_s: file.timeout_s,
-                step_timeout_s: file.step_timeout_s,
-                tags: file.tags,
-                dump_args: Vec::new(),
-                restore_args: Vec::new(),
-                requires: file.requires,
-                expect: file.expect,
-                backend: Backend::Criu,
-                lxc: None,
-                vnc: None,
-                before: file.before,
-                after: file.after,
-                between: Vec::new(),
-                fresh_kernel: file.fresh_kernel,
-                userland_variant: file.userland_variant.clone(),
-                source: path.to_path_buf(),
-            }]);
+        if let Some(e) = file.external.take() {
+            return external(file, e, name, path, base, &invalid).map(|s| vec![s]);
         }
-        let target = match (file.workload, file.program) {
-            (Some(w), None) => {
-                if !KNOWN_WORKLOADS.contains(&w.as_str()) {
-                    return Err(invalid(
-                        "workload",
-                        format!(
-                            "unknown workload `{w}`; known workloads: {}",
-                            KNOWN_WORKLOADS.join(", ")
-                        ),
-                    ));
-                }
-                Target::Workload {
-                    name: w,
-                    args: file.args,
-                }
-            }
-            (None, Some(mut p)) => {
-                if p.command.is_empty() || p.check.is_empty() {
-                    return Err(invalid(
-                        "program",
-                        "`command` and `check` must not be empty".into(),
-                    ));
-                }
-                ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
-                confine_files(&mut p.files, base, "program.files", &invalid)?;
-                Target::Program(p)
-            }
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "workload",
-                    "give `workload` or `program`, not both".into(),
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    "workload",
-                    "missing: give `workload`, `program` or `external`".into(),
-                ))
-            }
-        };
-        if file.lxc.is_some() && file.backend != Backend::Lxc {
-            return Err(invalid("lxc", "`[lxc]` needs `backend = \"lxc\"`".into()));
-        }
-        let lxc = match file.backend {
-            Backend::Criu => None,
-            Backend::Lxc => Some(file.lxc.unwrap_or_default()),
-        };
-        if let Some(o) = &lxc {
-            if o.mode == LxcMode::Execute && o.init.is_some() {
-                return Err(invalid(
-                    "lxc.init",
-                    "`init` goes with `mode = \"start\"`: lxc-execute runs liblxc's own init"
-                        .into(),
-                ));
-            }
-            if !(file.criu_args.is_empty()
-                && file.dump_args.is_empty()
-                && file.restore_args.is_empty())
-            {
-                return Err(invalid(
-                    "criu-args",
-                    "lxc-checkpoint chooses criu's options itself: no `criu-args`, `dump-args` or `restore-args` with `backend = \"lxc\"`".into(),
-                ));
-            }
-        }
-        if let Some(v) = &file.vnc {
-            for (key, text) in [
-                ("vnc.type-before", &v.type_before),
-                ("vnc.type-after", &v.type_after),
-            ] {
-                crate::vnc::rfb::parse_keys(text).map_err(|m| invalid(key, m))?;
-            }
-            if v.expect_file.is_some() != v.expect_text.is_some() {
-                return Err(invalid(
-                    "vnc.expect-file",
-                    "give `expect-file` and `expect-text` together".into(),
-                ));
-            }
-        }
-        if file.iterations == 0 {
-            return Err(invalid("iterations", "must be at least 1".into()));
-        }
-        if file.timeout_s == 0 || file.step_timeout_s == 0 {
-            return Err(invalid("timeout-s", "timeouts must be at least 1 s".into()));
-        }
-        for ig in &file.expect.visible_state_ignore {
-            ig.validate()
-                .map_err(|m| invalid("expect.visible-state-ignore", m))?;
-        }
+        let target = target_of(&mut file, base, &invalid)?;
+        let lxc = lxc_of(&mut file, &invalid)?;
+        check_limits(&file, &invalid)?;
         let steps = file.steps.as_deref().unwrap_or(DEFAULT_STEPS);
         let expanded = expand_steps(steps, file.iterations).map_err(|m| invalid("steps", m))?;
         let mut dump_args = file.criu_args.clone();
         dump_args.extend(file.dump_args);
         let mut restore_args = file.criu_args;
         restore_args.extend(file.restore_args);
-        let base = Scenario {
-            name: name.clone(),
+        let plain = Scenario {
+            name,
             description: file.description,
             target,
             steps: expanded,
@@ -784,39 +862,7 @@ impl Scenario {
             userland_variant: file.userland_variant.clone(),
             source: path.to_path_buf(),
         };
-        let mut out = vec![base.clone()];
-        if base
-            .expect
-            .variants
-            .as_ref()
-            .is_some_and(|vs| !vs.contains(&Variant::Plain))
-        {
-            out[0].expect = base.expect.relaxations_only();
-        }
-        for v in file.variants {
-            if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
-                return Err(invalid(
-                    "variants",
-                    format!("`{}` given twice or is the plain scenario", v.as_str()),
-                ));
-            }
-            let mut s = base.clone();
-            s.name = format!("{name}@{}", v.as_str());
-            s.variant = v;
-            if s.expect
-                .variants
-                .as_ref()
-                .is_some_and(|vs| !vs.contains(&v))
-            {
-                s.expect = base.expect.relaxations_only();
-            }
-            if v == Variant::LeaveRunning {
-                // The tree goes on after the dump and verifies itself; nothing to restore.
-                s.steps.retain(|p| p.kind != StepKind::Restore);
-            }
-            out.push(s);
-        }
-        Ok(out)
+        with_variants(plain, file.variants, &invalid)
     }
 
     /// Reads and validates one scenario file.
