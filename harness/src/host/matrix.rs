@@ -368,29 +368,10 @@ pub fn run(args: &MatrixArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(2, &e),
     };
-    let mut criu = Vec::new();
-    for name in criu_names {
-        match &name {
-            CriuName::Tree(p) => {
-                // A tree that is not one is bad input, said before any cell starts.
-                if let Err(e) = crtest_vm::criu_tree::inspect(p) {
-                    return fail(if e.is_bad_input() { 2 } else { 3 }, &e);
-                }
-            }
-            CriuName::Package(Some(s)) if !userlands.contains(s) => {
-                return fail(
-                    2,
-                    &format!(
-                        "--criu `{s}`: the packaged criu of a suite pairs only with that \
-                         userland, and `{s}` is not among --userlands"
-                    ),
-                )
-            }
-            CriuName::Package(_) => {}
-        }
-        let label = cell_choice::criu_label(&name);
-        criu.push((name, label));
-    }
+    let criu = match criu_axis(criu_names, &userlands) {
+        Ok(c) => c,
+        Err((code, e)) => return fail(code, &e),
+    };
     let cells = plan(&kernels, &userlands, &criu, &chosen, args.shard);
     let frozen = match tempfile::Builder::new()
         .prefix("crtest-guest-bin-")
@@ -411,31 +392,7 @@ pub fn run(args: &MatrixArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(3, &e),
     };
-    top.report.matrix = Some(MatrixInfo {
-        kernels: kernels.iter().map(cell_choice::kernel_label).collect(),
-        userlands: {
-            let mut columns: Vec<String> = Vec::new();
-            for c in &cells {
-                if !columns.contains(&c.column) {
-                    columns.push(c.column.clone());
-                }
-            }
-            columns
-        },
-        scenarios: chosen.iter().map(|s| s.name.clone()).collect(),
-        shard: args.shard.map(|s| s.to_string()),
-        merged_from: vec![],
-        cells: cells
-            .iter()
-            .map(|c| MatrixCell {
-                id: c.id.clone(),
-                kernel: c.kernel_label.clone(),
-                userland: c.column.clone(),
-                dir: Some(format!("cells/{}", c.id)),
-                wall_ms: None,
-            })
-            .collect(),
-    });
+    top.report.matrix = Some(matrix_info(&kernels, &cells, &chosen, args.shard));
     if let Err(e) = top.save() {
         return fail(3, &e);
     }
@@ -458,56 +415,8 @@ pub fn run(args: &MatrixArgs) -> i32 {
         top.dir.display()
     );
     let start = Instant::now();
-    let next = AtomicUsize::new(0);
-    let top = Mutex::new(top);
-    let done: Mutex<Vec<(usize, CellReport, u64)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                if crate::host::interrupt::requested().is_some() {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(planned) = cells.get(i) else { break };
-                let (run_id, dir) = {
-                    let t = top.lock().unwrap_or_else(|e| e.into_inner());
-                    (
-                        t.report.run_id.clone(),
-                        t.dir.join("cells").join(&planned.id),
-                    )
-                };
-                let mut reporter = CellReporter {
-                    prefix: planned.id.clone(),
-                    start,
-                    verbose: settings.verbose,
-                };
-                reporter.say(&format!("start: {} scenario(s)", planned.scenarios.len()));
-                let t = Instant::now();
-                let report = run_one(planned, &settings, &dir, &run_id, &mut reporter);
-                let wall = t.elapsed().as_millis() as u64;
-                reporter.say(&format!(
-                    "done in {:.1} s: {}",
-                    wall as f64 / 1000.0,
-                    crate::report::verdict::counts_text(&report.scenarios)
-                ));
-                let report = relocate(report, &format!("cells/{}", planned.id));
-                let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
-                d.push((i, report, wall));
-                d.sort_by_key(|(i, _, _)| *i);
-                let mut t = top.lock().unwrap_or_else(|e| e.into_inner());
-                t.report.cells = d.iter().map(|(_, r, _)| r.clone()).collect();
-                if let Some(m) = t.report.matrix.as_mut() {
-                    if let Some(mc) = m.cells.get_mut(i) {
-                        mc.wall_ms = Some(wall);
-                    }
-                }
-                if let Err(e) = t.save() {
-                    eprintln!("crtest: {e}");
-                }
-            });
-        }
-    });
-    let mut top = top.into_inner().unwrap_or_else(|e| e.into_inner());
+    let top = run_cells(&cells, &settings, jobs, top, start);
+    let mut top = top;
     top.tag_results(&chosen);
     if let Err(e) = crate::report::views::finish(&mut top, crate::host::interrupt::stopped_by()) {
         return fail(3, &e);
@@ -534,6 +443,131 @@ pub fn run(args: &MatrixArgs) -> i32 {
         return 3;
     }
     i32::from(top.any_bad())
+}
+
+/// Runs the planned cells, `jobs` at once, each into its folder of `top`, which is saved as
+/// each cell ends.
+fn run_cells(
+    cells: &[PlannedCell],
+    settings: &CellSettings,
+    jobs: usize,
+    top: RunDir,
+    start: Instant,
+) -> RunDir {
+    let next = AtomicUsize::new(0);
+    let top = Mutex::new(top);
+    let done: Mutex<Vec<(usize, CellReport, u64)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                if crate::host::interrupt::requested().is_some() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(planned) = cells.get(i) else { break };
+                let (run_id, dir) = {
+                    let t = top.lock().unwrap_or_else(|e| e.into_inner());
+                    (
+                        t.report.run_id.clone(),
+                        t.dir.join("cells").join(&planned.id),
+                    )
+                };
+                let mut reporter = CellReporter {
+                    prefix: planned.id.clone(),
+                    start,
+                    verbose: settings.verbose,
+                };
+                reporter.say(&format!("start: {} scenario(s)", planned.scenarios.len()));
+                let t = Instant::now();
+                let report = run_one(planned, settings, &dir, &run_id, &mut reporter);
+                let wall = t.elapsed().as_millis() as u64;
+                reporter.say(&format!(
+                    "done in {:.1} s: {}",
+                    wall as f64 / 1000.0,
+                    crate::report::verdict::counts_text(&report.scenarios)
+                ));
+                let report = relocate(report, &format!("cells/{}", planned.id));
+                let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
+                d.push((i, report, wall));
+                d.sort_by_key(|(i, _, _)| *i);
+                let mut t = top.lock().unwrap_or_else(|e| e.into_inner());
+                t.report.cells = d.iter().map(|(_, r, _)| r.clone()).collect();
+                if let Some(m) = t.report.matrix.as_mut() {
+                    if let Some(mc) = m.cells.get_mut(i) {
+                        mc.wall_ms = Some(wall);
+                    }
+                }
+                if let Err(e) = t.save() {
+                    eprintln!("crtest: {e}");
+                }
+            });
+        }
+    });
+    top.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The matrix's axes and cells as run.json keeps them.
+fn matrix_info(
+    kernels: &[KernelName],
+    cells: &[PlannedCell],
+    chosen: &[Scenario],
+    shard: Option<Shard>,
+) -> MatrixInfo {
+    let mut columns: Vec<String> = Vec::new();
+    for c in cells {
+        if !columns.contains(&c.column) {
+            columns.push(c.column.clone());
+        }
+    }
+    MatrixInfo {
+        kernels: kernels.iter().map(cell_choice::kernel_label).collect(),
+        userlands: columns,
+        scenarios: chosen.iter().map(|s| s.name.clone()).collect(),
+        shard: shard.map(|s| s.to_string()),
+        merged_from: vec![],
+        cells: cells
+            .iter()
+            .map(|c| MatrixCell {
+                id: c.id.clone(),
+                kernel: c.kernel_label.clone(),
+                userland: c.column.clone(),
+                dir: Some(format!("cells/{}", c.id)),
+                wall_ms: None,
+            })
+            .collect(),
+    }
+}
+
+/// One criu of the matrix's axis and its label.
+type CriuAxis = (CriuName, Option<String>);
+
+/// The criu axis, each with its label: a tree that is not one is bad input (2, or 3 when it
+/// cannot be read), said before any cell starts; a suite's packaged criu pairs only with
+/// that suite's userland.
+fn criu_axis(names: Vec<CriuName>, userlands: &[String]) -> Result<Vec<CriuAxis>, (i32, String)> {
+    let mut criu = Vec::new();
+    for name in names {
+        match &name {
+            CriuName::Tree(p) => {
+                if let Err(e) = crtest_vm::criu_tree::inspect(p) {
+                    return Err((if e.is_bad_input() { 2 } else { 3 }, e.to_string()));
+                }
+            }
+            CriuName::Package(Some(s)) if !userlands.contains(s) => {
+                return Err((
+                    2,
+                    format!(
+                        "--criu `{s}`: the packaged criu of a suite pairs only with that \
+                         userland, and `{s}` is not among --userlands"
+                    ),
+                ))
+            }
+            CriuName::Package(_) => {}
+        }
+        let label = cell_choice::criu_label(&name);
+        criu.push((name, label));
+    }
+    Ok(criu)
 }
 
 /// The kernel choice of a cell as `crtest run` names it.
