@@ -387,3 +387,40 @@ fn the_reader_sees_groups_and_skips_comments() {
         ]
     );
 }
+
+/// No function of `src/` (outside tests) is over 150 lines: a longer one does several jobs,
+/// and is split by them. A function runs from its `fn` line to the `}` at its indentation.
+#[test]
+fn no_function_is_over_150_lines() {
+    const MAX: usize = 150;
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut long = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn "]
+                .iter()
+                .any(|p| trimmed.starts_with(p));
+            if !is_fn || trimmed.ends_with(';') {
+                continue;
+            }
+            let end = lines[i + 1..]
+                .iter()
+                .position(|l| *l == format!("{indent}}}"));
+            if let Some(n) = end.map(|e| e + 2).filter(|n| *n > MAX) {
+                let rel = path.strip_prefix(src()).unwrap().display().to_string();
+                long.push(format!("src/{rel}:{}: {n} lines: {}", i + 1, trimmed));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX} lines:\n{}",
+        long.join("\n")
+    );
+}

@@ -499,6 +499,31 @@ fn source_dir(cache: &Cache, given: &Path) -> Result<PathBuf, BuildError> {
     }
 }
 
+/// The first line of `gcc --version` (part of the build's cache key).
+fn gcc_version() -> String {
+    Command::new("gcc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// What the built tree in `work` says its release is (`make kernelrelease`).
+fn kernel_release(src: &Path, work: &Path) -> Option<String> {
+    Command::new("make")
+        .args(["-s", "-C"])
+        .arg(src)
+        .arg(format!("O={}", work.display()))
+        .arg("kernelrelease")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// Runs the build; returns the entry directory.
 pub fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
     let mut stages: Vec<(String, f64)> = Vec::new();
@@ -531,13 +556,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
         ),
         None => ("make defconfig".to_string(), String::new()),
     };
-    let compiler = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_default();
+    let compiler = gcc_version();
     let reqs = fragments();
     let frag_text = format!(
         "{}\n{GUEST_FRAGMENT}",
@@ -607,17 +626,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
         &format!("bzImage modules (-j{jobs_s})"),
     )?;
     stage(&mut stages, "compile", t);
-    let release = Command::new("make")
-        .args(["-s", "-C"])
-        .arg(&src)
-        .arg(format!("O={}", work.display()))
-        .arg("kernelrelease")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| version.clone());
+    let release = kernel_release(&src, &work).unwrap_or_else(|| version.clone());
     let t = Instant::now();
     let entry = cache.entry("kernel-build", &key, |tmp: &Path| {
         let bz = work.join("arch/x86/boot/bzImage");
