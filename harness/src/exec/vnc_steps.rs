@@ -21,7 +21,7 @@ use crate::model::outcome::{Screens, StepRecord};
 use crate::model::scenario::{StepKind, VncOptions};
 use crate::vnc::frame::{self, Frame};
 use crate::vnc::rfb::{self, RfbClient, RfbError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Time for one read or write of the RFB conversation.
@@ -35,6 +35,50 @@ const MIN_FOREGROUND: u64 = 5_000;
 const FROZEN_PROBE: Duration = Duration::from_millis(1500);
 /// Time for `expect-file` to hold `expect-text` after the keys were typed.
 const FILE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a `[vnc]` part of a step failed (the step's failure message).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VncStepError {
+    #[error(transparent)]
+    Rfb(#[from] RfbError),
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
+    #[error("{0}")]
+    Keys(String),
+    #[error("no screenshot was taken before the checkpoint (the steps lack `wait-ready`)")]
+    NoScreenBefore,
+    #[error("the restored screen differs from the checkpointed one in {differing} of {total} pixels{within} (at most {max} allowed); see {DIFF_PNG}")]
+    RestoredDiffers {
+        differing: u64,
+        total: u64,
+        within: String,
+        max: u64,
+    },
+    #[error("typing `{keys}` after the restore changed nothing on the screen: the desktop does not take keys")]
+    NothingTyped { keys: String },
+    #[error("waited in vain for {what}: the screen {screen} ({pixels} pixels off the background)")]
+    NotSettled {
+        what: &'static str,
+        screen: &'static str,
+        pixels: u64,
+    },
+    #[error("{path} holds {found:?}, expected {want:?}")]
+    WrongText {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+    #[error("{path} was not written: {source} (expected {want:?})")]
+    NotWritten {
+        path: PathBuf,
+        source: std::io::Error,
+        want: String,
+    },
+    #[error("the frozen desktop answered a VNC client (desktop `{desktop}`): it is not frozen")]
+    FrozenAnswered { desktop: String },
+    #[error("probing the frozen desktop: {0}")]
+    Probe(RfbError),
+}
 
 pub const BEFORE_PNG: &str = "screen-before.png";
 pub const RESTORED_PNG: &str = "screen-restored.png";
@@ -76,11 +120,10 @@ pub(crate) fn frozen_probe(run: &mut Run, iteration: u32) -> Result<(), StepErro
         "vnc-frozen",
         |r| match RfbClient::connect(&r.work.join(&v.socket), FROZEN_PROBE) {
             Err(RfbError::Timeout { .. }) => Ok(()),
-            Ok(c) => Err(format!(
-                "the frozen desktop answered a VNC client (desktop `{}`): it is not frozen",
-                c.name()
-            )),
-            Err(e) => Err(format!("probing the frozen desktop: {e}")),
+            Ok(c) => Err(VncStepError::FrozenAnswered {
+                desktop: c.name().to_string(),
+            }),
+            Err(e) => Err(VncStepError::Probe(e)),
         },
     )
 }
@@ -91,7 +134,7 @@ fn timed(
     kind: StepKind,
     iteration: u32,
     what: &str,
-    body: impl FnOnce(&mut Run) -> Result<(), String>,
+    body: impl FnOnce(&mut Run) -> Result<(), VncStepError>,
 ) -> Result<(), StepError> {
     let t = Instant::now();
     let res = body(run);
@@ -101,10 +144,10 @@ fn timed(
         ms: t.elapsed().as_millis() as u64,
         ok: res.is_ok(),
     });
-    res.map_err(|m| StepError::fail(kind, m))
+    res.map_err(|e| StepError::fail(kind, e.to_string()))
 }
 
-fn before(run: &mut Run, v: &VncOptions) -> Result<(), String> {
+fn before(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
     let deadline = Instant::now() + run.step_budget();
     let mut client = connect(run, v, deadline)?;
     settle(&mut client, deadline, "the desktop to be drawn")?;
@@ -118,7 +161,7 @@ fn before(run: &mut Run, v: &VncOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn restored(run: &mut Run, v: &VncOptions) -> Result<(), String> {
+fn restored(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
     let deadline = Instant::now() + run.step_budget();
     let mut client = connect(run, v, deadline)?;
     let frame = settle(&mut client, deadline, "the restored desktop to be drawn")?;
@@ -127,7 +170,7 @@ fn restored(run: &mut Run, v: &VncOptions) -> Result<(), String> {
     let before = run
         .screen_before
         .clone()
-        .ok_or("no screenshot was taken before the checkpoint (the steps lack `wait-ready`)")?;
+        .ok_or(VncStepError::NoScreenBefore)?;
     let d = frame::diff(&before, &frame);
     let diff_path = save(run, &frame::diff_image(&before, &frame), DIFF_PNG)?;
     let screens = run.screens.get_or_insert_with(Screens::default);
@@ -136,18 +179,17 @@ fn restored(run: &mut Run, v: &VncOptions) -> Result<(), String> {
     screens.restore_diff = Some(d.clone());
     run.screen_restored = Some(frame);
     if d.differing > v.max_diff_pixels {
-        return Err(format!(
-            "the restored screen differs from the checkpointed one in {} of {} pixels{} (at most {} allowed); see {DIFF_PNG}",
-            d.differing,
-            d.total,
-            bbox_text(&d),
-            v.max_diff_pixels
-        ));
+        return Err(VncStepError::RestoredDiffers {
+            differing: d.differing,
+            total: d.total,
+            within: bbox_text(&d),
+            max: v.max_diff_pixels,
+        });
     }
     Ok(())
 }
 
-fn typed(run: &mut Run, v: &VncOptions) -> Result<(), String> {
+fn typed(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
     if v.type_after.is_empty() {
         return Ok(());
     }
@@ -170,10 +212,9 @@ fn typed(run: &mut Run, v: &VncOptions) -> Result<(), String> {
     screens.typed = Some(path);
     screens.typing_diff = Some(d.clone());
     if d.differing == 0 {
-        return Err(format!(
-            "typing `{}` after the restore changed nothing on the screen: the desktop does not take keys",
-            v.type_after
-        ));
+        return Err(VncStepError::NothingTyped {
+            keys: v.type_after.clone(),
+        });
     }
     if let (Some(file), Some(want)) = (&v.expect_file, &v.expect_text) {
         wait_for_text(&run.work.join(file), want, FILE_WAIT)?;
@@ -183,7 +224,7 @@ fn typed(run: &mut Run, v: &VncOptions) -> Result<(), String> {
 
 /// Connects, retrying while the socket is not there or refuses (a restored server may take
 /// a moment to listen again).
-fn connect(run: &Run, v: &VncOptions, deadline: Instant) -> Result<RfbClient, String> {
+fn connect(run: &Run, v: &VncOptions, deadline: Instant) -> Result<RfbClient, VncStepError> {
     let socket = run.work.join(&v.socket);
     loop {
         match RfbClient::connect(&socket, IO_TIMEOUT) {
@@ -191,56 +232,58 @@ fn connect(run: &Run, v: &VncOptions, deadline: Instant) -> Result<RfbClient, St
             Err(RfbError::Connect { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// Screenshots until two in a row are the same and the screen shows more than its
 /// background; returns the last one.
-fn settle(client: &mut RfbClient, deadline: Instant, what: &str) -> Result<Frame, String> {
-    let mut last = client.screenshot().map_err(|e| e.to_string())?;
+fn settle(
+    client: &mut RfbClient,
+    deadline: Instant,
+    what: &'static str,
+) -> Result<Frame, VncStepError> {
+    let mut last = client.screenshot()?;
     loop {
         std::thread::sleep(SETTLE_INTERVAL);
-        let next = client.screenshot().map_err(|e| e.to_string())?;
+        let next = client.screenshot()?;
         let drawn = next.foreground_pixels() >= MIN_FOREGROUND;
         if next == last && drawn {
             return Ok(next);
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "waited in vain for {what}: the screen {} ({} pixels off the background)",
-                if drawn {
+            return Err(VncStepError::NotSettled {
+                what,
+                screen: if drawn {
                     "kept changing"
                 } else {
                     "stayed empty"
                 },
-                next.foreground_pixels()
-            ));
+                pixels: next.foreground_pixels(),
+            });
         }
         last = next;
     }
 }
 
 /// Moves the pointer onto the desktop (focus follows it), then types `keys`.
-fn type_keys(client: &mut RfbClient, v: &VncOptions, keys: &str) -> Result<(), String> {
+fn type_keys(client: &mut RfbClient, v: &VncOptions, keys: &str) -> Result<(), VncStepError> {
     if keys.is_empty() {
         return Ok(());
     }
-    let keysyms = rfb::parse_keys(keys)?;
+    let keysyms = rfb::parse_keys(keys).map_err(VncStepError::Keys)?;
     let [x, y] = v
         .pointer
         .unwrap_or([client.width() / 2, client.height() / 2]);
-    client.pointer(x, y, 0).map_err(|e| e.to_string())?;
-    client.type_keys(&keysyms).map_err(|e| e.to_string())
+    client.pointer(x, y, 0)?;
+    Ok(client.type_keys(&keysyms)?)
 }
 
 /// Writes `frame` as `name` in the working directory; returns its path in the run
 /// directory, where the scenario's files are kept.
-fn save(run: &Run, frame: &Frame, name: &str) -> Result<String, String> {
-    frame
-        .write_png(&run.work.join(name))
-        .map_err(|e| e.to_string())?;
+fn save(run: &Run, frame: &Frame, name: &str) -> Result<String, VncStepError> {
+    frame.write_png(&run.work.join(name))?;
     Ok(Path::new("scenarios")
         .join(&run.sc.name)
         .join(name)
@@ -256,7 +299,7 @@ fn bbox_text(d: &frame::Diff) -> String {
 }
 
 /// Waits up to `limit` for the file at `path` to hold exactly `want`.
-fn wait_for_text(path: &Path, want: &str, limit: Duration) -> Result<(), String> {
+fn wait_for_text(path: &Path, want: &str, limit: Duration) -> Result<(), VncStepError> {
     let end = Instant::now() + limit;
     loop {
         let found = std::fs::read_to_string(path);
@@ -264,16 +307,18 @@ fn wait_for_text(path: &Path, want: &str, limit: Duration) -> Result<(), String>
             Ok(text) if text == want => return Ok(()),
             _ if Instant::now() < end => std::thread::sleep(Duration::from_millis(200)),
             Ok(text) => {
-                return Err(format!(
-                    "{} holds {text:?}, expected {want:?}",
-                    path.display()
-                ))
+                return Err(VncStepError::WrongText {
+                    path: path.to_path_buf(),
+                    found: text.clone(),
+                    want: want.to_string(),
+                })
             }
             Err(e) => {
-                return Err(format!(
-                    "{} was not written: {e} (expected {want:?})",
-                    path.display()
-                ))
+                return Err(VncStepError::NotWritten {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                    want: want.to_string(),
+                })
             }
         }
     }
@@ -304,15 +349,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("notes.txt");
         let limit = Duration::from_millis(300);
-        let missing = wait_for_text(&p, "abc\n", limit).unwrap_err();
+        let missing = wait_for_text(&p, "abc\n", limit).unwrap_err().to_string();
         assert!(missing.contains("notes.txt was not written"), "{missing}");
         std::fs::write(&p, "abd\n").unwrap();
-        let wrong = wait_for_text(&p, "abc\n", limit).unwrap_err();
+        let wrong = wait_for_text(&p, "abc\n", limit).unwrap_err().to_string();
         assert!(
             wrong.ends_with("notes.txt holds \"abd\\n\", expected \"abc\\n\""),
             "{wrong}"
         );
         std::fs::write(&p, "abc\n").unwrap();
-        assert_eq!(wait_for_text(&p, "abc\n", limit), Ok(()));
+        wait_for_text(&p, "abc\n", limit).unwrap();
     }
 }
