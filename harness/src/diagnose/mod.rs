@@ -2,6 +2,7 @@
 //! say, the kernel config fragment, version comparison, and `doctor`'s verdict on a
 //! pairing of kernel and tools. Pure logic over text; uses nothing of the crate.
 
+pub mod chain;
 pub mod class;
 pub mod criu_log;
 pub mod doctor;

@@ -1,6 +1,7 @@
 //! The guest agent: PID 1 of the VM. It sets the guest up, runs the plan the host left in
 //! the results folder, reports every step as an event on its own serial port, and powers off.
 
+use crate::diagnose::chain::chain;
 use crate::exec::context::{reap_orphans, ExecConfig};
 use crate::exec::executor;
 use crate::guest::setup::{self as setup, paths};
@@ -10,6 +11,23 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+
+/// Why the agent could not run its plan.
+#[derive(Debug, thiserror::Error)]
+enum AgentError {
+    #[error("setting the guest up")]
+    Setup(#[from] setup::SetupError),
+    #[error("cannot read {path}")]
+    ReadPlan {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad plan {path}")]
+    BadPlan {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+}
 
 /// What the host asks the guest to run; written to `<run_dir>/plan.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +98,9 @@ pub fn main() -> ! {
         std::process::exit(2);
     }
     let mut port = None;
-    if let Err(message) = run(&mut port) {
+    if let Err(e) = run(&mut port) {
+        // The whole chain, each cause once: the host shows it as the agent's error.
+        let message = chain(&e);
         eprintln!("crtest-agent: {message}");
         port.get_or_insert_with(EventPort::open)
             .send(&Event::AgentError { message });
@@ -88,22 +108,22 @@ pub fn main() -> ! {
     power_off()
 }
 
-fn run(port: &mut Option<EventPort>) -> Result<(), String> {
-    setup::early_mounts().map_err(|e| e.to_string())?;
+fn run(port: &mut Option<EventPort>) -> Result<(), AgentError> {
+    setup::early_mounts()?;
     let mut marks = vec![("agent-start".to_string(), setup::uptime_ms())];
     let mut mark = |what: &str| marks.push((what.to_string(), setup::uptime_ms()));
     let port = port.insert(EventPort::open());
     let mut notes = setup::load_boot_modules();
     mark("modules");
-    setup::wait_for(paths::ROOT_DEVICE, Duration::from_secs(20)).map_err(|e| e.to_string())?;
-    setup::switch_root().map_err(|e| e.to_string())?;
+    setup::wait_for(paths::ROOT_DEVICE, Duration::from_secs(20))?;
+    setup::switch_root()?;
     mark("root");
-    setup::root_mounts().map_err(|e| e.to_string())?;
+    setup::root_mounts()?;
     notes.extend(setup::zdtm_disk());
     mark("mounts");
     let _ = nix::unistd::sethostname("crtest-guest");
     if let Err(e) = setup::loopback_up() {
-        notes.push(format!("lo up: {e}"));
+        notes.push(format!("lo up: {}", chain(&e)));
     }
     mark("network");
     notes.extend(setup::lxc_network());
@@ -115,10 +135,10 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
             marks: marks.clone(),
             notes: std::mem::take(&mut notes),
         });
-        setup::wait_for_go().map_err(|e| e.to_string())?;
+        setup::wait_for_go()?;
         marks.push(("resumed".to_string(), setup::uptime_ms()));
     }
-    notes.extend(setup::writable().map_err(|e| e.to_string())?);
+    notes.extend(setup::writable()?);
     marks.push(("shares".to_string(), setup::uptime_ms()));
     port.send(&Event::AgentReady {
         kernel_release: nix::sys::utsname::uname()
@@ -131,10 +151,14 @@ fn run(port: &mut Option<EventPort>) -> Result<(), String> {
 
     let results = Path::new(paths::RESULTS);
     let plan_path = results.join(PLAN_FILE);
-    let text = std::fs::read_to_string(&plan_path)
-        .map_err(|e| format!("cannot read {}: {e}", plan_path.display()))?;
-    let plan: GuestPlan = serde_json::from_str(&text)
-        .map_err(|e| format!("bad plan {}: {e}", plan_path.display()))?;
+    let text = std::fs::read_to_string(&plan_path).map_err(|source| AgentError::ReadPlan {
+        path: plan_path.clone(),
+        source,
+    })?;
+    let plan: GuestPlan = serde_json::from_str(&text).map_err(|source| AgentError::BadPlan {
+        path: plan_path.clone(),
+        source,
+    })?;
     let cfg = ExecConfig {
         work_root: paths::WORK.into(),
         run_dir: results.to_path_buf(),

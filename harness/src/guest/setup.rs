@@ -2,6 +2,7 @@
 //! the initramfs to the real root, devpts, `lo`. Every step is a function returning an error
 //! that names the path and the errno.
 
+use crate::diagnose::chain::chain;
 use nix::mount::{mount, MsFlags};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ pub enum SetupError {
         target: PathBuf,
         errno: nix::errno::Errno,
     },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -53,6 +54,10 @@ pub enum SetupError {
     },
     #[error("{path} did not appear within {secs} s (is the driver module loaded?)")]
     NoDevice { path: PathBuf, secs: u64 },
+    #[error("running a tool")]
+    Run(#[from] crtest_vm::command::CommandError),
+    #[error("{command}: {output}")]
+    Tool { command: String, output: String },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SetupError + 'a {
@@ -325,7 +330,7 @@ pub fn zdtm_disk() -> Option<String> {
         return None;
     }
     if let Err(e) = wait_for(paths::DATA_DEVICE, std::time::Duration::from_secs(20)) {
-        return Some(format!("zdtm disk: {e}"));
+        return Some(format!("zdtm disk: {}", chain(&e)));
     }
     // Huge pages for the tests that map them (maps09, memfd02-hugetlb, ...), as CRIU's CI
     // sets them before running zdtm.
@@ -366,7 +371,7 @@ fn zdtm_disk_writable() -> Option<String> {
         }
         Ok(())
     };
-    step().err().map(|e| format!("zdtm disk: {e}"))
+    step().err().map(|e| format!("zdtm disk: {}", chain(&e)))
 }
 
 /// Kernel modules criu's dump and restore use (socket diagnostics, netfilter for the network
@@ -394,17 +399,19 @@ pub const CRIU_MODULES: &[&str] = &[
 
 /// Brings the loopback interface up (criu needs it: without, `Unable to connect a socket:
 /// Network is unreachable`).
-pub fn loopback_up() -> Result<(), String> {
+pub fn loopback_up() -> Result<(), SetupError> {
     let r = crtest_vm::command::run(
         "ip",
         &["link".into(), "set".into(), "lo".into(), "up".into()],
         Duration::from_secs(10),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if r.ok() {
         Ok(())
     } else {
-        Err(format!("{}: {}", r.command, r.output.trim()))
+        Err(SetupError::Tool {
+            command: r.command,
+            output: r.output.trim().to_string(),
+        })
     }
 }
 

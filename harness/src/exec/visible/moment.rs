@@ -205,7 +205,7 @@ impl Reads {
             source,
         })?;
         let _ = std::fs::remove_file(&path);
-        side_of(file).map_err(|why| MomentError::Read { action, why })
+        side_of(file, action)
     }
 }
 
@@ -214,14 +214,13 @@ pub fn config_text(script: &Path) -> String {
     format!("action-script {}\n", script.display())
 }
 
-fn side_of(file: SideFile) -> Result<Side, String> {
-    if let Some(e) = file.error {
-        return Err(e);
+fn side_of(file: SideFile, action: &'static str) -> Result<Side, MomentError> {
+    if let Some(why) = file.error {
+        return Err(MomentError::Read { action, why });
     }
     if let Some(e) = file.freeze_error {
-        return Err(format!(
-            "read, but the tree's cgroup could not be frozen: {e}"
-        ));
+        let why = format!("read, but the tree's cgroup could not be frozen: {e}");
+        return Err(MomentError::Read { action, why });
     }
     Ok(Side {
         items: file

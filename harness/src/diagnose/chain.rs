@@ -1,0 +1,44 @@
+//! An error shown whole: its message, then each cause once (`mkdir /x: Permission denied`).
+//! Error types keep their cause as a source and leave it out of their own message, so that
+//! no cause is said twice.
+
+/// `e` and its sources, joined by `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("mkdir {path}")]
+    struct Mkdir {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("setting the guest up")]
+    struct Setup(#[source] Mkdir);
+
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e = Setup(Mkdir {
+            path: "/x".into(),
+            source: io,
+        });
+        assert_eq!(
+            chain(&e),
+            "setting the guest up: mkdir /x: Permission denied (os error 13)"
+        );
+    }
+}
