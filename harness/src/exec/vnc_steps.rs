@@ -303,20 +303,20 @@ fn wait_for_text(path: &Path, want: &str, limit: Duration) -> Result<(), VncStep
     let end = Instant::now() + limit;
     loop {
         let found = std::fs::read_to_string(path);
-        match &found {
+        match found {
             Ok(text) if text == want => return Ok(()),
             _ if Instant::now() < end => std::thread::sleep(Duration::from_millis(200)),
-            Ok(text) => {
+            Ok(found) => {
                 return Err(VncStepError::WrongText {
                     path: path.to_path_buf(),
-                    found: text.clone(),
+                    found,
                     want: want.to_string(),
                 })
             }
-            Err(e) => {
+            Err(source) => {
                 return Err(VncStepError::NotWritten {
                     path: path.to_path_buf(),
-                    source: std::io::Error::new(e.kind(), e.to_string()),
+                    source,
                     want: want.to_string(),
                 })
             }
