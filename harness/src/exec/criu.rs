@@ -2,15 +2,15 @@
 //! `criu restore` from the images, and the argument builders for both.
 
 use crate::diagnose::{criu_log, errno};
+use crate::exec::backend::Backend;
 use crate::exec::context::{reap, reap_orphans, Run, StepError};
 use crate::exec::proctree;
 use crate::exec::visible::freeze::{self, TreeCgroup};
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
 use crate::model::outcome::{Outcome, StepRecord};
-use crate::model::scenario::{StepKind, Target, Variant};
+use crate::model::scenario::{StepKind, Variant};
 use crtest_vm::command::{self, Ran};
-use crtest_workloads::protocol::Ready;
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -50,15 +50,31 @@ pub fn restore_args(images: &Path, log: &Path, pidfile: &Path, extra: &[String])
     v
 }
 
+/// The criu backend: criu driven by its command line around a target started as the
+/// executor's child.
+pub(crate) struct Criu;
+
+impl Backend for Criu {
+    fn step(&mut self, run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+        run.criu_step(kind, iteration)
+    }
+}
+
 impl Run<'_> {
     /// One step of the criu backend.
     pub(crate) fn criu_step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
         match kind {
             StepKind::Start => self.start(),
-            StepKind::WaitReady => self.wait_ready(),
+            StepKind::WaitReady => {
+                let target = self.target;
+                target.wait_ready(self)
+            }
             StepKind::Checkpoint => self.checkpoint(iteration),
             StepKind::Restore => self.restore(iteration),
-            StepKind::Verify => self.verify(),
+            StepKind::Verify => {
+                let target = self.target;
+                target.verify(self)
+            }
             StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
         }
     }
@@ -71,14 +87,8 @@ impl Run<'_> {
         })?;
         let log2 = log.try_clone().expect("dup of a fresh file");
         let mut cmd = std::process::Command::new(&program);
-        if let Target::Zdtm(z) = &self.sc.target {
-            // As zdtm.py starts it: in the test's folder, with its environment.
-            self.zdtm_clean_out(z);
-            cmd.current_dir(z.dir())
-                .envs(z.env.iter().map(|(k, v)| (k, v)));
-        } else {
-            cmd.current_dir(&self.work);
-        }
+        let target = self.target;
+        target.prepare_start(self, &mut cmd);
         cmd.args(&args)
             .stdin(std::process::Stdio::null())
             .stdout(log)
@@ -115,40 +125,7 @@ impl Run<'_> {
         })?;
         // The child is waited for with waitpid (it may be restored later under the same pid).
         self.pid = Some(Pid::from_raw(child.id() as i32));
-        if let Target::Zdtm(z) = &self.sc.target {
-            // zdtm.py runs it while the test starts (the peer of a connection, say).
-            self.zdtm_hook(&z.clone(), StepKind::Start, "--post-start", None)?;
-        }
-        Ok(())
-    }
-
-    /// `gone` for [`Run::wait_for_file`] when the workload is the executor's child.
-    fn workload_gone(&mut self) -> Option<StepError> {
-        let status = self.exited()?;
-        Some(self.workload_died(StepKind::WaitReady, status))
-    }
-
-    pub(crate) fn wait_ready(&mut self) -> Result<(), StepError> {
-        if let Target::Zdtm(z) = &self.sc.target {
-            return self.zdtm_started(&z.clone());
-        }
-        let Some(ready) = self.ready_file()? else {
-            return self.workload_gone().map_or(Ok(()), Err);
-        };
-        self.wait_for_file(&ready, Run::workload_gone)?;
-        // The process to checkpoint is the one `ready` names: a workload may start its real
-        // tree elsewhere (in a new pid namespace, say) and let the starter exit.
-        let named = std::fs::read_to_string(&ready)
-            .ok()
-            .filter(|_| matches!(self.sc.target, Target::Workload { .. }))
-            .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
-            .map(|r| Pid::from_raw(r.pid as i32));
-        if let Some(named) = named.filter(|n| Some(*n) != self.pid) {
-            if let Some(starter) = self.pid.replace(named) {
-                reap(starter, Duration::from_secs(10));
-            }
-        }
-        Ok(())
+        target.started(self)
     }
 
     fn checkpoint(&mut self, iteration: u32) -> Result<(), StepError> {
@@ -176,9 +153,8 @@ impl Run<'_> {
             extra.push("--leave-running".into());
         }
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
-        if let Target::Zdtm(z) = &self.sc.target {
-            self.zdtm_hook(&z.clone(), StepKind::Checkpoint, "--pre-dump", None)?;
-        }
+        let target = self.target;
+        target.before_dump(self)?;
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
@@ -276,10 +252,8 @@ impl Run<'_> {
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
         let mut args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
-        let zdtm = crate::exec::zdtm::of(self.sc).cloned();
-        if let Some(z) = &zdtm {
-            self.zdtm_hook(z, StepKind::Restore, "--pre-restore", Some(&images))?;
-        }
+        let target = self.target;
+        target.before_restore(self, &images)?;
         self.between(&images)?;
         // The restored tree, read inside criu before it runs again.
         let reads = self.visible_reads("restore", iteration);
@@ -288,9 +262,7 @@ impl Run<'_> {
         }
         let env = reads.as_ref().map(Reads::env).unwrap_or_default();
         let ran = self.criu(StepKind::Restore, iteration, &args, &log, &env)?;
-        if let Some(z) = &zdtm {
-            self.zdtm_hook(z, StepKind::Restore, "--post-restore", Some(&images))?;
-        }
+        target.after_restore(self, &images)?;
         let restored = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());

@@ -1,13 +1,16 @@
 //! Runs one scenario's steps: the same code in the guest agent and in `crtest run --host`.
-//! It prepares the working directory, dispatches each step to the scenario's backend
-//! (criu, lxc, external, with the vnc steps around them), and keeps the artifacts.
+//! It prepares the working directory, hands each step to the scenario's backend
+//! ([`crate::exec::backend`], with the `[vnc]` viewer around it), which runs the scenario's
+//! target ([`crate::exec::target`]), and keeps the artifacts.
 
 use crate::diagnose::errno;
 use crate::diagnose::kmsg::KmsgWindow;
+use crate::exec::backend::Backend;
 use crate::exec::context::{reap, ExecConfig, Run, StepError};
+use crate::exec::vnc_steps::Desktop;
 use crate::model::event::Event;
 use crate::model::outcome::{Failure, Outcome, Phases, ScenarioResult, StepRecord};
-use crate::model::scenario::{Backend, Scenario, StepKind, Target};
+use crate::model::scenario::{Scenario, StepKind};
 use crtest_vm::command;
 use crtest_workloads::protocol::{READY_FILE, RESULT_FILE};
 use nix::sys::signal::{kill, Signal};
@@ -23,21 +26,23 @@ pub fn run_scenario(
 ) -> ScenarioResult {
     let started = Instant::now();
     let work = cfg.work_root.join(&sc.name);
+    let target = crate::exec::target::of(&sc.target);
     let mut run = Run {
         cfg,
         sc,
+        target,
         work: work.clone(),
         deadline: started + Duration::from_secs(sc.timeout_s),
         pid: None,
         progress_at_checkpoint: 0,
         detail: None,
-        lxc: None,
         substeps: Vec::new(),
         ns_init: false,
-        screens: None,
-        screen_before: None,
-        screen_restored: None,
         visible: Default::default(),
+    };
+    let mut steps_of = Steps {
+        backend: crate::exec::backend::of(sc),
+        desktop: sc.vnc.clone().map(Desktop::new),
     };
     let mut phases = Phases::default();
     let mut steps = Vec::new();
@@ -51,7 +56,7 @@ pub fn run_scenario(
         r.tags = sc.tags.clone();
         return r;
     }
-    if let Some(why) = crate::exec::zdtm::of(sc).and_then(crate::exec::zdtm::checkskip) {
+    if let Some(why) = target.skip_reason() {
         let mut r = ScenarioResult::without_steps(&sc.name, Outcome::Skip, Failure::default());
         r.failure = None;
         r.detail = Some(why);
@@ -77,7 +82,7 @@ pub fn run_scenario(
         });
         let mut kmsg = KmsgWindow::open();
         let t = Instant::now();
-        let res = run.step(planned.kind, planned.iteration);
+        let res = steps_of.step(&mut run, planned.kind, planned.iteration);
         let ms = t.elapsed().as_millis() as u64;
         phases.add(planned.kind, ms);
         steps.append(&mut run.substeps);
@@ -104,6 +109,7 @@ pub fn run_scenario(
             failure = Some(*f);
         }
     }
+    steps_of.backend.cleanup(&mut run);
     run.cleanup();
     if let Err(f) = guest_commands(&sc.after, "after", &[], None) {
         // Putting things back failed: the guest is not as the next scenario expects.
@@ -140,7 +146,7 @@ pub fn run_scenario(
         failure,
         artifacts,
         leftovers: Vec::new(),
-        screens: run.screens,
+        screens: steps_of.desktop.and_then(Desktop::into_screens),
         tags: sc.tags.clone(),
         attempts: vec![],
         visible_state: run.visible.result,
@@ -203,32 +209,34 @@ fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
     })
 }
 
-impl Run<'_> {
-    fn step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
-        if Instant::now() >= self.deadline {
+/// What carries out a scenario's steps: its backend, and the viewer of a `[vnc]` scenario
+/// around it.
+struct Steps {
+    backend: Box<dyn Backend>,
+    desktop: Option<Desktop>,
+}
+
+impl Steps {
+    fn step(&mut self, run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+        if Instant::now() >= run.deadline {
             return Err(StepError::fail(
                 kind,
-                format!("scenario time limit of {} s reached", self.sc.timeout_s),
+                format!("scenario time limit of {} s reached", run.sc.timeout_s),
             )
             .with_outcome(Outcome::Timeout));
         }
-        if let Target::External(_) = self.sc.target {
-            return crate::exec::external::run(self, kind);
+        if let Some(d) = self.desktop.as_mut() {
+            d.before_step(run, kind, iteration)?;
         }
-        if let Target::Zdtm(z) = &self.sc.target {
-            if z.via_zdtm_py {
-                return crate::exec::zdtm::via_zdtm_py(self, &z.clone());
-            }
+        self.backend.step(run, kind, iteration)?;
+        match self.desktop.as_mut() {
+            Some(d) => d.after_step(run, kind, iteration),
+            None => Ok(()),
         }
-        crate::exec::vnc_steps::before_step(self, kind, iteration)?;
-        if self.sc.backend == Backend::Lxc {
-            crate::exec::lxc::step(self, kind, iteration)?;
-        } else {
-            self.criu_step(kind, iteration)?;
-        }
-        crate::exec::vnc_steps::after_step(self, kind, iteration)
     }
+}
 
+impl Run<'_> {
     /// The scenario's `between` commands, before a restore from `images`: in the working
     /// directory, with `CRTEST_IMAGES` set; a failure is the restore step's.
     pub(crate) fn between(&self, images: &Path) -> Result<(), StepError> {
@@ -274,15 +282,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Kills whatever is left of the workload's process group and collects it.
+    /// Puts back what the target changed and kills whatever is left of the workload's
+    /// process group and collects it (after the backend's own cleanup).
     pub(crate) fn cleanup(&mut self) {
-        if let Some(z) = crate::exec::zdtm::of(self.sc).cloned() {
-            let _ = self.zdtm_hook(&z, StepKind::Verify, "--clean", None);
-        }
-        if self.lxc.is_some() {
-            // Stops and destroys the container; the workload's pid was the container's.
-            crate::exec::lxc::cleanup(self);
-        }
+        let target = self.target;
+        target.cleanup(self);
         if let Some(pid) = self.pid.take() {
             let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
             let _ = kill(pid, Signal::SIGKILL);

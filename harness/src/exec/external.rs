@@ -5,20 +5,27 @@
 //! is classified like ours.
 
 use crate::diagnose::errno;
+use crate::exec::backend::Backend;
 use crate::exec::context::{Run, StepError};
 use crate::model::outcome::Outcome;
-use crate::model::scenario::{StepKind, Target};
+use crate::model::scenario::{External, StepKind};
 use crtest_vm::command::{Cmd, CommandError};
 use std::path::Path;
 
 /// The output file in the working directory.
 pub const OUTPUT: &str = "external.log";
 
+/// The backend of an external test: its command is the scenario's one step.
+pub(crate) struct ExternalRun(pub(crate) External);
+
+impl Backend for ExternalRun {
+    fn step(&mut self, run: &mut Run, kind: StepKind, _iteration: u32) -> Result<(), StepError> {
+        run_it(run, &self.0, kind)
+    }
+}
+
 /// Runs the scenario's only step.
-pub(crate) fn run(run: &mut Run, kind: StepKind) -> Result<(), StepError> {
-    let Target::External(ext) = &run.sc.target else {
-        return Err(StepError::fail(kind, "not an external test"));
-    };
+fn run_it(run: &mut Run, ext: &External, kind: StepKind) -> Result<(), StepError> {
     if kind != StepKind::Run {
         return Err(StepError::fail(
             kind,

@@ -22,6 +22,7 @@
 //! sub-step (`checkpoint:lxc-checkpoint`, ...) in the scenario's steps.
 
 use crate::diagnose::errno;
+use crate::exec::backend::Backend;
 use crate::exec::context::{Run, StepError};
 use crate::exec::lxc_config::{self as conf, Dump, Info};
 use crate::exec::lxc_state::{Container, Member};
@@ -29,10 +30,9 @@ use crate::exec::visible::freeze;
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
 use crate::model::outcome::{Outcome, StepRecord};
-use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Target, Variant};
+use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Variant};
 use crtest_vm::command::{self, Cmd, CommandError, Ran};
-use crtest_workloads::protocol::{Ready, READY_FILE};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,29 +63,46 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Lx
     }
 }
 
-/// Runs one step of an `lxc` scenario.
-pub(crate) fn step(run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
-    if let Some(ct) = run.lxc.as_mut() {
-        ct.phase = kind.as_str();
-        ct.iteration = iteration;
-    }
-    match kind {
-        StepKind::Start => start(run),
-        StepKind::WaitReady => wait_ready(run),
-        StepKind::Checkpoint => checkpoint(run, iteration),
-        StepKind::Restore => restore(run, iteration),
-        StepKind::Verify => verify(run),
-        StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
-    }
+/// The lxc backend; it owns the scenario's container once `start` made it.
+#[derive(Default)]
+pub(crate) struct Lxc {
+    container: Option<Container>,
 }
 
-fn ct<'r>(run: &'r mut Run) -> &'r mut Container {
-    run.lxc.as_mut().expect("the container exists after start")
+impl Backend for Lxc {
+    fn step(&mut self, run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
+        if kind == StepKind::Start {
+            return start(run, &mut self.container);
+        }
+        let Some(c) = self.container.as_mut() else {
+            return Err(StepError::fail(
+                kind,
+                "no container: the scenario's steps do not begin with `start`",
+            ));
+        };
+        c.phase = kind.as_str();
+        c.iteration = iteration;
+        match kind {
+            StepKind::Start => unreachable!("handled above"),
+            StepKind::WaitReady => wait_ready(run, c),
+            StepKind::Checkpoint => checkpoint(run, c, iteration),
+            StepKind::Restore => restore(run, c, iteration),
+            StepKind::Verify => verify(run, c),
+            StepKind::Run => Err(StepError::fail(kind, "`run` needs an `[external]` test")),
+        }
+    }
+
+    /// Stops and destroys the container; the workload's pid was the container's.
+    fn cleanup(&mut self, run: &mut Run) {
+        if let Some(mut c) = self.container.take() {
+            cleanup(run, &mut c);
+        }
+    }
 }
 
 // ---- start ----
 
-fn start(run: &mut Run) -> Result<(), StepError> {
+fn start(run: &mut Run, slot: &mut Option<Container>) -> Result<(), StepError> {
     let opts = run.sc.lxc.clone().unwrap_or_default();
     let name = conf::container_name(&run.sc.name);
     let dir = Path::new(conf::LXC_PATH).join(&name);
@@ -99,7 +116,7 @@ fn start(run: &mut Run) -> Result<(), StepError> {
     }
     let (program, args) = run.command();
     let made = create(run, &name, &dir, &log, &opts, &program, &args);
-    run.lxc = Some(Container {
+    let c = slot.insert(Container {
         name: name.clone(),
         dir,
         log,
@@ -111,7 +128,7 @@ fn start(run: &mut Run) -> Result<(), StepError> {
         phase: StepKind::Start.as_str(),
         iteration: 1,
     });
-    record(run, "create", t, made.is_ok());
+    record(run, c, "create", t, made.is_ok());
     made.map_err(|e| {
         StepError::fail(
             StepKind::Start,
@@ -121,9 +138,15 @@ fn start(run: &mut Run) -> Result<(), StepError> {
     })?;
     match opts.mode {
         LxcMode::Start => {
-            let ran = tool(run, StepKind::Start, "lxc-start", &conf::start_args(&name))?;
+            let ran = tool(
+                run,
+                c,
+                StepKind::Start,
+                "lxc-start",
+                &conf::start_args(&name),
+            )?;
             if !ran.ok() {
-                return Err(tool_failed(run, StepKind::Start, &ran, None));
+                return Err(tool_failed(c, StepKind::Start, &ran, None));
             }
         }
         LxcMode::Execute => {
@@ -152,19 +175,17 @@ fn start(run: &mut Run) -> Result<(), StepError> {
                     err.failure.errno = e.raw_os_error().and_then(errno::name);
                     err
                 })?;
-            ct(run).execute = Some(child);
+            c.execute = Some(child);
         }
     }
-    let info = wait_state(run, StepKind::Start, "RUNNING")?;
-    ct(run).init = info.pid.map(Pid::from_raw);
-    check_address(run, StepKind::Start, &info)
+    let info = wait_state(run, c, StepKind::Start, "RUNNING")?;
+    c.init = info.pid.map(Pid::from_raw);
+    check_address(c, StepKind::Start, &info)
 }
 
 /// A veth container holds its address on `eth0` (lxc-info lists it).
-fn check_address(run: &mut Run, step: StepKind, info: &Info) -> Result<(), StepError> {
-    if ct(run).opts.network != LxcNetwork::Veth
-        || info.ips.iter().any(|ip| ip == conf::container_ip())
-    {
+fn check_address(c: &mut Container, step: StepKind, info: &Info) -> Result<(), StepError> {
+    if c.opts.network != LxcNetwork::Veth || info.ips.iter().any(|ip| ip == conf::container_ip()) {
         return Ok(());
     }
     Err(StepError::fail(
@@ -238,36 +259,33 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), LxcError> {
 
 // ---- wait-ready ----
 
-fn wait_ready(run: &mut Run) -> Result<(), StepError> {
-    if let Some(ready) = run.ready_file()? {
+fn wait_ready(run: &mut Run, c: &mut Container) -> Result<(), StepError> {
+    if let Some(ready) = run.target.ready_file(run)? {
         run.wait_for_file(&ready, |run| {
-            (!container_alive(run))
-                .then(|| died(run, StepKind::WaitReady, "before the workload was ready"))
+            (!container_alive(c))
+                .then(|| died(run, c, StepKind::WaitReady, "before the workload was ready"))
         })?;
     }
-    if !container_alive(run) {
+    if !container_alive(c) {
         return Err(died(
             run,
+            c,
             StepKind::WaitReady,
             "before the workload was ready",
         ));
     }
-    wait_state(run, StepKind::WaitReady, "RUNNING")?;
-    let init = ct(run).init.expect("a running container has an init");
+    wait_state(run, c, StepKind::WaitReady, "RUNNING")?;
+    let init = c.init.expect("a running container has an init");
     let members = members(init);
     // The workload names its pid as it sees it: inside the container.
-    let app = match &run.sc.target {
-        Target::Workload { .. } => std::fs::read_to_string(run.work.join(READY_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Ready>(&t).ok())
-            .map(|r| r.pid as i32),
-        // A program is the init's child.
-        _ => members
+    // A target that names no root (a program) is the init's child.
+    let app = run.target.named_root(run).or_else(|| {
+        members
             .iter()
             .filter(|(_, m)| m.ppid == 1)
             .map(|(_, m)| m.pid)
-            .min(),
-    };
+            .min()
+    });
     let Some(app) = app else {
         return Err(StepError::fail(
             StepKind::WaitReady,
@@ -290,14 +308,13 @@ fn wait_ready(run: &mut Run) -> Result<(), StepError> {
             describe(&members)
         ),
     );
-    ct(run).app = Some(app);
+    c.app = Some(app);
     run.pid = Some(host);
     Ok(())
 }
 
 /// Whether the container's init still runs (and `lxc-execute`, in that mode).
-fn container_alive(run: &mut Run) -> bool {
-    let c = ct(run);
+fn container_alive(c: &mut Container) -> bool {
     if let Some(child) = c.execute.as_mut() {
         if !matches!(child.try_wait(), Ok(None)) {
             return false;
@@ -308,9 +325,9 @@ fn container_alive(run: &mut Run) -> bool {
 
 /// The container stopped when it should not have: its init, lxc's log and the workload's
 /// log say why.
-fn died(run: &mut Run, step: StepKind, when: &str) -> StepError {
+fn died(run: &mut Run, c: &mut Container, step: StepKind, when: &str) -> StepError {
     let log = std::fs::read_to_string(run.work.join("workload.log")).unwrap_or_default();
-    let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+    let lxc_log = std::fs::read_to_string(&c.log).unwrap_or_default();
     let line = command::tail_lines(&log, 1)
         .pop()
         .or_else(|| conf::first_log_error(&lxc_log));
@@ -414,12 +431,12 @@ pub(crate) fn tree_diff(before: &[Member], after: &[Member]) -> Option<String> {
     Some(parts.join("; "))
 }
 
-fn check_tree(run: &mut Run, step: StepKind) -> Result<(), StepError> {
-    let init = ct(run).init.expect("a running container has an init");
+fn check_tree(run: &mut Run, c: &mut Container, step: StepKind) -> Result<(), StepError> {
+    let init = c.init.expect("a running container has an init");
     let members = members(init);
     note(run, &format!("after the restore: {}", describe(&members)));
     let now: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
-    match tree_diff(&ct(run).tree, &now) {
+    match tree_diff(&c.tree, &now) {
         None => Ok(()),
         Some(diff) => Err(StepError::fail(
             step,
@@ -430,11 +447,11 @@ fn check_tree(run: &mut Run, step: StepKind) -> Result<(), StepError> {
 
 // ---- checkpoint and restore ----
 
-fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+fn checkpoint(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), StepError> {
     let step = StepKind::Checkpoint;
     let images = run.work.join(format!("images-{iteration}"));
     run.mkdir(&images)?;
-    let Some(init) = ct(run).init else {
+    let Some(init) = c.init else {
         return Err(StepError::fail(
             step,
             "the container does not run: nothing to checkpoint",
@@ -450,12 +467,12 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
             describe(&members)
         ),
     );
-    ct(run).tree = members.into_iter().map(|(_, m)| m).collect();
+    c.tree = members.into_iter().map(|(_, m)| m).collect();
     match run.sc.variant {
-        Variant::Plain => dump_read(run, iteration, init, &images, Dump::Stop)?,
+        Variant::Plain => dump_read(run, c, iteration, init, &images, Dump::Stop)?,
         Variant::LeaveRunning => {
-            dump_frozen(run, iteration, init, &images)?;
-            let info = wait_state(run, step, "RUNNING")?;
+            dump_frozen(run, c, iteration, init, &images)?;
+            let info = wait_state(run, c, step, "RUNNING")?;
             if info.pid != Some(init.as_raw()) {
                 return Err(StepError::fail(
                     step,
@@ -465,22 +482,28 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
                     ),
                 ));
             }
-            check_tree(run, step)?;
+            check_tree(run, c, step)?;
             // The container goes on: its workload must not have noticed the dump.
             return run.continuity(step);
         }
         Variant::PreDump => {
             let pre = run.work.join(format!("pre-{iteration}"));
             run.mkdir(&pre)?;
-            dump(run, iteration, &pre, Dump::PreDump, &[])?;
-            wait_state(run, step, "RUNNING")?;
+            dump(run, c, iteration, &pre, Dump::PreDump, &[])?;
+            wait_state(run, c, step, "RUNNING")?;
             let rel = format!("../pre-{iteration}");
-            dump_read(run, iteration, init, &images, Dump::StopAfterPreDump(&rel))?;
+            dump_read(
+                run,
+                c,
+                iteration,
+                init,
+                &images,
+                Dump::StopAfterPreDump(&rel),
+            )?;
         }
     }
-    wait_state(run, step, "STOPPED")?;
+    wait_state(run, c, step, "STOPPED")?;
     // Every process of the container is gone: its pids are free for the restore.
-    let c = ct(run);
     c.init = None;
     if let Some(mut child) = c.execute.take() {
         command::wait_child(&mut child, Duration::from_secs(10));
@@ -494,6 +517,7 @@ fn checkpoint(run: &mut Run, iteration: u32) -> Result<(), StepError> {
 /// `CRIU_CONFIG_FILE` names); read running before the dump when that cannot be.
 fn dump_read(
     run: &mut Run,
+    c: &mut Container,
     iteration: u32,
     init: Pid,
     dir: &Path,
@@ -504,7 +528,7 @@ fn dump_read(
     if reads.is_none() {
         run.visible_running(Which::Before, init, iteration);
     }
-    dump(run, iteration, dir, how, &env)?;
+    dump(run, c, iteration, dir, how, &env)?;
     if let Some(r) = &reads {
         run.visible_taken(r, Moment::Dumped, init, iteration);
     }
@@ -528,7 +552,13 @@ fn through_config(run: &mut Run, reads: Option<Reads>) -> (Option<Reads>, Vec<(S
 /// A dump that leaves the container running: the container read inside criu at its
 /// `post-dump`, where the action script also freezes the container's cgroup, so that it
 /// stops as criu lets it go; read again, frozen, and thawed (see `visible::freeze`).
-fn dump_frozen(run: &mut Run, iteration: u32, init: Pid, dir: &Path) -> Result<(), StepError> {
+fn dump_frozen(
+    run: &mut Run,
+    c: &mut Container,
+    iteration: u32,
+    init: Pid,
+    dir: &Path,
+) -> Result<(), StepError> {
     let cg = freeze::cgroup_of(init.as_raw());
     let reads = cg
         .clone()
@@ -538,7 +568,7 @@ fn dump_frozen(run: &mut Run, iteration: u32, init: Pid, dir: &Path) -> Result<(
         run.visible_running(Which::Before, init, iteration);
     }
     let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
-    dump(run, iteration, dir, Dump::LeaveRunning, &env)?;
+    dump(run, c, iteration, dir, Dump::LeaveRunning, &env)?;
     run.visible_left_running(reads.as_ref(), cg.as_deref(), init, iteration);
     Ok(())
 }
@@ -547,14 +577,16 @@ fn dump_frozen(run: &mut Run, iteration: u32, init: Pid, dir: &Path) -> Result<(
 /// `dump-N.log` (`pre-dump-N.log`).
 fn dump(
     run: &mut Run,
+    c: &mut Container,
     iteration: u32,
     dir: &Path,
     how: Dump,
     env: &[(String, String)],
 ) -> Result<(), StepError> {
-    let name = ct(run).name.clone();
+    let name = c.name.clone();
     let ran = tool_env(
         run,
+        c,
         StepKind::Checkpoint,
         "lxc-checkpoint",
         &conf::checkpoint_args(&name, dir, how),
@@ -569,20 +601,21 @@ fn dump(
     if ran.ok() {
         Ok(())
     } else {
-        Err(tool_failed(run, StepKind::Checkpoint, &ran, log.as_deref()))
+        Err(tool_failed(c, StepKind::Checkpoint, &ran, log.as_deref()))
     }
 }
 
-fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+fn restore(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), StepError> {
     let step = StepKind::Restore;
     let images = run.work.join(format!("images-{iteration}"));
-    let name = ct(run).name.clone();
+    let name = c.name.clone();
     run.between(&images)?;
     // The restored tree, read inside criu before it runs again.
     let reads = run.visible_reads("restore", iteration);
     let (reads, env) = through_config(run, reads);
     let ran = tool_env(
         run,
+        c,
         step,
         "lxc-checkpoint",
         &conf::restore_args(&name, &images),
@@ -590,22 +623,22 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
     )?;
     let log = keep_log(run, &images, "restore", iteration);
     if !ran.ok() {
-        return Err(tool_failed(run, step, &ran, log.as_deref()));
+        return Err(tool_failed(c, step, &ran, log.as_deref()));
     }
-    let info = wait_state(run, step, "RUNNING")?;
+    let info = wait_state(run, c, step, "RUNNING")?;
     let Some(init) = info.pid.map(Pid::from_raw) else {
         return Err(StepError::fail(
             step,
             "lxc-info names no init pid for the restored container",
         ));
     };
-    ct(run).init = Some(init);
+    c.init = Some(init);
     match &reads {
         Some(r) => run.visible_taken(r, Moment::Restored, init, iteration),
         None => run.visible_running(Which::After, init, iteration),
     }
-    check_address(run, step, &info)?;
-    let app = ct(run).app.expect("ready before checkpoint");
+    check_address(c, step, &info)?;
+    let app = c.app.expect("ready before checkpoint");
     let members = members(init);
     let Some(host) = host_pid(&members, app) else {
         return Err(StepError::fail(
@@ -622,26 +655,26 @@ fn restore(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         &format!("restored: the workload (pid {app} inside) is host pid {host}"),
     );
     run.pid = Some(host);
-    if ct(run).opts.pause_after_restore {
-        pause(run, iteration)?;
+    if c.opts.pause_after_restore {
+        pause(run, c, iteration)?;
     } else {
-        check_tree(run, step)?;
+        check_tree(run, c, step)?;
     }
     run.continuity(step)
 }
 
 /// The wiki's `lxc-restart --pause` then `lxc-unfreeze`: freeze at once, show the container
 /// stands still, thaw it.
-fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
+fn pause(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), StepError> {
     let step = StepKind::Restore;
-    let name = ct(run).name.clone();
-    let ran = tool(run, step, "lxc-freeze", &conf::name_args(&name))?;
+    let name = c.name.clone();
+    let ran = tool(run, c, step, "lxc-freeze", &conf::name_args(&name))?;
     if !ran.ok() {
-        return Err(tool_failed(run, step, &ran, None));
+        return Err(tool_failed(c, step, &ran, None));
     }
     let t = Instant::now();
-    wait_state(run, step, "FROZEN")?;
-    let cgroup = payload_cgroup(run)?;
+    wait_state(run, c, step, "FROZEN")?;
+    let cgroup = payload_cgroup(c)?;
     let read = |f: &str| std::fs::read_to_string(cgroup.join(f)).unwrap_or_default();
     let (freeze, events) = (read("cgroup.freeze"), read("cgroup.events"));
     note(
@@ -654,7 +687,7 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ),
     );
     if freeze.trim() != "1" || conf::events_frozen(&events) != Some(true) {
-        record(run, "frozen", t, false);
+        record(run, c, "frozen", t, false);
         return Err(StepError::fail(
             step,
             format!(
@@ -666,8 +699,8 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         ));
     }
     // The tree is still while frozen: the moment to compare it.
-    check_tree(run, step)?;
-    let watched = if matches!(run.sc.target, Target::Workload { .. }) {
+    check_tree(run, c, step)?;
+    let watched = if run.target.has_progress() {
         let before = run.progress();
         std::thread::sleep(FROZEN_WATCH);
         let after = run.progress();
@@ -679,7 +712,7 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
             ),
         );
         if before != after {
-            record(run, "frozen", t, false);
+            record(run, c, "frozen", t, false);
             return Err(StepError::fail(
                 step,
                 format!(
@@ -693,7 +726,7 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         None
     };
     crate::exec::vnc_steps::frozen_probe(run, iteration)?;
-    record(run, "frozen", t, true);
+    record(run, c, "frozen", t, true);
     if let Some(p) = watched {
         if p < run.progress_at_checkpoint {
             return Err(StepError::fail(
@@ -707,11 +740,11 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
         // From here it must move on from where it stood while frozen.
         run.progress_at_checkpoint = p;
     }
-    let ran = tool(run, step, "lxc-unfreeze", &conf::name_args(&name))?;
+    let ran = tool(run, c, step, "lxc-unfreeze", &conf::name_args(&name))?;
     if !ran.ok() {
-        return Err(tool_failed(run, step, &ran, None));
+        return Err(tool_failed(c, step, &ran, None));
     }
-    wait_state(run, step, "RUNNING")?;
+    wait_state(run, c, step, "RUNNING")?;
     let end = Instant::now() + Duration::from_secs(10);
     while conf::events_frozen(&read("cgroup.events")) != Some(false) {
         if Instant::now() >= end {
@@ -729,8 +762,8 @@ fn pause(run: &mut Run, iteration: u32) -> Result<(), StepError> {
 }
 
 /// The container's cgroup2 directory, from its init's `/proc/PID/cgroup`.
-fn payload_cgroup(run: &mut Run) -> Result<PathBuf, StepError> {
-    let init = ct(run).init.expect("a running container has an init");
+fn payload_cgroup(c: &mut Container) -> Result<PathBuf, StepError> {
+    let init = c.init.expect("a running container has an init");
     std::fs::read_to_string(format!("/proc/{init}/cgroup"))
         .ok()
         .and_then(|t| conf::cgroup2_dir(&t, Path::new(CGROUP2)))
@@ -744,91 +777,58 @@ fn payload_cgroup(run: &mut Run) -> Result<PathBuf, StepError> {
 
 // ---- verify ----
 
-fn verify(run: &mut Run) -> Result<(), StepError> {
+fn verify(run: &mut Run, c: &mut Container) -> Result<(), StepError> {
     let step = StepKind::Verify;
-    let Some(pid) = run.pid else {
+    if run.pid.is_none() {
         return Err(StepError::fail(
             step,
             "no workload to verify: the checkpoint stopped the container and nothing restored it",
         ));
-    };
-    if let Target::Program(_) = run.sc.target {
-        // The program's check runs on the guest with CRTEST_PID = the host pid.
-        run.verify()?;
-        wait_state(run, step, "RUNNING")?;
+    }
+    // The target's check, with the workload's host pid (a program's runs on the guest
+    // with CRTEST_PID = that pid).
+    let target = run.target;
+    target.verify(run)?;
+    if !target.ends_at_verify() {
+        wait_state(run, c, step, "RUNNING")?;
         return Ok(());
     }
-    let _ = kill(pid, Signal::SIGTERM);
-    let limit = Instant::now() + run.step_budget();
-    while run.exited().is_none() {
-        if Instant::now() >= limit {
-            return Err(
-                StepError::fail(step, "the workload did not finish its check in time")
-                    .with_outcome(Outcome::Timeout),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let Some(verdict) = run.verdict() else {
-        return Err(run.workload_died(step, -1));
-    };
-    run.detail = Some(verdict.detail.clone());
-    if !verdict.ok {
-        let mut e = StepError::fail(
-            step,
-            format!("the workload's check failed: {}", verdict.detail),
-        );
-        e.failure.first_error_line = Some(verdict.detail);
-        return Err(e);
-    }
-    if verdict.progress < run.progress_at_checkpoint {
-        return Err(StepError::fail(
-            step,
-            format!(
-                "final progress {} is below {} seen at the last checkpoint",
-                verdict.progress, run.progress_at_checkpoint
-            ),
-        ));
-    }
     // An application container ends with its application; a system container runs on.
-    let want = match ct(run).opts.pid1() {
+    let want = match c.opts.pid1() {
         LxcInit::Busybox => "RUNNING",
         LxcInit::LxcInit | LxcInit::Liblxc => "STOPPED",
     };
-    wait_state(run, step, want)?;
+    wait_state(run, c, step, want)?;
     Ok(())
 }
 
 // ---- cleanup ----
 
 /// Stops and destroys the container and keeps lxc's log; never fails.
-pub(crate) fn cleanup(run: &mut Run) {
-    let Some(name) = run.lxc.as_ref().map(|c| c.name.clone()) else {
-        return;
-    };
+fn cleanup(run: &mut Run, c: &mut Container) {
+    let name = c.name.clone();
     // Cleanup's commands are not part of a scenario step: they get their own name.
-    ct(run).phase = "cleanup";
+    c.phase = "cleanup";
     let step = StepKind::Verify;
-    let state = tool(run, step, "lxc-info", &conf::name_args(&name))
+    let state = tool(run, c, step, "lxc-info", &conf::name_args(&name))
         .ok()
         .map(|r| conf::parse_info(&r.output).state);
     if state != Some(Some("STOPPED".into())) {
-        let _ = tool(run, step, "lxc-stop", &conf::stop_args(&name));
-        let _ = wait_state(run, step, "STOPPED");
+        let _ = tool(run, c, step, "lxc-stop", &conf::stop_args(&name));
+        let _ = wait_state(run, c, step, "STOPPED");
     }
-    let c = ct(run);
     if let Some(mut child) = c.execute.take() {
         command::wait_child(&mut child, Duration::from_secs(10));
     }
     let (log, dir) = (c.log.clone(), c.dir.clone());
     let _ = std::fs::copy(&log, run.work.join("lxc.log"));
-    let destroyed = tool(run, step, "lxc-destroy", &conf::name_args(&name)).is_ok_and(|r| r.ok());
+    let destroyed =
+        tool(run, c, step, "lxc-destroy", &conf::name_args(&name)).is_ok_and(|r| r.ok());
     if !destroyed {
         let _ = std::fs::remove_dir_all(&dir);
     }
     // The container's pids are not ours to signal any more.
     run.pid = None;
-    run.lxc = None;
 }
 
 // ---- running the lxc tools ----
@@ -836,13 +836,20 @@ pub(crate) fn cleanup(run: &mut Run) {
 /// Runs an lxc tool with the step's time budget, logs it to `lxc-commands.log` and records
 /// it as a sub-step. "Could not start" is an `error`; a tool that ran and failed is for the
 /// caller to judge.
-fn tool(run: &mut Run, step: StepKind, program: &str, args: &[String]) -> Result<Ran, StepError> {
-    tool_env(run, step, program, args, &[])
+fn tool(
+    run: &mut Run,
+    c: &mut Container,
+    step: StepKind,
+    program: &str,
+    args: &[String],
+) -> Result<Ran, StepError> {
+    tool_env(run, c, step, program, args, &[])
 }
 
 /// [`tool`] with `env` added to its environment.
 fn tool_env(
     run: &mut Run,
+    c: &mut Container,
     step: StepKind,
     program: &str,
     args: &[String],
@@ -858,7 +865,7 @@ fn tool_env(
     let _ = std::fs::remove_file(&out);
     match res {
         Ok(ran) => {
-            record(run, program, t, ran.ok());
+            record(run, c, program, t, ran.ok());
             log_command(
                 run,
                 &ran.command,
@@ -868,7 +875,7 @@ fn tool_env(
             Ok(ran)
         }
         Err(e) => {
-            record(run, program, t, false);
+            record(run, c, program, t, false);
             log_command(run, e.command(), None, &e.to_string());
             let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
             err.failure.command = Some(e.command().to_string());
@@ -899,8 +906,13 @@ fn run_to_file(
 }
 
 /// Polls `lxc-info` until the container is in `want` (one sub-step for the whole wait).
-fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepError> {
-    let name = ct(run).name.clone();
+fn wait_state(
+    run: &mut Run,
+    c: &mut Container,
+    step: StepKind,
+    want: &str,
+) -> Result<Info, StepError> {
+    let name = c.name.clone();
     let t = Instant::now();
     let limit = t + STATE_WAIT.min(run.step_budget().max(Duration::from_secs(5)));
     loop {
@@ -914,7 +926,7 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
         let ran = match ran {
             Ok(r) => r,
             Err(e) => {
-                record(run, "lxc-info", t, false);
+                record(run, c, "lxc-info", t, false);
                 let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
                 err.failure.command = Some(e.command().to_string());
                 err.failure.class = Some("missing-tool".into());
@@ -927,13 +939,13 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
         // gone for good only once lxc-execute exits. Otherwise the tool has returned, and
         // STOPPED is final: the container died.
         let died = want != "STOPPED"
-            && match ct(run).execute.as_mut() {
+            && match c.execute.as_mut() {
                 Some(child) => !matches!(child.try_wait(), Ok(None)),
                 None => state == "STOPPED",
             };
         if state == want || died || Instant::now() >= limit {
             let ok = state == want;
-            record(run, "lxc-info", t, ok);
+            record(run, c, "lxc-info", t, ok);
             log_command(
                 run,
                 &ran.command,
@@ -964,7 +976,7 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
                 e.failure.first_error_line = Some(v.detail);
                 return Err(e);
             }
-            let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+            let lxc_log = std::fs::read_to_string(&c.log).unwrap_or_default();
             let execute_log =
                 std::fs::read_to_string(run.work.join("lxc-execute.log")).unwrap_or_default();
             e.failure.first_error_line =
@@ -978,7 +990,7 @@ fn wait_state(run: &mut Run, step: StepKind, want: &str) -> Result<Info, StepErr
 
 /// The failure of an lxc tool that ran: its command and status, and the first error line
 /// of criu's log (when it got that far) or else of the tool's output and lxc's log.
-fn tool_failed(run: &mut Run, step: StepKind, ran: &Ran, criu_log: Option<&str>) -> StepError {
+fn tool_failed(c: &mut Container, step: StepKind, ran: &Ran, criu_log: Option<&str>) -> StepError {
     let tool = ran.command.split_whitespace().next().unwrap_or("lxc");
     let mut e = StepError::fail(
         step,
@@ -992,7 +1004,7 @@ fn tool_failed(run: &mut Run, step: StepKind, ran: &Ran, criu_log: Option<&str>)
         e.outcome = Outcome::Timeout;
     }
     let criu_text = criu_log.unwrap_or("");
-    let lxc_log = std::fs::read_to_string(&ct(run).log).unwrap_or_default();
+    let lxc_log = std::fs::read_to_string(&c.log).unwrap_or_default();
     let first = crate::diagnose::criu_log::first_error_line(criu_text)
         .or_else(|| conf::first_error(&ran.output))
         .or_else(|| conf::first_log_error(&lxc_log))
@@ -1016,14 +1028,10 @@ fn keep_log(run: &Run, dir: &Path, name: &str, iteration: u32) -> Option<String>
 }
 
 /// Records a sub-step `<step>:<what>` of the current step.
-fn record(run: &mut Run, what: &str, since: Instant, ok: bool) {
-    let (phase, iteration) = run
-        .lxc
-        .as_ref()
-        .map_or(("start", 1), |c| (c.phase, c.iteration));
+fn record(run: &mut Run, c: &Container, what: &str, since: Instant, ok: bool) {
     run.substeps.push(StepRecord {
-        step: format!("{phase}:{what}"),
-        iteration,
+        step: format!("{}:{what}", c.phase),
+        iteration: c.iteration,
         ms: since.elapsed().as_millis() as u64,
         ok,
     });

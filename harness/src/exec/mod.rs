@@ -1,8 +1,11 @@
 //! The executor: one scenario's steps in the guest (or on the host with `--host`). The
-//! dispatcher (`executor`) hands each step to a backend (`criu`, `lxc`, `external`, with the
-//! `vnc_steps` around them); backends share the step context (`context`), never the
-//! dispatcher.
+//! dispatcher (`executor`) hands each step to the scenario's backend (`backend`: `criu`,
+//! `lxc`, `external`, `zdtm_py`, with `vnc_steps`' viewer around them), which runs the
+//! scenario's target (`target`: a workload, a program, a zdtm test, an external test).
+//! Backends and targets share the step context (`context`), never the dispatcher; a backend
+//! keeps its own state.
 
+pub mod backend;
 pub mod context;
 pub mod criu;
 pub mod executor;
@@ -12,6 +15,7 @@ pub mod lxc_config;
 pub mod lxc_state;
 pub mod proctree;
 pub mod requires;
+pub mod target;
 pub mod visible;
 pub mod vnc_steps;
-pub mod zdtm;
+pub mod zdtm_py;

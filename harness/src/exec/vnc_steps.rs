@@ -85,25 +85,58 @@ pub const RESTORED_PNG: &str = "screen-restored.png";
 pub const DIFF_PNG: &str = "screen-diff.png";
 pub const TYPED_PNG: &str = "screen-typed.png";
 
-/// Runs the `[vnc]` part that goes with `kind`, before (`Verify`) or after (`WaitReady`,
-/// `Restore`) the backend's step.
-pub(crate) fn before_step(run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
-    match (run.sc.vnc.clone(), kind) {
-        (Some(v), StepKind::Verify) => timed(run, kind, iteration, "vnc-type", |r| typed(r, &v)),
-        _ => Ok(()),
-    }
+/// The viewer of a `[vnc]` scenario: what it was asked to do, and the screens it took.
+pub(crate) struct Desktop {
+    opts: VncOptions,
+    /// The screenshots so far (for run.json).
+    screens: Option<Screens>,
+    /// The screenshot taken before the checkpoint, to compare the restored screen with.
+    before: Option<Frame>,
+    /// The screenshot taken after the restore, to see what typing changes.
+    restored: Option<Frame>,
 }
 
-/// See [`before_step`].
-pub(crate) fn after_step(run: &mut Run, kind: StepKind, iteration: u32) -> Result<(), StepError> {
-    match (run.sc.vnc.clone(), kind) {
-        (Some(v), StepKind::WaitReady) => {
-            timed(run, kind, iteration, "vnc-before", |r| before(r, &v))
+impl Desktop {
+    pub(crate) fn new(opts: VncOptions) -> Desktop {
+        Desktop {
+            opts,
+            screens: None,
+            before: None,
+            restored: None,
         }
-        (Some(v), StepKind::Restore) => {
-            timed(run, kind, iteration, "vnc-restored", |r| restored(r, &v))
+    }
+
+    /// The screenshots taken, for the scenario's result.
+    pub(crate) fn into_screens(self) -> Option<Screens> {
+        self.screens
+    }
+
+    /// Runs the `[vnc]` part that goes with `kind`, before (`Verify`) the backend's step.
+    pub(crate) fn before_step(
+        &mut self,
+        run: &mut Run,
+        kind: StepKind,
+        iteration: u32,
+    ) -> Result<(), StepError> {
+        match kind {
+            StepKind::Verify => timed(run, kind, iteration, "vnc-type", |r| self.typed(r)),
+            _ => Ok(()),
         }
-        _ => Ok(()),
+    }
+
+    /// Runs the `[vnc]` part that goes with `kind`, after (`WaitReady`, `Restore`) the
+    /// backend's step.
+    pub(crate) fn after_step(
+        &mut self,
+        run: &mut Run,
+        kind: StepKind,
+        iteration: u32,
+    ) -> Result<(), StepError> {
+        match kind {
+            StepKind::WaitReady => timed(run, kind, iteration, "vnc-before", |r| self.before(r)),
+            StepKind::Restore => timed(run, kind, iteration, "vnc-restored", |r| self.restored(r)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -147,79 +180,77 @@ fn timed(
     res.map_err(|e| StepError::fail(kind, e.to_string()))
 }
 
-fn before(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
-    let deadline = Instant::now() + run.step_budget();
-    let mut client = connect(run, v, deadline)?;
-    settle(&mut client, deadline, "the desktop to be drawn")?;
-    type_keys(&mut client, v, &v.type_before)?;
-    let frame = settle(&mut client, deadline, "the typed keys to show")?;
-    let path = save(run, &frame, BEFORE_PNG)?;
-    let screens = run.screens.get_or_insert_with(Screens::default);
-    screens.before = Some(path);
-    screens.max_diff_pixels = v.max_diff_pixels;
-    run.screen_before = Some(frame);
-    Ok(())
-}
+impl Desktop {
+    fn before(&mut self, run: &mut Run) -> Result<(), VncStepError> {
+        let v = &self.opts.clone();
+        let deadline = Instant::now() + run.step_budget();
+        let mut client = connect(run, v, deadline)?;
+        settle(&mut client, deadline, "the desktop to be drawn")?;
+        type_keys(&mut client, v, &v.type_before)?;
+        let frame = settle(&mut client, deadline, "the typed keys to show")?;
+        let path = save(run, &frame, BEFORE_PNG)?;
+        let screens = self.screens.get_or_insert_with(Screens::default);
+        screens.before = Some(path);
+        screens.max_diff_pixels = v.max_diff_pixels;
+        self.before = Some(frame);
+        Ok(())
+    }
 
-fn restored(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
-    let deadline = Instant::now() + run.step_budget();
-    let mut client = connect(run, v, deadline)?;
-    let frame = settle(&mut client, deadline, "the restored desktop to be drawn")?;
-    drop(client);
-    let path = save(run, &frame, RESTORED_PNG)?;
-    let before = run
-        .screen_before
-        .clone()
-        .ok_or(VncStepError::NoScreenBefore)?;
-    let d = frame::diff(&before, &frame);
-    let diff_path = save(run, &frame::diff_image(&before, &frame), DIFF_PNG)?;
-    let screens = run.screens.get_or_insert_with(Screens::default);
-    screens.restored = Some(path);
-    screens.diff_image = Some(diff_path);
-    screens.restore_diff = Some(d.clone());
-    run.screen_restored = Some(frame);
-    if d.differing > v.max_diff_pixels {
-        return Err(VncStepError::RestoredDiffers {
-            differing: d.differing,
-            total: d.total,
-            within: bbox_text(&d),
-            max: v.max_diff_pixels,
-        });
+    fn restored(&mut self, run: &mut Run) -> Result<(), VncStepError> {
+        let v = &self.opts.clone();
+        let deadline = Instant::now() + run.step_budget();
+        let mut client = connect(run, v, deadline)?;
+        let frame = settle(&mut client, deadline, "the restored desktop to be drawn")?;
+        drop(client);
+        let path = save(run, &frame, RESTORED_PNG)?;
+        let before = self.before.clone().ok_or(VncStepError::NoScreenBefore)?;
+        let d = frame::diff(&before, &frame);
+        let diff_path = save(run, &frame::diff_image(&before, &frame), DIFF_PNG)?;
+        let screens = self.screens.get_or_insert_with(Screens::default);
+        screens.restored = Some(path);
+        screens.diff_image = Some(diff_path);
+        screens.restore_diff = Some(d.clone());
+        self.restored = Some(frame);
+        if d.differing > v.max_diff_pixels {
+            return Err(VncStepError::RestoredDiffers {
+                differing: d.differing,
+                total: d.total,
+                within: bbox_text(&d),
+                max: v.max_diff_pixels,
+            });
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-fn typed(run: &mut Run, v: &VncOptions) -> Result<(), VncStepError> {
-    if v.type_after.is_empty() {
-        return Ok(());
+    fn typed(&mut self, run: &mut Run) -> Result<(), VncStepError> {
+        let v = &self.opts.clone();
+        if v.type_after.is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + run.step_budget();
+        let mut client = connect(run, v, deadline)?;
+        let start = match self.restored.clone().or_else(|| self.before.clone()) {
+            Some(f) => f,
+            None => settle(&mut client, deadline, "the desktop to be drawn")?,
+        };
+        type_keys(&mut client, v, &v.type_after)?;
+        let frame = settle(&mut client, deadline, "the typed keys to show")?;
+        drop(client);
+        let path = save(run, &frame, TYPED_PNG)?;
+        let d = frame::diff(&start, &frame);
+        let screens = self.screens.get_or_insert_with(Screens::default);
+        screens.typed = Some(path);
+        screens.typing_diff = Some(d.clone());
+        if d.differing == 0 {
+            return Err(VncStepError::NothingTyped {
+                keys: v.type_after.clone(),
+            });
+        }
+        if let (Some(file), Some(want)) = (&v.expect_file, &v.expect_text) {
+            wait_for_text(&run.work.join(file), want, FILE_WAIT)?;
+        }
+        Ok(())
     }
-    let deadline = Instant::now() + run.step_budget();
-    let mut client = connect(run, v, deadline)?;
-    let start = match run
-        .screen_restored
-        .clone()
-        .or_else(|| run.screen_before.clone())
-    {
-        Some(f) => f,
-        None => settle(&mut client, deadline, "the desktop to be drawn")?,
-    };
-    type_keys(&mut client, v, &v.type_after)?;
-    let frame = settle(&mut client, deadline, "the typed keys to show")?;
-    drop(client);
-    let path = save(run, &frame, TYPED_PNG)?;
-    let d = frame::diff(&start, &frame);
-    let screens = run.screens.get_or_insert_with(Screens::default);
-    screens.typed = Some(path);
-    screens.typing_diff = Some(d.clone());
-    if d.differing == 0 {
-        return Err(VncStepError::NothingTyped {
-            keys: v.type_after.clone(),
-        });
-    }
-    if let (Some(file), Some(want)) = (&v.expect_file, &v.expect_text) {
-        wait_for_text(&run.work.join(file), want, FILE_WAIT)?;
-    }
-    Ok(())
 }
 
 /// Connects, retrying while the socket is not there or refuses (a restored server may take

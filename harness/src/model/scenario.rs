@@ -391,10 +391,10 @@ fn target_of(
                     ),
                 ));
             }
-            Ok(Target::Workload {
+            Ok(Target::Workload(Workload {
                 name: w,
                 args: std::mem::take(&mut file.args),
-            })
+            }))
         }
         (None, Some(mut p)) => {
             if p.command.is_empty() || p.check.is_empty() {
@@ -543,6 +543,14 @@ pub struct External {
     pub collect: Vec<PathBuf>,
 }
 
+/// One of the project's workloads (`workloads/`), with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
 /// A user's own program: started in the guest in a fresh working directory holding `files`;
 /// after restore `check` runs there and its exit status decides the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -668,10 +676,7 @@ fn default_step_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    Workload {
-        name: String,
-        args: Vec<String>,
-    },
+    Workload(Workload),
     Program(Program),
     External(External),
     /// A test of CRIU's zdtm suite (made by `crate::zdtm`, never read from a file).
@@ -771,7 +776,7 @@ impl Target {
     /// Host files the target copies into its working directory.
     pub fn files(&self) -> &[PathBuf] {
         match self {
-            Target::Workload { .. } => &[],
+            Target::Workload(_) => &[],
             Target::Program(p) => &p.files,
             Target::External(e) => &e.files,
             Target::Zdtm(_) => &[],
@@ -783,7 +788,7 @@ impl Scenario {
     /// The workload's name, or the user's program for a program scenario.
     pub fn what(&self) -> &str {
         match &self.target {
-            Target::Workload { name, .. } => name,
+            Target::Workload(w) => &w.name,
             Target::Program(p) => p.command.first().map_or("program", String::as_str),
             Target::External(e) => e.command.first().map_or("external", String::as_str),
             Target::Zdtm(z) => &z.test,
