@@ -15,13 +15,13 @@
 //! | `diagnose/` | errno names, kernel messages, failure classes, criu log lines, the kernel config fragment, version rules, `doctor` | (nothing) |
 //! | `ckpt/` | the CRIU image reader behind `crtest ckptinfo` | `diagnose` |
 //! | `model/` | scenarios, their requirements and expectations, outcomes, the agent's events, userland variants | `vnc`, `diagnose` |
-//! | `exec/` | the executor: one scenario's steps, a shared step context, and the backends (criu, lxc, external, vnc) | `model`, `diagnose`, `ckpt`, `vnc` |
+//! | `exec/` | the executor: one scenario's steps, a shared step context, a type per backend (criu, lxc, external, zdtm.py) and per target (workload, program, zdtm test, external) | `model`, `diagnose`, `ckpt`, `vnc` |
 //! | `results/` | run.json and run directories | `model`, `diagnose` |
 //! | `report/` | what is made of results: text, JUnit, KTAP, HTML, Markdown, history, compare, merge, verdicts, progress | `results`, `model`, `diagnose`, `vnc` |
 //! | `zdtm/` | CRIU's zdtm suite as scenarios: `.desc` files, tests to scenarios, what is known of them | `model`, `diagnose` |
 //! | `guest/` | the guest agent (PID 1): setup, health, the event channel | `exec`, `model`, `diagnose`, `ckpt`, `vnc` |
 //! | `host/` | everything about VMs and cells: images, QEMU runs, shards, parallel guests, matrix, bench, kernel builds, `--host` runs | everything but `cli` |
-//! | `cli.rs` | the command line: argument parsing and exit codes | everything |
+//! | `cli/` | the command line, the only room with clap: options, commands, the one pipeline of a run, the one mapping to exit codes | everything |
 //!
 //! So the model depends on nothing above it, backends on the step context and not on the
 //! dispatcher, reports read results and never the other way, and the guest side never

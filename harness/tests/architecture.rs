@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Which folders each folder may use: the table of `src/lib.rs`, its only copy. A row is
 /// ``//! | `NAME/` | role | `a`, `b` |``; the last cell may also say `(nothing)` or
-/// `everything but `x``. The `cli.rs` row (a file, not a folder) is not a role folder.
+/// `everything but `x`` or `everything`.
 fn allowed() -> BTreeMap<String, Vec<String>> {
     let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
     let rows: Vec<(String, String)> = lib
@@ -33,6 +33,8 @@ fn allowed() -> BTreeMap<String, Vec<String>> {
         .map(|(name, cell)| {
             let may = if cell == "(nothing)" {
                 Vec::new()
+            } else if cell == "everything" {
+                names.iter().filter(|n| *n != name).cloned().collect()
             } else if let Some(but) = cell.strip_prefix("everything but") {
                 let not = ticked(but);
                 names
@@ -161,7 +163,7 @@ fn uses(text: &str) -> Vec<Use> {
 }
 
 /// The role folder of a file under `src/` (`model/scenario.rs` is in `model`); `None` for
-/// the files at the top (`lib.rs`, `cli.rs`, `main.rs`) and `bin/`, which may use anything.
+/// the files at the top (`lib.rs`, `main.rs`) and `bin/`, which may use anything.
 fn folder_of(rel: &Path) -> Option<String> {
     let mut parts = rel.components();
     let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
@@ -423,4 +425,131 @@ fn no_function_is_over_150_lines() {
         "functions over {MAX} lines:\n{}",
         long.join("\n")
     );
+}
+
+/// The code of every file of `src/` (tests cut off), by its path below `src/`.
+fn code_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files
+        .iter()
+        .map(|p| {
+            let rel = p.strip_prefix(src()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            (rel, code)
+        })
+        .collect()
+}
+
+/// The command line has one room: no module outside `cli/` knows clap (the library takes
+/// plain option structs).
+#[test]
+fn clap_only_in_the_cli_room() {
+    let bad: Vec<String> = code_files()
+        .into_iter()
+        .filter(|(rel, _)| !rel.starts_with("cli/"))
+        .flat_map(|(rel, code)| {
+            code.lines()
+                .enumerate()
+                .filter(|(_, l)| code_of(l).contains("clap"))
+                .map(|(i, l)| format!("src/{rel}:{}: {}", i + 1, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(bad.is_empty(), "clap outside cli/:\n{}", bad.join("\n"));
+}
+
+fn code_of(line: &str) -> &str {
+    code(line)
+}
+
+/// Exit codes are chosen in one place: `cli/exit.rs` (the guest agent, a program of its
+/// own started as PID 1 or as criu's action script, and `main.rs` pass theirs on).
+#[test]
+fn exit_codes_in_one_place() {
+    let bad: Vec<String> = code_files()
+        .into_iter()
+        .filter(|(rel, _)| !["main.rs", "guest/agent.rs"].contains(&rel.as_str()))
+        .flat_map(|(rel, code)| {
+            code.lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    let c = code_of(l);
+                    c.contains("process::exit(") || c.contains("-> i32 {") && c.contains("fn run(")
+                })
+                .map(|(i, l)| format!("src/{rel}:{}: {}", i + 1, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "exit codes chosen outside cli/exit.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The last type argument of the first `Result<...>` in `sig`, when there is one.
+fn result_error_type(sig: &str) -> Option<String> {
+    let at = sig.find("Result<")? + "Result<".len();
+    let (mut depth, mut last_comma, mut end) = (1, None, None);
+    for (i, c) in sig[at..].char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(at + i);
+                    break;
+                }
+            }
+            ',' if depth == 1 => last_comma = Some(at + i),
+            _ => {}
+        }
+    }
+    Some(sig[last_comma? + 1..end?].trim().to_string())
+}
+
+/// Errors are types, not strings, across modules: no `pub` function of `src/` returns a
+/// `Result` whose error is a `String`.
+#[test]
+fn no_string_errors_across_modules() {
+    let mut bad = Vec::new();
+    for (rel, code) in code_files() {
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = code_of(line).trim_start();
+            if !(t.starts_with("pub fn ")
+                || t.starts_with("pub(crate) fn ")
+                || t.starts_with("pub(super) fn "))
+            {
+                continue;
+            }
+            // The signature, to its body or its `;`.
+            let mut sig = String::new();
+            for l in &lines[i..] {
+                sig.push_str(code_of(l));
+                if l.contains('{') || l.trim_end().ends_with(';') {
+                    break;
+                }
+            }
+            if result_error_type(&sig).as_deref() == Some("String") {
+                bad.push(format!("src/{rel}:{}: {}", i + 1, t));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "String errors:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_error_type_of_a_signature() {
+    assert_eq!(
+        result_error_type("pub fn f() -> Result<Vec<(bool, String)>, RangeError> {").as_deref(),
+        Some("RangeError")
+    );
+    assert_eq!(
+        result_error_type("pub fn f() -> Result<(), String> {").as_deref(),
+        Some("String")
+    );
+    assert_eq!(result_error_type("pub fn f() -> io::Result<u8> {"), None);
 }

@@ -5,7 +5,8 @@
 use crtest::ckpt::dir::{self, Checkpoint, FileKind};
 use crtest::ckpt::entries::{Core, Decode, Inventory, PstreeEntry, StatsEntry};
 use crtest::ckpt::image::{self, CORE_MAGIC, INVENTORY_MAGIC, PSTREE_MAGIC, STATS_MAGIC};
-use crtest::ckpt::info::{collect, output, render, run, CkptinfoArgs};
+use crtest::ckpt::info::{collect, output, render, Options};
+use crtest::cli::args::CkptinfoArgs;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,14 +17,26 @@ fn fixture(rel: &str) -> PathBuf {
     Path::new("tests/fixtures/ckpt").join(rel)
 }
 
-fn args(dir: &Path) -> CkptinfoArgs {
-    CkptinfoArgs {
+fn args(dir: &Path) -> Options {
+    Options {
         dir: dir.to_path_buf(),
         pids: false,
         errors: false,
         verbose: false,
         json: false,
     }
+}
+
+/// `crtest ckptinfo` with `o`'s options: its exit code.
+fn run(o: &Options) -> i32 {
+    let args = CkptinfoArgs {
+        dir: o.dir.clone(),
+        pids: o.pids,
+        errors: o.errors,
+        verbose: o.verbose,
+        json: o.json,
+    };
+    crtest::cli::exit::code(&crtest::cli::tools::ckptinfo(&args))
 }
 
 fn load(rel: &str) -> Checkpoint {

@@ -183,12 +183,9 @@ pub enum CriuBuildError {
 }
 
 impl CriuBuildError {
-    /// 2 for a directory that is not a CRIU tree, 3 for everything else.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CriuBuildError::Tree(e) if e.is_bad_input() => 2,
-            _ => 3,
-        }
+    /// Whether the input is at fault (a directory that is not a CRIU tree), not the host.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, CriuBuildError::Tree(e) if e.is_bad_input())
     }
 }
 

@@ -10,22 +10,18 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct CkptinfoArgs {
-    /// A CRIU image directory (e.g. results/latest/scenarios/ptree1/images-1).
-    #[arg(value_name = "DIR")]
+/// What to read of an image directory, and how to show it.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The CRIU image directory.
     pub dir: PathBuf,
-    /// Print only the pids of the checkpointed processes, one per line, in tree order.
-    #[arg(short = 'p', long = "pids")]
+    /// Only the pids of the checkpointed processes, in tree order.
     pub pids: bool,
-    /// Also print the errors of the criu logs in DIR and beside it, with their errno.
-    #[arg(short = 'e', long = "errors")]
+    /// Also the errors of the criu logs in the directory and beside it, with their errno.
     pub errors: bool,
-    /// Also list every file in DIR with its image type and size.
-    #[arg(short = 'v', long = "verbose")]
+    /// Also every file of the directory with its image type and size.
     pub verbose: bool,
-    /// Print the same as JSON.
-    #[arg(long)]
+    /// As JSON.
     pub json: bool,
 }
 
@@ -86,7 +82,7 @@ pub struct Failure {
 }
 
 /// Reads what `args` asks for from the image directory.
-pub fn collect(args: &CkptinfoArgs) -> Result<Report, Box<Failure>> {
+pub fn collect(args: &Options) -> Result<Report, Box<Failure>> {
     let dir = &args.dir;
     let mut report = Report::new(dir);
     let fail = |partial, error| Box::new(Failure { partial, error });
@@ -126,37 +122,8 @@ pub fn collect(args: &CkptinfoArgs) -> Result<Report, Box<Failure>> {
     Ok(report)
 }
 
-/// Runs the command: 0 when the directory reads cleanly, 2 on bad input (a missing
-/// directory; a corrupt, truncated or foreign image), with the reason on stderr.
-pub fn run(args: &CkptinfoArgs) -> i32 {
-    match collect(args) {
-        Ok(report) => {
-            print!("{}", output(args, &report));
-            let broken = report.broken_files();
-            for f in &broken {
-                let problem = f.problem.as_deref().unwrap_or_default();
-                let path = args.dir.join(&f.name);
-                eprintln!("crtest ckptinfo: {}: {problem}", path.display());
-            }
-            if broken.is_empty() {
-                0
-            } else {
-                2
-            }
-        }
-        Err(failure) => {
-            let Failure { partial, error } = *failure;
-            if !partial.is_empty() {
-                print!("{}", output(args, &partial));
-            }
-            eprintln!("crtest ckptinfo: {error}");
-            2
-        }
-    }
-}
-
 /// The report as `args` asks: JSON or text.
-pub fn output(args: &CkptinfoArgs, report: &Report) -> String {
+pub fn output(args: &Options, report: &Report) -> String {
     if args.json {
         let mut s = serde_json::to_string_pretty(report).unwrap_or_default();
         s.push('\n');

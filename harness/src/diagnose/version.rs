@@ -25,8 +25,13 @@ pub fn at_least(have: &str, want: &str) -> bool {
     true
 }
 
+/// A part of a version range that is neither `>=X` nor `<X`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}`: a range is `>=X`, `<X` or both, comma-separated")]
+pub struct RangeError(pub String);
+
 /// `">=6.13"`, `"<4.1"`, `">=5.0,<6.0"` -> bounds (`true` for a lower one).
-pub fn parse_range(text: &str) -> Result<Vec<(bool, String)>, String> {
+pub fn parse_range(text: &str) -> Result<Vec<(bool, String)>, RangeError> {
     text.split(',')
         .map(|part| {
             let part = part.trim();
@@ -35,9 +40,7 @@ pub fn parse_range(text: &str) -> Result<Vec<(bool, String)>, String> {
             } else if let Some(v) = part.strip_prefix('<') {
                 Ok((false, v.trim().to_string()))
             } else {
-                Err(format!(
-                    "`{part}`: a range is `>=X`, `<X` or both, comma-separated"
-                ))
+                Err(RangeError(part.to_string()))
             }
         })
         .collect()

@@ -6,10 +6,10 @@
 //! container, say); what every step needs is in [`Run`].
 //!
 //! A new backend (an OCI runtime, criu through RPC) is a new type with its `impl Backend`,
-//! and one arm in [`of`].
+//! and one arm in the executor's `backend_of`.
 
 use crate::exec::context::{Run, StepError};
-use crate::model::scenario::{self, Scenario, StepKind, Target};
+use crate::model::scenario::StepKind;
 
 /// One way of carrying out a scenario's steps.
 pub(crate) trait Backend {
@@ -18,14 +18,4 @@ pub(crate) trait Backend {
 
     /// Stops and removes what the steps left running (never fails).
     fn cleanup(&mut self, _run: &mut Run) {}
-}
-
-/// The backend that carries out `sc`'s steps.
-pub(crate) fn of(sc: &Scenario) -> Box<dyn Backend> {
-    match (&sc.target, sc.backend) {
-        (Target::External(e), _) => Box::new(crate::exec::external::ExternalRun(e.clone())),
-        (Target::Zdtm(z), _) if z.via_zdtm_py => Box::new(crate::exec::zdtm_py::ZdtmPy(z.clone())),
-        (_, scenario::Backend::Lxc) => Box::new(crate::exec::lxc::Lxc::default()),
-        (_, scenario::Backend::Criu) => Box::new(crate::exec::criu::Criu),
-    }
 }

@@ -41,7 +41,7 @@ pub fn run_scenario(
         visible: Default::default(),
     };
     let mut steps_of = Steps {
-        backend: crate::exec::backend::of(sc),
+        backend: backend_of(sc),
         desktop: sc.vnc.clone().map(Desktop::new),
     };
     let mut phases = Phases::default();
@@ -207,6 +207,17 @@ fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
             ..Failure::default()
         })
     })
+}
+
+/// The backend that carries out `sc`'s steps.
+fn backend_of(sc: &Scenario) -> Box<dyn Backend> {
+    use crate::model::scenario::{Backend as Named, Target};
+    match (&sc.target, sc.backend) {
+        (Target::External(e), _) => Box::new(crate::exec::external::ExternalRun(e.clone())),
+        (Target::Zdtm(z), _) if z.via_zdtm_py => Box::new(crate::exec::zdtm_py::ZdtmPy(z.clone())),
+        (_, Named::Lxc) => Box::new(crate::exec::lxc::Lxc::default()),
+        (_, Named::Criu) => Box::new(crate::exec::criu::Criu),
+    }
 }
 
 /// What carries out a scenario's steps: its backend, and the viewer of a `[vnc]` scenario

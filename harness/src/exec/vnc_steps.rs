@@ -43,8 +43,8 @@ pub(crate) enum VncStepError {
     Rfb(#[from] RfbError),
     #[error(transparent)]
     Frame(#[from] frame::FrameError),
-    #[error("{0}")]
-    Keys(String),
+    #[error(transparent)]
+    Keys(#[from] rfb::KeysError),
     #[error("no screenshot was taken before the checkpoint (the steps lack `wait-ready`)")]
     NoScreenBefore,
     #[error("the restored screen differs from the checkpointed one in {differing} of {total} pixels{within} (at most {max} allowed); see {DIFF_PNG}")]
@@ -303,7 +303,7 @@ fn type_keys(client: &mut RfbClient, v: &VncOptions, keys: &str) -> Result<(), V
     if keys.is_empty() {
         return Ok(());
     }
-    let keysyms = rfb::parse_keys(keys).map_err(VncStepError::Keys)?;
+    let keysyms = rfb::parse_keys(keys)?;
     let [x, y] = v
         .pointer
         .unwrap_or([client.width() / 2, client.height() / 2]);

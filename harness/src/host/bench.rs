@@ -13,7 +13,7 @@ use crate::host::vm_run::{self, Cell};
 use crate::model::outcome::ScenarioResult;
 use crate::model::scenario::Scenario;
 use crate::report::progress::Reporter;
-use crate::results::run::{CellReport, RunDir};
+use crate::results::run::{CellReport, ResultsError, RunDir};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -99,13 +99,12 @@ fn run_once(
     probes: &[Vec<String>],
     root: &Path,
     reporter: &mut dyn Reporter,
-) -> Result<(CellReport, u64), String> {
-    let mut run = RunDir::create(root).map_err(|e| e.to_string())?;
+) -> Result<(CellReport, u64), ResultsError> {
+    let mut run = RunDir::create(root)?;
     let t = Instant::now();
-    vm_run::run_cell(cell, scenarios, probes, &mut run, reporter).map_err(|e| e.to_string())?;
+    vm_run::run_cell(cell, scenarios, probes, &mut run, reporter)?;
     let wall = t.elapsed().as_millis() as u64;
-    crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by())
-        .map_err(|e| e.to_string())?;
+    crate::report::views::finish(&mut run, crate::host::interrupt::stopped_by())?;
     Ok((run.report.cells.remove(0), wall))
 }
 
@@ -117,7 +116,7 @@ pub fn run(
     reps: u32,
     dir: &Path,
     reporter: &mut dyn Reporter,
-) -> Result<BenchReport, String> {
+) -> Result<BenchReport, ResultsError> {
     let mut report = BenchReport {
         cell: cell.id.clone(),
         reps,
@@ -215,7 +214,8 @@ pub fn run(
     report.peak_rss_crtest_kib = usage(nix::sys::resource::UsageWho::RUSAGE_SELF);
     report.peak_rss_qemu_kib = usage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     let json = serde_json::to_string_pretty(&report).expect("bench report serialises");
-    std::fs::write(dir.join("bench.json"), json + "\n").map_err(|e| e.to_string())?;
+    let path = dir.join("bench.json");
+    std::fs::write(&path, json + "\n").map_err(|source| ResultsError::Write { path, source })?;
     Ok(report)
 }
 

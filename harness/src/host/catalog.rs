@@ -1,87 +1,104 @@
 //! The scenario catalog: the workspace's `scenarios/` plus the user's directories, and the
 //! selection by name and tag that `run`, `matrix`, `repro` and `list` share.
 
-use crate::model::scenario::{self, Scenario};
-use clap::Args;
+use crate::model::scenario::{self, Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Args)]
-pub struct CatalogArgs {
-    /// Add the scenario files of this directory to the catalog (repeatable).
-    #[arg(long = "scenarios", value_name = "DIR")]
+/// Where the scenarios come from and which are wanted, as a command names them.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogOptions {
+    /// Directories of scenario files added to the workspace's.
     pub scenario_dirs: Vec<PathBuf>,
-    /// Only scenarios with one of these tags (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only scenarios with one of these tags.
     pub tag: Vec<String>,
-    /// Add CRIU's zdtm tests of this CRIU source tree (`zdtm/static/NAME`, tagged `zdtm`),
-    /// built for the userland's suite.
-    #[arg(long, value_name = "DIR")]
+    /// A CRIU source tree whose zdtm tests join the catalog.
     pub zdtm: Option<PathBuf>,
-    /// Who runs the zdtm tests: `native` (this harness, the default) or `zdtm.py` (the
-    /// tree's own runner, in a userland variant with its python), to compare verdicts.
-    #[arg(long, value_name = "RUNNER", default_value = "native", value_parser = ["native", "zdtm.py"], requires = "zdtm")]
-    pub zdtm_runner: String,
+    /// The zdtm tests run by the tree's own zdtm.py instead of the harness.
+    pub zdtm_py: bool,
 }
 
-impl CatalogArgs {
-    /// See [`select`]; with `--zdtm`, the tree's tests built for `suite` (the host's when
+/// Why no scenarios could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("no scenario matches the selection (see `crtest list`)")]
+    NothingChosen,
+    #[error("--zdtm")]
+    ZdtmTree(#[source] crtest_vm::criu_tree::TreeError),
+    #[error("--zdtm")]
+    Host(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("--zdtm")]
+    ZdtmBuild(#[source] Box<crtest_vm::criu_build::CriuBuildError>),
+}
+
+impl CatalogError {
+    /// Whether the input is at fault (a scenario, a name, a tree), not the host.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            CatalogError::Scenario(_) | CatalogError::NothingChosen => true,
+            CatalogError::ZdtmTree(e) => e.is_bad_input(),
+            CatalogError::ZdtmBuild(e) => e.is_bad_input(),
+            CatalogError::Host(_) => false,
+        }
+    }
+}
+
+impl CatalogOptions {
+    /// See [`select`]; with a zdtm tree, its tests built for `suite` (the host's when
     /// `None`) join the catalog.
-    pub fn select_for(&self, names: &[String], suite: Option<&str>) -> Result<Vec<Scenario>, i32> {
+    pub fn select_for(
+        &self,
+        names: &[String],
+        suite: Option<&str>,
+    ) -> Result<Vec<Scenario>, CatalogError> {
         let zdtm = match &self.zdtm {
             None => Vec::new(),
-            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_runner == "zdtm.py").map_err(
-                |(code, e)| {
-                    eprintln!("crtest: --zdtm: {e}");
-                    code
-                },
-            )?,
+            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_py)?,
         };
-        let all = catalog(&self.scenario_dirs).map_err(|e| fail(&e))?;
+        let all = catalog(&self.scenario_dirs)?;
         pick(all.into_iter().chain(zdtm).collect(), names, &self.tag)
-    }
-
-    /// [`CatalogArgs::select_for`] the host's suite.
-    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, i32> {
-        self.select_for(names, None)
     }
 }
 
-/// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios; an
-/// error with its exit code (2: not a CRIU tree, 3: the build).
+/// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios.
 pub fn zdtm_scenarios(
     tree: &Path,
     suite: Option<&str>,
     zdtm_py: bool,
-) -> Result<Vec<Scenario>, (i32, String)> {
-    let t = crtest_vm::criu_tree::inspect(tree)
-        .map_err(|e| (if e.is_bad_input() { 2 } else { 3 }, e.to_string()))?;
+) -> Result<Vec<Scenario>, CatalogError> {
+    let t = crtest_vm::criu_tree::inspect(tree).map_err(CatalogError::ZdtmTree)?;
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)
-        .map_err(|e| (3, e.to_string()))?;
+        .map_err(|e| CatalogError::Host(Box::new(e)))?;
     let suite = match suite {
         Some(s) => s.to_string(),
-        None => crtest_vm::apt::host_suite().map_err(|e| (3, e.to_string()))?,
+        None => crtest_vm::apt::host_suite().map_err(|e| CatalogError::Host(Box::new(e)))?,
     };
-    let cache = crtest_vm::Cache::from_env().map_err(|e| (3, e.to_string()))?;
+    let cache = crtest_vm::Cache::from_env().map_err(|e| CatalogError::Host(Box::new(e)))?;
     eprintln!("zdtm: the tests of {} for {suite} ...", t.root.display());
     let build = crtest_vm::zdtm_build::build(&cache, &t, &suite)
-        .map_err(|e| (e.exit_code(), e.to_string()))?;
+        .map_err(|e| CatalogError::ZdtmBuild(Box::new(e)))?;
     Ok(crate::zdtm::suite::scenarios(&build, zdtm_py))
 }
 
 /// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have
-/// one of `tags`; an unreadable catalog, an unknown name or an empty selection is bad
-/// input: the message is printed and `Err` holds the exit code (2).
-pub fn select(dirs: &[PathBuf], names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
-    pick(catalog(dirs).map_err(|e| fail(&e))?, names, tags)
+/// one of `tags`; an unreadable catalog, an unknown name or an empty selection is bad input.
+pub fn select(
+    dirs: &[PathBuf],
+    names: &[String],
+    tags: &[String],
+) -> Result<Vec<Scenario>, CatalogError> {
+    pick(catalog(dirs)?, names, tags)
 }
 
-fn pick(all: Vec<Scenario>, names: &[String], tags: &[String]) -> Result<Vec<Scenario>, i32> {
-    match scenario::select(&all, names, tags) {
-        Ok(c) if c.is_empty() => Err(fail(
-            &"no scenario matches the selection (see `crtest list`)",
-        )),
-        Ok(c) => Ok(c),
-        Err(e) => Err(fail(&e)),
+fn pick(
+    all: Vec<Scenario>,
+    names: &[String],
+    tags: &[String],
+) -> Result<Vec<Scenario>, CatalogError> {
+    match scenario::select(&all, names, tags)? {
+        c if c.is_empty() => Err(CatalogError::NothingChosen),
+        c => Ok(c),
     }
 }
 
@@ -103,10 +120,4 @@ pub fn catalog(dirs: &[PathBuf]) -> Result<Vec<Scenario>, scenario::ScenarioErro
     }
     all.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(all)
-}
-
-/// Prints a bad-input message; the exit code for it (2).
-fn fail(e: &dyn std::fmt::Display) -> i32 {
-    eprintln!("crtest: {e}");
-    2
 }

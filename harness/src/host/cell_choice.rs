@@ -1,5 +1,5 @@
 //! Choosing a cell: which kernel (`--kernel NAME|PATH`) and which guest userland
-//! (`--userland NAME`). Every command that runs or checks a cell flattens [`CellArgs`];
+//! (`--userland NAME`). Every command that runs or checks a cell resolves a [`CellSpec`];
 //! `crtest matrix` parses its lists with the same functions.
 //!
 //! A kernel NAME is a Debian suite (`bookworm`, `bookworm-backports`, `trixie`, `sid`): its
@@ -9,7 +9,6 @@
 //! is a Debian suite, built once with mmdebstrap and cached.
 
 use crate::host::vm_run::{CriuChoice, KernelChoice};
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 /// Kernel suites this harness is tried with (others that look like a suite are accepted).
@@ -21,28 +20,19 @@ pub const KNOWN_USERLANDS: &[(&str, &str)] = &[
     ("sid", "criu 4.2, lxc 7.0"),
 ];
 
-/// The cell options of a command.
-#[derive(Debug, Clone, Default, Args)]
-pub struct CellArgs {
-    /// The kernel: a Debian suite whose linux-image-amd64 is fetched (bookworm,
-    /// bookworm-backports, trixie, sid), or the path of a bzImage (or of a directory from
-    /// `crtest kernel build`). Default: the host's suite.
-    #[arg(long, value_name = "NAME|PATH")]
+/// A cell as named on a command line (`--kernel`, `--modules`, `--config`, `--userland`,
+/// `--criu`): unchecked names, resolved by [`CellSpec::choice`].
+#[derive(Debug, Clone, Default)]
+pub struct CellSpec {
+    /// A Debian suite, or the path of a bzImage or of a `crtest kernel build` directory.
     pub kernel: Option<String>,
-    /// The modules of a --kernel PATH (`lib/modules/<release>`, or a root holding it).
-    #[arg(long, value_name = "DIR", requires = "kernel")]
+    /// The modules of a kernel path.
     pub modules: Option<PathBuf>,
-    /// The .config of a --kernel PATH.
-    #[arg(long, value_name = "FILE", requires = "kernel")]
+    /// The .config of a kernel path.
     pub config: Option<PathBuf>,
-    /// The guest userland, a Debian suite: bookworm (criu 3.17, lxc 5.0), trixie (criu 4.1,
-    /// lxc 6.0), sid (criu 4.2, lxc 7.0). Default: the host's suite.
-    #[arg(long, alias = "suite", value_name = "NAME")]
+    /// The guest userland, a Debian suite.
     pub userland: Option<String>,
-    /// The criu: `package` (default) or the userland's suite name for the userland's own
-    /// package, or the path of a CRIU source tree (a git checkout or an unpacked release),
-    /// built for the userland's suite and installed in place of the package's.
-    #[arg(long, value_name = "SOURCE")]
+    /// `package`, a suite name, or a CRIU source tree.
     pub criu: Option<String>,
 }
 
@@ -234,33 +224,45 @@ pub struct CellChoice {
     pub criu: CriuChoice,
 }
 
-impl CellArgs {
-    /// Resolves the options, taking the host's suite for what is not given.
-    pub fn choice(&self) -> Result<CellChoice, String> {
-        let host = || crtest_vm::apt::host_suite().map_err(|e| e.to_string());
+/// Why a [`CellSpec`] names no cell.
+#[derive(Debug, thiserror::Error)]
+pub enum ChoiceError {
+    #[error(transparent)]
+    Cell(#[from] CellChoiceError),
+    #[error("cannot tell the host's Debian suite (the default kernel and userland)")]
+    HostSuite(#[source] crtest_vm::apt::AptError),
+}
+
+impl ChoiceError {
+    /// Whether the command line is at fault (not the host).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ChoiceError::Cell(_))
+    }
+}
+
+impl CellSpec {
+    /// Resolves the names, taking the host's suite for what is not given.
+    pub fn choice(&self) -> Result<CellChoice, ChoiceError> {
+        let host = || crtest_vm::apt::host_suite().map_err(ChoiceError::HostSuite);
         let userland = match &self.userland {
-            Some(u) => parse_userland(u).map_err(|e| e.to_string())?,
+            Some(u) => parse_userland(u)?,
             None => host()?,
         };
         let (kernel, kernel_label) = match &self.kernel {
             None => (KernelChoice::Debian, host()?),
             Some(k) => {
-                let name = parse_kernel(k).map_err(|e| e.to_string())?;
-                let choice = kernel_choice(&name, self.modules.clone(), self.config.clone())
-                    .map_err(|e| e.to_string())?;
+                let name = parse_kernel(k)?;
+                let choice = kernel_choice(&name, self.modules.clone(), self.config.clone())?;
                 (choice, kernel_label(&name))
             }
         };
         let criu = match &self.criu {
             None => CriuChoice::Package,
             Some(c) => {
-                let name = parse_criu(c).map_err(|e| e.to_string())?;
-                criu_for(&name, &userland).ok_or_else(|| {
-                    CellChoiceError::CriuOfOtherSuite {
-                        criu: c.clone(),
-                        userland: userland.clone(),
-                    }
-                    .to_string()
+                let name = parse_criu(c)?;
+                criu_for(&name, &userland).ok_or_else(|| CellChoiceError::CriuOfOtherSuite {
+                    criu: c.clone(),
+                    userland: userland.clone(),
                 })?
             }
         };
@@ -303,13 +305,15 @@ pub fn parse_userland_list(items: &[String]) -> Result<Vec<String>, CellChoiceEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use rstest::rstest;
 
-    #[derive(Debug, Parser)]
-    struct T {
-        #[command(flatten)]
-        cell: CellArgs,
+    fn spec(kernel: Option<&str>, userland: &str, criu: Option<&str>) -> CellSpec {
+        CellSpec {
+            kernel: kernel.map(String::from),
+            userland: Some(userland.into()),
+            criu: criu.map(String::from),
+            ..CellSpec::default()
+        }
     }
 
     #[rstest]
@@ -365,20 +369,14 @@ mod tests {
     }
 
     #[test]
-    fn suite_is_a_hidden_alias_of_userland() {
-        let t = T::try_parse_from(["t", "--suite", "trixie", "--kernel", "sid"]).unwrap();
-        assert_eq!(t.cell.userland.as_deref(), Some("trixie"));
-        let c = t.cell.choice().unwrap();
+    fn a_spec_resolves_to_a_cell() {
+        let c = spec(Some("sid"), "trixie", None).choice().unwrap();
         assert_eq!(c.kernel_label, "sid");
         assert_eq!(c.userland, "trixie");
         assert!(matches!(c.kernel, KernelChoice::Suite(ref s) if s == "sid"));
-        assert!(T::try_parse_from(["t", "--modules", "/m"]).is_err());
-        let e = T::try_parse_from(["t", "--userland", "Trixie"])
-            .unwrap()
-            .cell
-            .choice()
-            .unwrap_err();
-        assert!(e.contains("not a Debian suite name"), "{e}");
+        let e = spec(None, "Trixie", None).choice().unwrap_err();
+        assert!(e.is_bad_input());
+        assert!(e.to_string().contains("not a Debian suite name"), "{e}");
     }
 
     #[test]
@@ -396,17 +394,9 @@ mod tests {
         let own = CriuName::Package(Some("bookworm".into()));
         assert_eq!(criu_for(&own, "bookworm"), Some(CriuChoice::Package));
         assert_eq!(criu_for(&own, "trixie"), None);
-        let e = T::try_parse_from(["t", "--userland", "bookworm", "--criu", "sid"])
-            .unwrap()
-            .cell
-            .choice()
-            .unwrap_err();
-        assert!(e.contains("use --userland sid"), "{e}");
-        let c = T::try_parse_from(["t", "--userland", "trixie", "--criu", "/src/criu"])
-            .unwrap()
-            .cell
-            .choice()
-            .unwrap();
+        let e = spec(None, "bookworm", Some("sid")).choice().unwrap_err();
+        assert!(e.to_string().contains("use --userland sid"), "{e}");
+        let c = spec(None, "trixie", Some("/src/criu")).choice().unwrap();
         assert_eq!(c.criu, CriuChoice::Tree("/src/criu".into()));
         assert_eq!(
             parse_criu_list(&[]).unwrap(),

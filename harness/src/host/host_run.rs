@@ -26,11 +26,9 @@ pub enum HostError {
 }
 
 impl HostError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            HostError::NotRoot => 2,
-            _ => 3,
-        }
+    /// Whether the user is at fault (not root), not the host.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, HostError::NotRoot)
     }
 }
 

@@ -15,7 +15,6 @@
 //! path to `--kernel`.
 
 use crate::diagnose::kernel_config::{self, Requirement};
-use clap::{Args, Subcommand};
 use crtest_vm::cache::{key_of, Cache};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,36 +30,18 @@ pub const GUEST_FRAGMENT: &str = include_str!("../../../kernel-config/guest.conf
 /// How often the build prints its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Args)]
-pub struct KernelArgs {
-    #[command(subcommand)]
-    pub command: KernelCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KernelCommand {
-    /// Build a guest kernel from a source tree with the required options merged in; prints
-    /// the directory to give to `--kernel`.
-    Build(BuildArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BuildArgs {
-    /// The kernel source: a git checkout, an unpacked tarball, or a `.tar.xz`/`.tar.gz`
-    /// (e.g. /usr/src/linux-source-6.1.tar.xz from the linux-source-6.1 package).
-    #[arg(long, value_name = "DIR|TARBALL")]
+/// What `crtest kernel build` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The kernel source: a git checkout, an unpacked tarball, or a `.tar.xz`/`.tar.gz`.
     pub source: PathBuf,
     /// Start from this .config instead of `make defconfig`.
-    #[arg(long, value_name = "FILE")]
     pub base_config: Option<PathBuf>,
     /// Stop after configuring and checking the options (no compiling).
-    #[arg(long)]
     pub config_only: bool,
     /// Build even when required options did not survive olddefconfig.
-    #[arg(long)]
     pub allow_missing: bool,
     /// Parallel make jobs (default: the number of cores).
-    #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
 }
 
@@ -99,11 +80,9 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            BuildError::NotASource { .. } | BuildError::Missing(_) => 2,
-            _ => 3,
-        }
+    /// Whether the input is at fault (not a source tree, options lost), not the host.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, BuildError::NotASource { .. } | BuildError::Missing(_))
     }
 }
 
@@ -525,7 +504,7 @@ fn kernel_release(src: &Path, work: &Path) -> Option<String> {
 }
 
 /// Runs the build; returns the entry directory.
-pub fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
+pub fn build(args: &BuildOptions) -> Result<PathBuf, BuildError> {
     let mut stages: Vec<(String, f64)> = Vec::new();
     fn stage(stages: &mut Vec<(String, f64)>, name: &str, t: Instant) {
         let s = t.elapsed().as_secs_f64();
@@ -666,27 +645,6 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
     })?;
     stage(&mut stages, "install", t);
     Ok(entry)
-}
-
-/// `crtest kernel ...`.
-pub fn run(args: &KernelArgs) -> i32 {
-    match &args.command {
-        KernelCommand::Build(b) => match build(b) {
-            Ok(path) if b.config_only => {
-                println!("{}", path.display());
-                0
-            }
-            Ok(path) => {
-                println!("{}", path.display());
-                eprintln!("use it with: crtest run --kernel {}", path.display());
-                0
-            }
-            Err(e) => {
-                eprintln!("crtest: {e}");
-                e.exit_code()
-            }
-        },
-    }
 }
 
 #[cfg(test)]

@@ -21,62 +21,73 @@ use crate::host::vm_run::{self, CellOptions, CriuChoice, KernelChoice};
 use crate::model::scenario::Scenario;
 use crate::report::progress::{Progress, Reporter};
 use crate::results::run::{self as results, CellReport, MatrixCell, MatrixInfo, RunDir};
-use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-#[derive(Debug, Args)]
-pub struct MatrixArgs {
-    #[command(flatten)]
-    pub catalog: crate::host::catalog::CatalogArgs,
-    /// Only these scenarios (comma-separated names).
-    #[arg(long, value_delimiter = ',')]
-    pub scenario: Vec<String>,
-    /// Kernels (comma-separated): Debian suites (bookworm, bookworm-backports, trixie, sid)
-    /// or paths of bzImages / `crtest kernel build` directories.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "NAME|PATH,...",
-        default_value = "bookworm,trixie,sid"
-    )]
+/// What `crtest matrix` was asked for (the scenarios are chosen beforehand).
+#[derive(Debug, Clone, Default)]
+pub struct MatrixOptions {
+    /// Kernels: Debian suites or paths of bzImages / `crtest kernel build` directories.
     pub kernels: Vec<String>,
-    /// Guest userlands (comma-separated Debian suites).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "NAME,...",
-        default_value = "bookworm,trixie,sid"
-    )]
+    /// Guest userlands (Debian suites).
     pub userlands: Vec<String>,
-    /// The criu of the cells (comma-separated): `package` (the default: each userland's
-    /// own), a suite name (that userland's package; pairs only with that userland), or paths
-    /// of CRIU source trees, each built for every userland (a column per userland and tree).
-    #[arg(long, value_delimiter = ',', value_name = "SOURCE,...")]
+    /// The criu of the cells: `package`, suite names, or CRIU source trees (empty: the
+    /// packages).
     pub criu: Vec<String>,
+    /// A CRIU tree whose zdtm tests each cell builds for its userland.
+    pub zdtm: Option<PathBuf>,
     /// Guests run at once (default: the number of cores).
-    #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Run only this share of the (cell, scenario) pairs, e.g. 2/4 (see `crtest merge`).
-    #[arg(long, value_name = "i/n")]
+    /// Run only this share of the (cell, scenario) pairs.
     pub shard: Option<Shard>,
-    /// Where run directories go; `latest` links to the newest.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    /// Where run directories go.
     pub results: PathBuf,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 2048)]
     pub memory: u32,
-    /// vCPUs per guest (default: 2 with -j 1, else 1: TCG guests on a shared machine).
-    #[arg(long)]
+    /// vCPUs per guest (default: 2 with one guest at a time, else 1).
     pub cpus: Option<u32>,
     /// Keep the criu images of passing scenarios too.
-    #[arg(long)]
     pub keep_images: bool,
     /// Show every step.
-    #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// Why a matrix could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error(transparent)]
+    Choice(#[from] cell_choice::CellChoiceError),
+    #[error("--criu")]
+    CriuTree(#[source] crtest_vm::criu_tree::TreeError),
+    #[error(
+        "--criu `{0}`: the packaged criu of a suite pairs only with that userland, and `{0}` is \
+         not among --userlands"
+    )]
+    CriuWithoutItsUserland(String),
+    #[error("guest binaries")]
+    GuestBinaries(#[source] crate::host::guest_build::GuestBuildError),
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+}
+
+impl MatrixError {
+    /// Whether the command line is at fault, not the host.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            MatrixError::Choice(_) | MatrixError::CriuWithoutItsUserland(_) => true,
+            MatrixError::CriuTree(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
 }
 
 /// One cell to run.
@@ -321,128 +332,90 @@ pub fn relocate(mut cell: CellReport, dir: &str) -> CellReport {
 /// Builds the guest binaries once and freezes them (hard links, or copies) in `dir`, so
 /// every cell of the matrix boots the same agent and workloads even when the workspace is
 /// rebuilt meanwhile; `CRTEST_GUEST_BIN` then points every cell's preparation at them.
-fn freeze_guest_binaries(dir: &Path) -> Result<(), String> {
+fn freeze_guest_binaries(dir: &Path) -> Result<(), MatrixError> {
     if std::env::var_os("CRTEST_GUEST_BIN").is_some() {
         return Ok(());
     }
-    let bins = crate::host::guest_build::build().map_err(|e| format!("guest binaries: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bins = crate::host::guest_build::build().map_err(MatrixError::GuestBinaries)?;
+    std::fs::create_dir_all(dir).map_err(|source| MatrixError::Io {
+        op: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for src in std::iter::once(bins.agent()).chain(bins.workloads()) {
         let dst = dir.join(src.file_name().unwrap_or_default());
         std::fs::hard_link(&src, &dst)
             .or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
-            .map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
+            .map_err(|source| MatrixError::Io {
+                op: "link a guest binary to",
+                path: dst.clone(),
+                source,
+            })?;
     }
     // Set before any worker thread starts: nothing reads the environment concurrently.
     std::env::set_var("CRTEST_GUEST_BIN", dir);
     Ok(())
 }
 
-/// `crtest matrix`.
-pub fn run(args: &MatrixArgs) -> i32 {
-    let fail = |code: i32, e: &dyn std::fmt::Display| {
-        eprintln!("crtest: {e}");
-        code
-    };
-    // zdtm's tests are listed as built for the first userland; a cell whose build lacks
-    // one skips it, saying so.
-    let first = args.userlands.first().map(|u| u.trim().to_string());
-    let chosen = match args.catalog.select_for(&args.scenario, first.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let kernels = match cell_choice::parse_kernel_list(&args.kernels) {
-        Ok(k) => k,
-        Err(e) => return fail(2, &e),
-    };
+/// `crtest matrix`: `chosen` on every planned cell, into a new run directory of
+/// `opts.results` (finished: run.json, junit.xml; the views are the caller's).
+pub fn run(opts: &MatrixOptions, chosen: &[Scenario]) -> Result<RunDir, MatrixError> {
+    let kernels = cell_choice::parse_kernel_list(&opts.kernels)?;
     for k in &kernels {
-        if let Err(e) = cell_choice::kernel_choice(k, None, None) {
-            return fail(2, &e);
-        }
+        cell_choice::kernel_choice(k, None, None)?;
     }
-    let userlands = match cell_choice::parse_userland_list(&args.userlands) {
-        Ok(u) => u,
-        Err(e) => return fail(2, &e),
-    };
-    let criu_names = match cell_choice::parse_criu_list(&args.criu) {
-        Ok(c) => c,
-        Err(e) => return fail(2, &e),
-    };
-    let criu = match criu_axis(criu_names, &userlands) {
-        Ok(c) => c,
-        Err((code, e)) => return fail(code, &e),
-    };
-    let cells = plan(&kernels, &userlands, &criu, &chosen, args.shard);
-    let frozen = match tempfile::Builder::new()
+    let userlands = cell_choice::parse_userland_list(&opts.userlands)?;
+    let criu = criu_axis(cell_choice::parse_criu_list(&opts.criu)?, &userlands)?;
+    let cells = plan(&kernels, &userlands, &criu, chosen, opts.shard);
+    let frozen = tempfile::Builder::new()
         .prefix("crtest-guest-bin-")
         .tempdir()
-    {
-        Ok(d) => d,
-        Err(e) => return fail(3, &e),
-    };
+        .map_err(|source| MatrixError::Io {
+            op: "create a temporary directory in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
     let t = Instant::now();
-    if let Err(e) = freeze_guest_binaries(&frozen.path().join("bin")) {
-        return fail(3, &e);
-    }
+    freeze_guest_binaries(&frozen.path().join("bin"))?;
     eprintln!(
         "matrix: guest binaries ready in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let mut top = match RunDir::create(&args.results) {
-        Ok(r) => r,
-        Err(e) => return fail(3, &e),
-    };
-    top.report.matrix = Some(matrix_info(&kernels, &cells, &chosen, args.shard));
-    if let Err(e) = top.save() {
-        return fail(3, &e);
-    }
+    let mut top = RunDir::create(&opts.results)?;
+    top.report.matrix = Some(matrix_info(&kernels, &cells, chosen, opts.shard));
+    top.save()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = args.jobs.unwrap_or(cores).clamp(1, cells.len().max(1));
+    let jobs = opts.jobs.unwrap_or(cores).clamp(1, cells.len().max(1));
     let settings = CellSettings {
-        zdtm: args.catalog.zdtm.clone(),
-        memory_mib: args.memory,
-        cpus: args.cpus.unwrap_or(if jobs > 1 { 1 } else { 2 }),
-        keep_images: args.keep_images,
-        verbose: args.verbose,
+        zdtm: opts.zdtm.clone(),
+        memory_mib: opts.memory,
+        cpus: opts.cpus.unwrap_or(if jobs > 1 { 1 } else { 2 }),
+        keep_images: opts.keep_images,
+        verbose: opts.verbose,
     };
     eprintln!(
         "matrix: {} cells x {} scenarios{}, {jobs} at once, {} vCPU(s) each; results: {}",
         cells.len(),
         chosen.len(),
-        args.shard
+        opts.shard
             .map_or(String::new(), |s| format!(" (shard {s})")),
         settings.cpus,
         top.dir.display()
     );
-    let start = Instant::now();
-    let top = run_cells(&cells, &settings, jobs, top, start);
-    let mut top = top;
-    top.tag_results(&chosen);
-    if let Err(e) = crate::report::views::finish(&mut top, crate::host::interrupt::stopped_by()) {
-        return fail(3, &e);
-    }
-    if let Err(e) = crate::report::views::write_views(&top.dir, &top.report) {
-        eprintln!("crtest: writing report.html, summary.md, history: {e}");
-    }
-    eprint!("\n{}", crate::report::views::terminal_summary(&top.report));
-    eprintln!(
-        "matrix done in {:.1} s; report: {}",
-        start.elapsed().as_secs_f64(),
-        top.dir.join("report.html").display()
-    );
-    if let Some(sig) = crate::host::interrupt::requested() {
-        eprintln!("crtest: stopped by {}", crate::host::interrupt::name(sig));
-        return 128 + sig;
-    }
-    let all_unprepared = top.report.cells.iter().all(|c| {
-        c.scenarios
-            .iter()
-            .all(|s| s.failure.as_ref().is_some_and(|f| f.step == "prepare"))
-    });
-    if !top.report.cells.is_empty() && all_unprepared {
-        return 3;
-    }
-    i32::from(top.any_bad())
+    let mut top = run_cells(&cells, &settings, jobs, top, Instant::now());
+    top.tag_results(chosen);
+    crate::report::views::finish(&mut top, crate::host::interrupt::stopped_by())?;
+    Ok(top)
+}
+
+/// Whether no cell of a matrix could even be prepared (the host is at fault, not C/R).
+pub fn all_unprepared(report: &results::RunReport) -> bool {
+    !report.cells.is_empty()
+        && report.cells.iter().all(|c| {
+            c.scenarios
+                .iter()
+                .all(|s| s.failure.as_ref().is_some_and(|f| f.step == "prepare"))
+        })
 }
 
 /// Runs the planned cells, `jobs` at once, each into its folder of `top`, which is saved as
@@ -544,23 +517,15 @@ type CriuAxis = (CriuName, Option<String>);
 /// The criu axis, each with its label: a tree that is not one is bad input (2, or 3 when it
 /// cannot be read), said before any cell starts; a suite's packaged criu pairs only with
 /// that suite's userland.
-fn criu_axis(names: Vec<CriuName>, userlands: &[String]) -> Result<Vec<CriuAxis>, (i32, String)> {
+fn criu_axis(names: Vec<CriuName>, userlands: &[String]) -> Result<Vec<CriuAxis>, MatrixError> {
     let mut criu = Vec::new();
     for name in names {
         match &name {
             CriuName::Tree(p) => {
-                if let Err(e) = crtest_vm::criu_tree::inspect(p) {
-                    return Err((if e.is_bad_input() { 2 } else { 3 }, e.to_string()));
-                }
+                crtest_vm::criu_tree::inspect(p).map_err(MatrixError::CriuTree)?;
             }
             CriuName::Package(Some(s)) if !userlands.contains(s) => {
-                return Err((
-                    2,
-                    format!(
-                        "--criu `{s}`: the packaged criu of a suite pairs only with that \
-                         userland, and `{s}` is not among --userlands"
-                    ),
-                ))
+                return Err(MatrixError::CriuWithoutItsUserland(s.clone()))
             }
             CriuName::Package(_) => {}
         }

@@ -13,21 +13,21 @@ pub fn round_dir(i: u32) -> String {
 
 /// Runs `once` into a round directory `rounds` times (or until a signal asks to stop) and
 /// adds the combined cell to `run`. `once` gets the round's run directory.
-pub fn run_rounds(
+pub fn run_rounds<E: From<ResultsError>>(
     run: &mut RunDir,
     rounds: u32,
-    mut once: impl FnMut(&mut RunDir) -> Result<(), (i32, String)>,
-) -> Result<(), (i32, String)> {
+    mut once: impl FnMut(&mut RunDir) -> Result<(), E>,
+) -> Result<(), E> {
     let mut done = Vec::new();
     let mut first_err = None;
     for i in 1..=rounds {
         let rel = round_dir(i);
         let mut sub =
-            RunDir::create_at(&run.dir.join(&rel), &run.report.run_id).map_err(results_err)?;
+            RunDir::create_at(&run.dir.join(&rel), &run.report.run_id).map_err(E::from)?;
         eprintln!("crtest: round {i} of {rounds} in {}", sub.dir.display());
         let res = once(&mut sub);
         crate::report::views::finish(&mut sub, crate::host::interrupt::stopped_by())
-            .map_err(results_err)?;
+            .map_err(E::from)?;
         if let Some(cell) = sub.report.cells.pop() {
             done.push((rel, cell));
         }
@@ -45,12 +45,8 @@ pub fn run_rounds(
         ));
         run.report.cells.push(cell);
     }
-    run.save().map_err(results_err)?;
+    run.save().map_err(E::from)?;
     first_err.map_or(Ok(()), Err)
-}
-
-fn results_err(e: ResultsError) -> (i32, String) {
-    (3, e.to_string())
 }
 
 /// The rounds' cells as one: the first round's cell with every scenario combined over its

@@ -34,12 +34,28 @@ pub struct SavedVms {
 }
 
 /// A key and its state, or why there is none.
-type Known = (String, Result<PathBuf, String>);
+type Known = (String, Result<PathBuf, SaveFailed>);
 
-/// Why a saved state is not there.
-#[derive(Debug, thiserror::Error)]
+/// Why a saved state is not there (remembered for the run, and shared by its guests: the
+/// cause is kept as its message).
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct SaveFailed(pub String);
+
+/// Why a resumed guest could not be sent on.
+#[derive(Debug, thiserror::Error)]
+pub enum SendOnError {
+    #[error("QEMU's monitor")]
+    Qmp(#[source] crtest_vm::qmp::QmpError),
+    #[error("the resumed guest did not run")]
+    NotRunning(#[source] crtest_vm::saved_vm::SaveError),
+    #[error("control socket {}", path.display())]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 impl From<CacheError> for SaveFailed {
     fn from(e: CacheError) -> Self {
@@ -65,14 +81,14 @@ impl SavedVms {
         qemu_version: &str,
         logs: &Path,
         boot_limit: Duration,
-    ) -> Result<State, String> {
+    ) -> Result<State, SaveFailed> {
         let key = saved_vm::state_key(spec, qemu_version);
         // Held while saving: the other guests of the cell wait for the one state they need.
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
             return r.clone().map(|path| State { path, saved: None });
         }
-        let cache = Cache::from_env().map_err(|e| e.to_string())?;
+        let cache = Cache::from_env()?;
         let slot = slot_of(spec);
         let mut saved = None;
         let r = cache
@@ -96,7 +112,7 @@ impl SavedVms {
                 Ok::<(), SaveFailed>(())
             })
             .map(|dir| dir.join(STATE_FILE))
-            .map_err(|e| e.to_string());
+            .map_err(|e| SaveFailed(crate::diagnose::chain::chain(&e)));
         if r.is_ok() && saved.is_some() {
             drop_replaced(&cache.root().join(KIND), &key, &slot);
         }
@@ -214,17 +230,20 @@ fn save_now(spec: &VmSpec, state: &Path) -> Result<Saved, SaveFailed> {
 /// `go <host time>` on its control port. The connection is returned to be kept open until
 /// the guest is ready: QEMU hands the line to the serial port as fast as the guest drains
 /// its 16-byte FIFO, and drops what is left when the host hangs up.
-pub fn send_on(spec: &VmSpec) -> Result<std::os::unix::net::UnixStream, String> {
+pub fn send_on(spec: &VmSpec) -> Result<std::os::unix::net::UnixStream, SendOnError> {
     let deadline = Instant::now() + RESUME_LIMIT;
-    let mut qmp = Qmp::connect(&spec.qmp_socket(), deadline).map_err(|e| e.to_string())?;
-    saved_vm::wait_running(&mut qmp, deadline).map_err(|e| e.to_string())?;
+    let mut qmp = Qmp::connect(&spec.qmp_socket(), deadline).map_err(SendOnError::Qmp)?;
+    saved_vm::wait_running(&mut qmp, deadline).map_err(SendOnError::NotRunning)?;
     let path = spec.control_socket();
-    let mut control = std::os::unix::net::UnixStream::connect(&path)
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    control
+    let control = |source| SendOnError::Control {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(control)?;
+    stream
         .write_all(go_line(SystemTime::now()).as_bytes())
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    Ok(control)
+        .map_err(control)?;
+    Ok(stream)
 }
 
 /// The line that sends a resumed guest on, with the host's wall clock.

@@ -9,22 +9,40 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-/// Why a path is refused, as a sentence that names it.
-pub fn lexical(rel: &Path) -> Result<(), String> {
-    let shown = rel.display();
+/// Why a path is refused; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("an empty path")]
+    Empty,
+    #[error("`{}` leads out of its folder with `..`", .0.display())]
+    Parent(PathBuf),
+    #[error("`{}` is absolute: paths are relative to the scenario's folder", .0.display())]
+    Absolute(PathBuf),
+    #[error("`{}`", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{}` leads out of {} through a symlink (to {})", rel.display(), root.display(), to.display())]
+    Escapes {
+        rel: PathBuf,
+        root: PathBuf,
+        to: PathBuf,
+    },
+}
+
+/// Refuses a path that is empty, absolute or has a `..`.
+pub fn lexical(rel: &Path) -> Result<(), PathError> {
     if rel.as_os_str().is_empty() {
-        return Err("an empty path".into());
+        return Err(PathError::Empty);
     }
     for c in rel.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(format!("`{shown}` leads out of its folder with `..`"));
-            }
+            Component::ParentDir => return Err(PathError::Parent(rel.to_path_buf())),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "`{shown}` is absolute: paths are relative to the scenario's folder"
-                ));
+                return Err(PathError::Absolute(rel.to_path_buf()))
             }
         }
     }
@@ -32,22 +50,27 @@ pub fn lexical(rel: &Path) -> Result<(), String> {
 }
 
 /// `root/rel`, symlinks resolved, when it is inside `root` (resolved too).
-pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, String> {
+pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
     lexical(rel)?;
     let real_root = root
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", root.display()))?;
-    let full = root.join(rel);
-    let real = full
+        .map_err(|source| PathError::Unreadable {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    let real = root
+        .join(rel)
         .canonicalize()
-        .map_err(|e| format!("`{}`: {e}", rel.display()))?;
+        .map_err(|source| PathError::Unreadable {
+            path: rel.to_path_buf(),
+            source,
+        })?;
     if !real.starts_with(&real_root) {
-        return Err(format!(
-            "`{}` leads out of {} through a symlink (to {})",
-            rel.display(),
-            real_root.display(),
-            real.display()
-        ));
+        return Err(PathError::Escapes {
+            rel: rel.to_path_buf(),
+            root: real_root,
+            to: real,
+        });
     }
     Ok(real)
 }
@@ -104,7 +127,7 @@ mod tests {
             ("missing.sh", "No such file"),
             ("", "empty"),
         ] {
-            let e = resolve(&root, Path::new(rel)).unwrap_err();
+            let e = crate::diagnose::chain::chain(&resolve(&root, Path::new(rel)).unwrap_err());
             assert!(e.contains(needle), "{rel}: `{needle}` not in {e}");
         }
     }

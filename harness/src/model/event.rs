@@ -72,16 +72,21 @@ impl Event {
     }
 }
 
+/// A line of the event stream that holds no event (serial noise): the line, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an event: {0}")]
+pub struct NotAnEvent(pub String);
+
 /// One line of the event stream (without its newline): `None` when blank, else the event or,
-/// for serial noise, invalid UTF-8 and anything else that is not an event, `Err(line)`.
+/// for serial noise, invalid UTF-8 and anything else that is not an event, the line.
 /// serde_json refuses nesting deeper than 128, so no line can exhaust the stack.
-pub fn parse_line(line: &[u8]) -> Option<Result<Event, String>> {
+pub fn parse_line(line: &[u8]) -> Option<Result<Event, NotAnEvent>> {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\0');
     if text.is_empty() {
         return None;
     }
-    Some(serde_json::from_str(text).map_err(|_| text.to_string()))
+    Some(serde_json::from_str(text).map_err(|_| NotAnEvent(text.to_string())))
 }
 
 #[cfg(test)]
@@ -93,7 +98,10 @@ mod tests {
         let ev = Event::ScenarioStarted { name: "a".into() };
         let line = ev.to_line().replace('\n', "\r\n");
         assert_eq!(parse_line(line.as_bytes()), Some(Ok(ev)));
-        assert_eq!(parse_line(b"garbage\r"), Some(Err("garbage".to_string())));
+        assert_eq!(
+            parse_line(b"garbage\r"),
+            Some(Err(NotAnEvent("garbage".to_string())))
+        );
         assert_eq!(parse_line(b"\0\r"), None);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(parse_line(deep.as_bytes()), Some(Err(_))));

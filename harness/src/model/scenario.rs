@@ -337,10 +337,10 @@ fn external(
     }
     confine_files(&mut e.files, base, "external.files", invalid)?;
     for c in &e.collect {
-        crate::model::confine::lexical(c).map_err(|m| {
+        crate::model::confine::lexical(c).map_err(|e| {
             invalid(
                 "external.collect",
-                format!("{m} (collect names files of the working directory)"),
+                format!("{e} (collect names files of the working directory)"),
             )
         })?;
     }
@@ -403,7 +403,7 @@ fn target_of(
                     "`command` and `check` must not be empty".into(),
                 ));
             }
-            ready_spec(&p.ready).map_err(|m| invalid("program.ready", m))?;
+            ready_spec(&p.ready).map_err(|e| invalid("program.ready", e.to_string()))?;
             confine_files(&mut p.files, base, "program.files", invalid)?;
             Ok(Target::Program(p))
         }
@@ -450,7 +450,7 @@ fn check_limits(file: &ScenarioFile, invalid: &Invalid) -> Result<(), ScenarioEr
             ("vnc.type-before", &v.type_before),
             ("vnc.type-after", &v.type_after),
         ] {
-            crate::vnc::rfb::parse_keys(text).map_err(|m| invalid(key, m))?;
+            crate::vnc::rfb::parse_keys(text).map_err(|e| invalid(key, e.to_string()))?;
         }
         if v.expect_file.is_some() != v.expect_text.is_some() {
             return Err(invalid(
@@ -467,7 +467,7 @@ fn check_limits(file: &ScenarioFile, invalid: &Invalid) -> Result<(), ScenarioEr
     }
     for ig in &file.expect.visible_state_ignore {
         ig.validate()
-            .map_err(|m| invalid("expect.visible-state-ignore", m))?;
+            .map_err(|e| invalid("expect.visible-state-ignore", e.to_string()))?;
     }
     Ok(())
 }
@@ -523,7 +523,8 @@ fn confine_files(
     invalid: &dyn Fn(&'static str, String) -> ScenarioError,
 ) -> Result<(), ScenarioError> {
     for f in files {
-        *f = crate::model::confine::resolve(base, f).map_err(|m| invalid(key, m))?;
+        *f = crate::model::confine::resolve(base, f)
+            .map_err(|e| invalid(key, crate::diagnose::chain::chain(&e)))?;
     }
     Ok(())
 }
@@ -887,14 +888,24 @@ pub enum ReadySpec {
     DelayMs(u64),
 }
 
-pub fn ready_spec(text: &str) -> Result<ReadySpec, String> {
+/// A `ready` that is neither `file:NAME` nor `delay-ms:N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadySpecError {
+    #[error("`{0}`: delay-ms needs a number")]
+    NotANumber(String),
+    #[error("`{0}`: use `file:NAME` or `delay-ms:N`")]
+    Unknown(String),
+}
+
+/// Reads a program's `ready`: `file:NAME` (a name in the working directory) or `delay-ms:N`.
+pub fn ready_spec(text: &str) -> Result<ReadySpec, ReadySpecError> {
     match text.split_once(':') {
         Some(("file", f)) if !f.is_empty() && !f.contains('/') => Ok(ReadySpec::File(f.into())),
         Some(("delay-ms", n)) => n
             .parse()
             .map(ReadySpec::DelayMs)
-            .map_err(|_| format!("`{text}`: delay-ms needs a number")),
-        _ => Err(format!("`{text}`: use `file:NAME` or `delay-ms:N`")),
+            .map_err(|_| ReadySpecError::NotANumber(text.to_string())),
+        _ => Err(ReadySpecError::Unknown(text.to_string())),
     }
 }
 

@@ -43,6 +43,15 @@ pub fn kind_names() -> impl Iterator<Item = &'static str> {
     KINDS.iter().map(|(k, _)| *k)
 }
 
+/// Why a relaxation is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IgnoreError {
+    #[error("unknown item `{item}`: its kind must be one of {kinds}")]
+    UnknownKind { item: String, kinds: String },
+    #[error("item `{0}` needs a reason")]
+    NoReason(String),
+}
+
 /// One relaxation: differences of `item` do not fail the scenario; they are listed as
 /// ignored, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,18 +64,17 @@ pub struct Ignore {
 }
 
 impl Ignore {
-    /// The item's kind when it is one of [`KINDS`], else the message for the user.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks that the item's kind is one of [`KINDS`] and that it says why.
+    pub fn validate(&self) -> Result<(), IgnoreError> {
         let kind = self.item.split('.').next().unwrap_or("");
         if !kind_names().any(|k| k == kind) {
-            return Err(format!(
-                "unknown item `{}`: its kind must be one of {}",
-                self.item,
-                kind_names().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(IgnoreError::UnknownKind {
+                item: self.item.clone(),
+                kinds: kind_names().collect::<Vec<_>>().join(", "),
+            });
         }
         if self.reason.trim().is_empty() {
-            return Err(format!("item `{}` needs a reason", self.item));
+            return Err(IgnoreError::NoReason(self.item.clone()));
         }
         Ok(())
     }
@@ -159,14 +167,15 @@ mod tests {
     fn relaxations_are_checked() {
         assert!(ig("maps").validate().is_ok());
         assert!(ig("fds.pos").validate().is_ok());
-        let e = ig("memory").validate().unwrap_err();
+        let e = ig("memory").validate().unwrap_err().to_string();
         assert!(e.contains("unknown item `memory`"), "{e}");
         let e = Ignore {
             item: "maps".into(),
             reason: " ".into(),
         }
         .validate()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs a reason"), "{e}");
     }
 }

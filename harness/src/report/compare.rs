@@ -14,27 +14,8 @@
 
 use crate::model::outcome::{Outcome, ScenarioResult};
 use crate::results::run::{CellReport, RunReport};
-use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::PathBuf;
-
-#[derive(Debug, Args)]
-pub struct CompareArgs {
-    /// The older run: a run directory, its run.json, or a results root (its `latest`).
-    pub old: PathBuf,
-    /// The newer run, given the same way.
-    pub new: PathBuf,
-    /// Report checkpoint/restore time changes beyond this percentage.
-    #[arg(long, default_value_t = 25.0, value_name = "PCT")]
-    pub threshold_pct: f64,
-    /// ... and beyond this many milliseconds.
-    #[arg(long, default_value_t = 50, value_name = "MS")]
-    pub threshold_ms: u64,
-    /// Print the comparison as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
@@ -308,28 +289,6 @@ pub fn render(c: &Comparison, threshold_pct: f64, threshold_ms: u64) -> String {
     out
 }
 
-/// `crtest compare`: exit 0 without regressions, 1 with, 2 when a run cannot be read.
-pub fn run(args: &CompareArgs) -> i32 {
-    let load = |p: &std::path::Path| crate::results::run::load_run(p).map(|(_, r)| r);
-    let (old, new) = match (load(&args.old), load(&args.new)) {
-        (Ok(o), Ok(n)) => (o, n),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("crtest: {e}");
-            return 2;
-        }
-    };
-    let c = compare(&old, &new, args.threshold_pct, args.threshold_ms);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&c).expect("comparison serialises")
-        );
-    } else {
-        print!("{}", render(&c, args.threshold_pct, args.threshold_ms));
-    }
-    i32::from(c.has_regressions())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,30 +344,5 @@ mod tests {
         new.cells.remove(3);
         let c = compare(&old, &new, 25.0, 50);
         assert_eq!(c.cells_gone, ["kernel-sid+userland-trixie"]);
-    }
-
-    #[test]
-    fn run_reads_dirs_and_exits_by_regressions() {
-        let t = tempfile::tempdir().unwrap();
-        let write = |name: &str, r: &RunReport| {
-            let d = t.path().join(name);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("run.json"), serde_json::to_string(r).unwrap()).unwrap();
-            d
-        };
-        let old = fixtures::matrix_report();
-        let mut new = old.clone();
-        new.cells[0].scenarios[0].outcome = Outcome::Panic;
-        let (a, b) = (write("a", &old), write("b", &new));
-        let args = |o: PathBuf, n: PathBuf| CompareArgs {
-            old: o,
-            new: n,
-            threshold_pct: 25.0,
-            threshold_ms: 50,
-            json: true,
-        };
-        assert_eq!(run(&args(a.clone(), a.clone())), 0);
-        assert_eq!(run(&args(a.clone(), b.join("run.json"))), 1);
-        assert_eq!(run(&args(a, t.path().join("missing"))), 2);
     }
 }

@@ -16,56 +16,9 @@ use crate::model::outcome::{Outcome, ScenarioResult};
 use crate::results::run::{CellReport, KernelInfo, RunReport};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-#[derive(Debug, clap::Args)]
-pub struct ExportArgs {
-    /// Write a KCIDB JSON document (`kcidb.json`) into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub kcidb: PathBuf,
-    /// The origin (CI system) the objects are submitted as: `[a-z0-9_]+`.
-    #[arg(long, default_value = "crtest")]
-    pub origin: String,
-    /// Runs: run directories (of `run`, `matrix` or `merge`), their run.json, or results
-    /// roots (their `latest`).
-    #[arg(required = true, value_name = "RUN")]
-    pub runs: Vec<PathBuf>,
-}
 
 /// The file `export --kcidb DIR` writes.
 pub const KCIDB_FILE: &str = "kcidb.json";
-
-/// `crtest export`: 0 written, 2 a run that cannot be read or a bad origin, 3 unwritable.
-pub fn run(args: &ExportArgs) -> i32 {
-    if let Err(e) = check_origin(&args.origin) {
-        eprintln!("crtest: {e}");
-        return 2;
-    }
-    let mut runs = Vec::new();
-    for p in &args.runs {
-        match crate::results::run::load_run(p) {
-            Ok((_, r)) => runs.push(r),
-            Err(e) => {
-                eprintln!("crtest: {e}");
-                return 2;
-            }
-        }
-    }
-    let doc = render(&runs, &args.origin);
-    let path = args.kcidb.join(KCIDB_FILE);
-    let text = serde_json::to_string_pretty(&doc).expect("a JSON value serialises");
-    match std::fs::create_dir_all(&args.kcidb).and_then(|()| std::fs::write(&path, text + "\n")) {
-        Ok(()) => {
-            let n = doc["tests"].as_array().map_or(0, Vec::len);
-            eprintln!("crtest: {n} tests written to {}", path.display());
-            0
-        }
-        Err(e) => {
-            eprintln!("crtest: cannot write {}: {e}", path.display());
-            3
-        }
-    }
-}
 
 /// The schema version written.
 pub const SCHEMA: (u32, u32) = (5, 3);

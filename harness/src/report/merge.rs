@@ -9,18 +9,7 @@
 //! disjoint, and any other file already present is kept under `<name>.<run-id>`.
 
 use crate::results::run::{self as results, CellReport, MatrixCell, MatrixInfo, RunDir, RunReport};
-use clap::Args;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Args)]
-pub struct MergeArgs {
-    /// Run directories (or their run.json, or results roots whose `latest` is meant).
-    #[arg(required = true, value_name = "DIR")]
-    pub inputs: Vec<PathBuf>,
-    /// Where the merged run directory goes; `latest` links to it.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -56,6 +45,13 @@ pub enum MergeError {
     },
     #[error(transparent)]
     Results(#[from] results::ResultsError),
+}
+
+impl MergeError {
+    /// Whether the shards are at fault (unreadable, overlapping, malformed), not the disk.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, MergeError::Copy { .. } | MergeError::Results(_))
+    }
 }
 
 /// Joins reports (pure: the files are copied by [`merge_into`]). The first input's run id
@@ -337,7 +333,7 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
                 return Err(bad("a cell id must be a plain name".into()));
             }
             if let Some(d) = r.matrix_cell(&c.id).and_then(|m| m.dir.as_ref()) {
-                crate::model::confine::lexical(Path::new(d)).map_err(bad)?;
+                crate::model::confine::lexical(Path::new(d)).map_err(|e| bad(e.to_string()))?;
             }
             if r.matrix_cell(&c.id).and_then(|m| m.dir.as_ref()).is_none() && r.cells.len() > 1 {
                 return Err(MergeError::NoCellDir {
@@ -382,28 +378,6 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
         run.save()?;
     }
     Ok(run)
-}
-
-/// `crtest merge`: exit 0 when every merged scenario is good, 1 otherwise, 2 on bad input.
-pub fn run(args: &MergeArgs) -> i32 {
-    match merge_into(&args.inputs, &args.results) {
-        Ok(run) => {
-            if let Err(e) = crate::report::views::write_views(&run.dir, &run.report) {
-                eprintln!("crtest: writing report.html, summary.md, history: {e}");
-            }
-            eprint!("{}", crate::report::views::terminal_summary(&run.report));
-            eprintln!("merged into {}", run.dir.display());
-            i32::from(run.any_bad())
-        }
-        Err(e @ (MergeError::Copy { .. } | MergeError::Results(_))) => {
-            eprintln!("crtest: {e}");
-            3
-        }
-        Err(e) => {
-            eprintln!("crtest: {e}");
-            2
-        }
-    }
 }
 
 #[cfg(test)]
@@ -504,11 +478,9 @@ mod tests {
             own.cells[0].scenarios[0].artifacts,
             ["scenarios/counterloop/dump-1.log"]
         );
-        let code = super::run(&MergeArgs {
-            inputs: inputs.clone(),
-            results: t.path().join("merged2"),
-        });
-        assert_eq!(code, 1, "the fixture has failures");
+        let again = merge_into(&inputs, &t.path().join("merged2")).unwrap();
+        crate::report::views::write_views(&again.dir, &again.report).unwrap();
+        assert!(again.any_bad(), "the fixture has failures");
         let latest = t.path().join("merged2/latest");
         assert!(latest.join("report.html").is_file() && latest.join("summary.md").is_file());
     }

@@ -391,9 +391,20 @@ fn encoding_name(e: i32) -> &'static str {
     }
 }
 
+/// Why a text cannot be typed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    #[error("unterminated `{{` at offset {at}")]
+    Unterminated { at: usize },
+    #[error("unknown key name `{{{name}}}` at offset {at}")]
+    UnknownName { name: String, at: usize },
+    #[error("character {c:?} at offset {at} is not printable ASCII")]
+    NotAscii { c: char, at: usize },
+}
+
 /// Keysyms for a text: printable ASCII as itself, `\n` as Return, `{{` a literal `{`, and
 /// `{Return}`, `{Escape}`, `{Tab}`, `{BackSpace}`, `{Up}`, `{Down}`, `{Left}`, `{Right}`.
-pub fn parse_keys(text: &str) -> Result<Vec<u32>, String> {
+pub fn parse_keys(text: &str) -> Result<Vec<u32>, KeysError> {
     let mut keys = Vec::new();
     let mut chars = text.char_indices();
     while let Some((at, c)) = chars.next() {
@@ -406,20 +417,18 @@ pub fn parse_keys(text: &str) -> Result<Vec<u32>, String> {
                     u32::from('{')
                 } else {
                     let Some(end) = rest.find('}') else {
-                        return Err(format!("unterminated `{{` at offset {at}"));
+                        return Err(KeysError::Unterminated { at });
                     };
                     let name = &rest[..end];
                     chars.nth(name.chars().count()); // past the name and `}`
-                    named_key(name)
-                        .ok_or_else(|| format!("unknown key name `{{{name}}}` at offset {at}"))?
+                    named_key(name).ok_or_else(|| KeysError::UnknownName {
+                        name: name.to_string(),
+                        at,
+                    })?
                 }
             }
             ' '..='~' => u32::from(c),
-            _ => {
-                return Err(format!(
-                    "character {c:?} at offset {at} is not printable ASCII"
-                ))
-            }
+            _ => return Err(KeysError::NotAscii { c, at }),
         };
         keys.push(key);
     }
@@ -466,7 +475,7 @@ mod tests {
     #[case("caf\u{e9}", "character 'é' at offset 3 is not printable ASCII")]
     #[case("a\tb", "character '\\t' at offset 1 is not printable ASCII")]
     fn parse_keys_errors(#[case] text: &str, #[case] message: &str) {
-        assert_eq!(parse_keys(text), Err(message.to_string()));
+        assert_eq!(parse_keys(text).unwrap_err().to_string(), message);
     }
 
     /// What the scripted server does, in order.

@@ -40,24 +40,44 @@ struct File {
     known: Vec<Known>,
 }
 
+/// Why a rules text is refused; each but the first names the rule by its tests.
+#[derive(Debug, thiserror::Error)]
+pub enum KnownError {
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error("{tests:?}")]
+    Range {
+        tests: Vec<String>,
+        #[source]
+        source: crate::diagnose::version::RangeError,
+    },
+    #[error("{0:?}: outcome must be `fail`, `skip` or `visible`")]
+    Outcome(Vec<String>),
+    #[error("{0:?}: `visible-state-ignore` goes with outcome `visible`, and only with it")]
+    IgnoreWithoutVisible(Vec<String>),
+    #[error("{tests:?}")]
+    Ignore {
+        tests: Vec<String>,
+        #[source]
+        source: crate::model::visible::IgnoreError,
+    },
+}
+
 /// Parses a rules text, checking every range and outcome.
-pub fn parse(text: &str) -> Result<Vec<Known>, String> {
-    let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse(text: &str) -> Result<Vec<Known>, KnownError> {
+    let f: File = toml::from_str(text)?;
     for k in &f.known {
         for r in [&k.zdtm, &k.criu, &k.kernel].into_iter().flatten() {
-            parse_range(r).map_err(|e| format!("{:?}: {e}", k.tests))?;
+            parse_range(r).map_err(|source| KnownError::Range {
+                tests: k.tests.clone(),
+                source,
+            })?;
         }
         if !["fail", "skip", "visible"].contains(&k.outcome.as_str()) {
-            return Err(format!(
-                "{:?}: outcome must be `fail`, `skip` or `visible`",
-                k.tests
-            ));
+            return Err(KnownError::Outcome(k.tests.clone()));
         }
         if (k.outcome == "visible") == k.visible_state_ignore.is_empty() {
-            return Err(format!(
-                "{:?}: `visible-state-ignore` goes with outcome `visible`, and only with it",
-                k.tests
-            ));
+            return Err(KnownError::IgnoreWithoutVisible(k.tests.clone()));
         }
         for item in &k.visible_state_ignore {
             crate::model::visible::Ignore {
@@ -65,7 +85,10 @@ pub fn parse(text: &str) -> Result<Vec<Known>, String> {
                 reason: k.reason.clone(),
             }
             .validate()
-            .map_err(|e| format!("{:?}: {e}", k.tests))?;
+            .map_err(|source| KnownError::Ignore {
+                tests: k.tests.clone(),
+                source,
+            })?;
         }
     }
     Ok(f.known)

@@ -95,13 +95,14 @@ impl From<crtest_vm::criu_build::CriuBuildError> for PrepareError {
 }
 
 impl PrepareError {
-    /// 2 for bad input (a user's kernel that is not one), 3 for infrastructure.
-    pub fn exit_code(&self) -> i32 {
+    /// Whether the input is at fault (a user's kernel or CRIU tree that is not one), not
+    /// the host.
+    pub fn is_bad_input(&self) -> bool {
         match self {
-            PrepareError::Kernel(e) if e.is_bad_input() => 2,
-            PrepareError::CriuTree(e) if e.is_bad_input() => 2,
-            PrepareError::CriuBuild(e) | PrepareError::ZdtmBuild(e) => e.exit_code(),
-            _ => 3,
+            PrepareError::Kernel(e) => e.is_bad_input(),
+            PrepareError::CriuTree(e) => e.is_bad_input(),
+            PrepareError::CriuBuild(e) | PrepareError::ZdtmBuild(e) => e.is_bad_input(),
+            _ => false,
         }
     }
 }

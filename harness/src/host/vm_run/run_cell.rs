@@ -200,7 +200,7 @@ impl Guests<'_> {
                 }
                 boot.incoming = Some(state.path);
             }
-            Err(why) => self.no_more_resumes(why, rec),
+            Err(why) => self.no_more_resumes(why.to_string(), rec),
         }
     }
 

@@ -82,9 +82,10 @@ impl<'a> Boot<'a> {
         &self,
         saved: &crate::host::resume::SavedVms,
         run_dir: &Path,
-    ) -> Result<crate::host::resume::State, String> {
-        let sockets = crate::host::resume::sockets_dir()
-            .map_err(|e| format!("cannot make a folder for QEMU's sockets: {e}"))?;
+    ) -> Result<crate::host::resume::State, crate::host::resume::SaveFailed> {
+        let sockets = crate::host::resume::sockets_dir().map_err(|e| {
+            crate::host::resume::SaveFailed(format!("cannot make a folder for QEMU's sockets: {e}"))
+        })?;
         let spec = VmSpec {
             save_mode: true,
             ..self.spec(
@@ -161,8 +162,9 @@ impl<'a> Boot<'a> {
         if self.incoming.is_some() {
             match crate::host::resume::send_on(&spec) {
                 Ok(c) => _control = Some(c),
-                Err(why) => {
+                Err(e) => {
                     qemu.kill();
+                    let why = crate::diagnose::chain::chain(&e);
                     let log = std::fs::read_to_string(&qemu_log).unwrap_or_default();
                     let said = crtest_vm::command::tail_lines(&log, 3).join(" / ");
                     return Ok(BootEnd::ResumeFailed(if said.is_empty() {

@@ -1,0 +1,476 @@
+//! Every option of `crtest`, as clap reads it, and what each turns into for the library
+//! (its plain option structs). The library never sees clap.
+
+use crate::host::catalog::CatalogOptions;
+use crate::host::cell_choice::CellSpec;
+use crate::host::shard::Shard;
+use crate::host::vm_run::{self, CellOptions};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crtest",
+    version,
+    about = "Checkpoint/restart test and compatibility harness"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios on a cell (a kernel and a guest userland in QEMU), or on the host.
+    Run(RunArgs),
+    /// List the scenarios with their tags.
+    List(CatalogArgs),
+    /// Read a CRIU image directory: the task tree, versions, statistics, errors in its logs.
+    Ckptinfo(CkptinfoArgs),
+    /// Do this kernel and these C/R tools work together? Versions, kernel options,
+    /// `criu check`, known incompatibilities, and a verdict (exit 0 compatible, 1 not).
+    Doctor(DoctorArgs),
+    /// Rerun one scenario keeping everything (criu -v4 logs, images, full console) and
+    /// print its failure report and where everything is.
+    Repro(ReproArgs),
+    /// Measure boot, per-scenario overhead, a large checkpoint, and one boot for all
+    /// scenarios against one boot each, over several repetitions.
+    Bench(BenchArgs),
+    /// Run the scenarios on every kernel x userland cell, several guests at once; writes
+    /// run.json, junit.xml, report.html and summary.md.
+    Matrix(MatrixArgs),
+    /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
+    Compare(CompareArgs),
+    /// Runs in other formats: `--kcidb DIR` writes a KernelCI KCIDB document.
+    Export(ExportArgs),
+    /// Join shard runs (`matrix --shard i/n`) into one run directory.
+    Merge(MergeArgs),
+    /// Kernels for the guest: `kernel build --source DIR` builds one with the required options.
+    Kernel(KernelArgs),
+    /// Install the host packages the main job (or, with --tests, the test suite) needs; as
+    /// non-root, print the apt-get command instead (exit 3).
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Add the scenario files of this directory to the catalog (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dirs: Vec<PathBuf>,
+    /// Only scenarios with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tag: Vec<String>,
+    /// Add CRIU's zdtm tests of this CRIU source tree (`zdtm/static/NAME`, tagged `zdtm`),
+    /// built for the userland's suite.
+    #[arg(long, value_name = "DIR")]
+    pub zdtm: Option<PathBuf>,
+    /// Who runs the zdtm tests: `native` (this harness, the default) or `zdtm.py` (the
+    /// tree's own runner, in a userland variant with its python), to compare verdicts.
+    #[arg(long, value_name = "RUNNER", default_value = "native", value_parser = ["native", "zdtm.py"], requires = "zdtm")]
+    pub zdtm_runner: String,
+}
+
+impl CatalogArgs {
+    pub fn options(&self) -> CatalogOptions {
+        CatalogOptions {
+            scenario_dirs: self.scenario_dirs.clone(),
+            tag: self.tag.clone(),
+            zdtm: self.zdtm.clone(),
+            zdtm_py: self.zdtm_runner == "zdtm.py",
+        }
+    }
+}
+
+/// The cell options of a command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CellArgs {
+    /// The kernel: a Debian suite whose linux-image-amd64 is fetched (bookworm,
+    /// bookworm-backports, trixie, sid), or the path of a bzImage (or of a directory from
+    /// `crtest kernel build`). Default: the host's suite.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub kernel: Option<String>,
+    /// The modules of a --kernel PATH (`lib/modules/<release>`, or a root holding it).
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub modules: Option<PathBuf>,
+    /// The .config of a --kernel PATH.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub config: Option<PathBuf>,
+    /// The guest userland, a Debian suite: bookworm (criu 3.17, lxc 5.0), trixie (criu 4.1,
+    /// lxc 6.0), sid (criu 4.2, lxc 7.0). Default: the host's suite.
+    #[arg(long, alias = "suite", value_name = "NAME")]
+    pub userland: Option<String>,
+    /// The criu: `package` (default) or the userland's suite name for the userland's own
+    /// package, or the path of a CRIU source tree (a git checkout or an unpacked release),
+    /// built for the userland's suite and installed in place of the package's.
+    #[arg(long, value_name = "SOURCE")]
+    pub criu: Option<String>,
+}
+
+impl CellArgs {
+    pub fn spec(&self) -> CellSpec {
+        CellSpec {
+            kernel: self.kernel.clone(),
+            modules: self.modules.clone(),
+            config: self.config.clone(),
+            userland: self.userland.clone(),
+            criu: self.criu.clone(),
+        }
+    }
+}
+
+/// Which cell: the kernel and the guest userland, and the guest's size.
+#[derive(Debug, Args)]
+pub struct CellFlags {
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// A guest of its own for every scenario, each resumed from the saved ready state (or
+    /// booted, with --boot-each).
+    #[arg(long)]
+    pub pristine: bool,
+    /// Boot every guest; do not save the ready guest nor resume from a saved state.
+    #[arg(long)]
+    pub boot_each: bool,
+}
+
+impl CellFlags {
+    /// How the cell's guests start, as these flags say.
+    pub fn guests(&self, cell: vm_run::Cell) -> vm_run::Cell {
+        vm_run::Cell {
+            pristine: self.pristine,
+            saved_vms: (!self.boot_each).then(Default::default),
+            ..cell
+        }
+    }
+
+    /// The cell options, with the zdtm tree of `zdtm`.
+    pub fn options(
+        &self,
+        zdtm: Option<PathBuf>,
+    ) -> Result<CellOptions, crate::host::cell_choice::ChoiceError> {
+        let choice = self.cell.spec().choice()?;
+        Ok(CellOptions {
+            kernel: choice.kernel,
+            suite: Some(choice.userland),
+            criu: choice.criu,
+            zdtm,
+            memory_mib: self.memory,
+            cpus: self.cpus,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Only these scenarios (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// Where run directories go; `latest` links to the newest.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Run on this machine's kernel with its criu instead of a VM (root only).
+    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
+    pub host: bool,
+    /// Stop the whole run after this many seconds; unfinished scenarios are marked.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout_s: Option<u64>,
+    /// Guests at once: the scenarios are dealt into this many shards, each in its own VM
+    /// with one vCPU (default: the number of cores; 1 = one guest with --cpus vCPUs).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Keep the criu images of passing scenarios too (always kept on failure).
+    #[arg(long)]
+    pub keep_images: bool,
+    /// Run the selection this many times, each round in fresh guests (`rounds/<i>/`); a
+    /// scenario that passed on some rounds only is `flaky`, every attempt kept.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Show every step and the QEMU command line.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The packages of every test of the workspace, not only the main job's.
+    #[arg(long)]
+    pub tests: bool,
+    /// Only print the packages, one a line; install nothing.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Repetitions of each measurement.
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
+    /// The scenarios to time (default: the three of the end-to-end issue).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "counterloop,fileio1,ptree1"
+    )]
+    pub scenario: Vec<String>,
+    /// A large-memory scenario whose checkpoint and restore are timed (skipped if absent).
+    #[arg(long, default_value = "bigmem")]
+    pub big: String,
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Check this machine's kernel and criu instead of a VM (root only).
+    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
+    pub host: bool,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the doctor's run directory goes (console log, probe outputs).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The scenario to rerun.
+    pub scenario: String,
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Add the scenario files of this directory to the catalog (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dirs: Vec<PathBuf>,
+    /// Add the zdtm tests of this CRIU source tree (see `run --zdtm`).
+    #[arg(long, value_name = "DIR")]
+    pub zdtm: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CkptinfoArgs {
+    /// A CRIU image directory (e.g. results/latest/scenarios/ptree1/images-1).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print only the pids of the checkpointed processes, one per line, in tree order.
+    #[arg(short = 'p', long = "pids")]
+    pub pids: bool,
+    /// Also print the errors of the criu logs in DIR and beside it, with their errno.
+    #[arg(short = 'e', long = "errors")]
+    pub errors: bool,
+    /// Also list every file in DIR with its image type and size.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Print the same as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CkptinfoArgs {
+    pub fn options(&self) -> crate::ckpt::info::Options {
+        crate::ckpt::info::Options {
+            dir: self.dir.clone(),
+            pids: self.pids,
+            errors: self.errors,
+            verbose: self.verbose,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Only these scenarios (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// Kernels (comma-separated): Debian suites (bookworm, bookworm-backports, trixie, sid)
+    /// or paths of bzImages / `crtest kernel build` directories.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAME|PATH,...",
+        default_value = "bookworm,trixie,sid"
+    )]
+    pub kernels: Vec<String>,
+    /// Guest userlands (comma-separated Debian suites).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAME,...",
+        default_value = "bookworm,trixie,sid"
+    )]
+    pub userlands: Vec<String>,
+    /// The criu of the cells (comma-separated): `package` (the default: each userland's
+    /// own), a suite name (that userland's package; pairs only with that userland), or paths
+    /// of CRIU source trees, each built for every userland (a column per userland and tree).
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE,...")]
+    pub criu: Vec<String>,
+    /// Guests run at once (default: the number of cores).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run only this share of the (cell, scenario) pairs, e.g. 2/4 (see `crtest merge`).
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<Shard>,
+    /// Where run directories go; `latest` links to the newest.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// vCPUs per guest (default: 2 with -j 1, else 1: TCG guests on a shared machine).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Keep the criu images of passing scenarios too.
+    #[arg(long)]
+    pub keep_images: bool,
+    /// Show every step.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl MatrixArgs {
+    pub fn options(&self) -> crate::host::matrix::MatrixOptions {
+        crate::host::matrix::MatrixOptions {
+            kernels: self.kernels.clone(),
+            userlands: self.userlands.clone(),
+            criu: self.criu.clone(),
+            zdtm: self.catalog.zdtm.clone(),
+            jobs: self.jobs,
+            shard: self.shard,
+            results: self.results.clone(),
+            memory: self.memory,
+            cpus: self.cpus,
+            keep_images: self.keep_images,
+            verbose: self.verbose,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The older run: a run directory, its run.json, or a results root (its `latest`).
+    pub old: PathBuf,
+    /// The newer run, given the same way.
+    pub new: PathBuf,
+    /// Report checkpoint/restore time changes beyond this percentage.
+    #[arg(long, default_value_t = 25.0, value_name = "PCT")]
+    pub threshold_pct: f64,
+    /// ... and beyond this many milliseconds.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub threshold_ms: u64,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write a KCIDB JSON document (`kcidb.json`) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub kcidb: PathBuf,
+    /// The origin (CI system) the objects are submitted as: `[a-z0-9_]+`.
+    #[arg(long, default_value = "crtest")]
+    pub origin: String,
+    /// Runs: run directories (of `run`, `matrix` or `merge`), their run.json, or results
+    /// roots (their `latest`).
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run directories (or their run.json, or results roots whose `latest` is meant).
+    #[arg(required = true, value_name = "DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Where the merged run directory goes; `latest` links to it.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KernelArgs {
+    #[command(subcommand)]
+    pub command: KernelCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// Build a guest kernel from a source tree with the required options merged in; prints
+    /// the directory to give to `--kernel`.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The kernel source: a git checkout, an unpacked tarball, or a `.tar.xz`/`.tar.gz`
+    /// (e.g. /usr/src/linux-source-6.1.tar.xz from the linux-source-6.1 package).
+    #[arg(long, value_name = "DIR|TARBALL")]
+    pub source: PathBuf,
+    /// Start from this .config instead of `make defconfig`.
+    #[arg(long, value_name = "FILE")]
+    pub base_config: Option<PathBuf>,
+    /// Stop after configuring and checking the options (no compiling).
+    #[arg(long)]
+    pub config_only: bool,
+    /// Build even when required options did not survive olddefconfig.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Parallel make jobs (default: the number of cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+}
+
+impl BuildArgs {
+    pub fn options(&self) -> crate::host::kernel_build::BuildOptions {
+        crate::host::kernel_build::BuildOptions {
+            source: self.source.clone(),
+            base_config: self.base_config.clone(),
+            config_only: self.config_only,
+            allow_missing: self.allow_missing,
+            jobs: self.jobs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        cell: CellArgs,
+    }
+
+    #[test]
+    fn suite_is_a_hidden_alias_of_userland() {
+        let t = T::try_parse_from(["t", "--suite", "trixie", "--kernel", "sid"]).unwrap();
+        assert_eq!(t.cell.userland.as_deref(), Some("trixie"));
+        let c = t.cell.spec().choice().unwrap();
+        assert_eq!(c.kernel_label, "sid");
+        assert_eq!(c.userland, "trixie");
+        assert!(T::try_parse_from(["t", "--modules", "/m"]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
