@@ -225,3 +225,10 @@ fn a_criu_source_that_is_not_a_tree_says_what_it_lacks() {
     let out = crtest(&["matrix", "--userlands", "bookworm", "--criu", "trixie"]);
     check(&out, 2, "`trixie` is not among --userlands");
 }
+
+#[test]
+fn zdtm_tests_are_not_run_on_the_host() {
+    let out = crtest(&["run", "--host", "--zdtm", "/nonexistent", "--scenario", "x"]);
+    check(&out, 2, "--zdtm");
+    check(&out, 2, "cannot be used with");
+}

@@ -166,7 +166,45 @@ fn main() {
         });
         trials.push(trial.with_ignored_flag(unavailable.is_some() && !require));
     }
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    flaky_summary(&shared);
+    conclusion.exit();
+}
+
+/// libtest has no `flaky` verdict: the trial of a scenario that passed only when retried
+/// passes, and the scenarios are named again here, after the summary, with where their
+/// failed attempt is (and in `flaky.txt` beside the runs, for CI to keep).
+fn flaky_summary(shared: &Shared) {
+    let Some(Ok(runs)) = shared.get() else {
+        return;
+    };
+    let flaky: Vec<String> = runs
+        .got
+        .iter()
+        .filter(|g| g.result.outcome == Outcome::Flaky)
+        .map(|g| {
+            let first = g.result.attempts.first();
+            let why = first
+                .and_then(|a| a.failure.as_ref())
+                .map_or(String::new(), |f| format!(": {}: {}", f.step, f.message));
+            format!(
+                "{} (first attempt in {}{why})",
+                g.result.name,
+                g.run_dir.display()
+            )
+        })
+        .collect();
+    if flaky.is_empty() {
+        return;
+    }
+    let text = format!(
+        "FLAKY: {} scenario(s) passed only when retried:\n  {}\n",
+        flaky.len(),
+        flaky.join("\n  ")
+    );
+    eprint!("\n{text}");
+    let root = crtest::host::guest_build::workspace_root().join("target/vm-test-results");
+    let _ = std::fs::write(root.join("flaky.txt"), text);
 }
 
 type Fault = fn(vm_run::Cell) -> Result<(), String>;

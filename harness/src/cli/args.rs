@@ -177,8 +177,9 @@ pub struct RunArgs {
     pub results: PathBuf,
     #[command(flatten)]
     pub cell: CellFlags,
-    /// Run on this machine's kernel with its criu instead of a VM (root only).
-    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
+    /// Run on this machine's kernel with its criu instead of a VM (root only; not with
+    /// --zdtm, whose tests run from the tree built into a guest's data disk).
+    #[arg(long, conflicts_with_all = ["kernel", "userland", "criu", "zdtm"])]
     pub host: bool,
     /// Stop the whole run after this many seconds; unfinished scenarios are marked.
     #[arg(long, value_name = "SECONDS")]

@@ -126,6 +126,19 @@ pub fn run_host(
     };
     let (scenarios, skipped) = crate::model::requirements::partition(scenarios, &facts);
     rec.decided(skipped);
+    // The same skip policy for zdtm tests as in a guest; the host has no built tree.
+    let zdtm_facts = crate::zdtm::known::CellFacts {
+        zdtm: None,
+        criu: facts.criu.clone(),
+        kernel: facts.kernel_release.clone(),
+        suite: "host".into(),
+    };
+    let (scenarios, skipped) = crate::zdtm::partition::partition(
+        scenarios,
+        &zdtm_facts,
+        Err("zdtm tests run in a guest, from the tree built into its data disk: not with --host"),
+    );
+    rec.decided(skipped);
     for sc in &scenarios {
         if let Some(sig) = crate::host::interrupt::requested() {
             let mut r = crate::model::outcome::ScenarioResult::without_steps(

@@ -7,13 +7,14 @@ use crate::zdtm::known::CellFacts;
 use crtest_vm::zdtm_build::ZdtmBuild;
 
 /// The zdtm scenarios a cell cannot run, as skips with the reason: one whose `.desc` the
-/// harness does not support, one the cell's `build` lacks (it did not build for the suite,
-/// or the run has no `--zdtm` for this cell), one a shipped rule says is not run there. The
-/// others run, with what the rules expect of them on that cell. Other scenarios pass through.
+/// harness does not support, one the cell's `build` lacks (it did not build for the suite;
+/// `Err` says why the cell has no build at all), one a shipped rule says is not run there.
+/// The others run, with what the rules expect of them on that cell. Other scenarios pass
+/// through.
 pub fn partition(
     scenarios: Vec<Scenario>,
     facts: &CellFacts,
-    build: Option<&ZdtmBuild>,
+    build: Result<&ZdtmBuild, &str>,
 ) -> (Vec<Scenario>, Vec<ScenarioResult>) {
     let mut run = Vec::new();
     let mut skipped = Vec::new();
@@ -25,14 +26,14 @@ pub fn partition(
         };
         let known = crate::zdtm::known::find(&rules, &z.test, facts);
         let why = z.unsupported.clone().or_else(|| match build {
-            None => Some("the cell has no zdtm build (run with --zdtm DIR)".into()),
-            Some(b) if !b.tests.iter().any(|t| t.name == z.test) => {
+            Err(why) => Some(why.to_string()),
+            Ok(b) if !b.tests.iter().any(|t| t.name == z.test) => {
                 Some(match b.build_errors.get(&z.test) {
                     Some(e) => format!("did not build for {}: {e}", b.suite),
                     None => format!("not among the tests built for {}", b.suite),
                 })
             }
-            Some(_) => known
+            Ok(_) => known
                 .filter(|k| k.outcome == "skip")
                 .map(|k| format!("known here: {}", k.reason)),
         });

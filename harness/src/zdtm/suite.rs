@@ -425,6 +425,29 @@ mod tests {
     }
 
     #[test]
+    fn the_partition_skips_what_a_cell_cannot_run_and_passes_the_rest() {
+        let b = build(vec![test("static/pipe00", None)]);
+        let mut all = scenarios(&b, false);
+        all.extend(
+            Scenario::parse(
+                std::path::Path::new("/s/counter.toml"),
+                "description = \"d\"\nworkload = \"counterloop\"\n",
+            )
+            .unwrap(),
+        );
+        let facts = crate::zdtm::known::CellFacts::default();
+        let why = "zdtm tests run in a guest: not with --host";
+        let (run, skipped) = crate::zdtm::partition::partition(all.clone(), &facts, Err(why));
+        assert_eq!(run.len(), 1, "only the workload runs");
+        assert_eq!(run[0].name, "counter");
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].outcome, crate::model::outcome::Outcome::Skip);
+        assert_eq!(skipped[0].detail.as_deref(), Some(why));
+        let (run, skipped) = crate::zdtm::partition::partition(all, &facts, Ok(&b));
+        assert_eq!((run.len(), skipped.len()), (2, 0));
+    }
+
+    #[test]
     fn a_test_that_did_not_build_is_a_skip_with_its_error() {
         let mut b = build(vec![test("static/pipe00", None)]);
         b.not_built = vec!["static/broken00".into()];

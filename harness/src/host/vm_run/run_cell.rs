@@ -51,8 +51,11 @@ pub fn run_cell(
     }
     let (remaining, skipped) = crate::model::requirements::partition(scenarios, &cell.facts());
     rec.decided(skipped);
-    let (mut remaining, skipped) =
-        crate::zdtm::partition::partition(remaining, &zdtm_facts(cell), cell.zdtm.as_ref());
+    let (mut remaining, skipped) = crate::zdtm::partition::partition(
+        remaining,
+        &zdtm_facts(cell),
+        cell.zdtm.as_ref().ok_or(NO_ZDTM_BUILD),
+    );
     rec.decided(skipped);
     let share = rec.run.dir.join(GUEST_DIR);
     std::fs::create_dir_all(&share).map_err(|source| ResultsError::Write {
@@ -114,6 +117,9 @@ fn report_of(cell: &Cell) -> CellReport {
 }
 
 /// What the zdtm rules ask of a cell.
+/// Why a cell skips zdtm scenarios when it has no build of a zdtm tree.
+const NO_ZDTM_BUILD: &str = "the cell has no zdtm build (run with --zdtm DIR)";
+
 fn zdtm_facts(cell: &Cell) -> crate::zdtm::known::CellFacts {
     crate::zdtm::known::CellFacts {
         zdtm: cell.zdtm.as_ref().map(|z| z.version.clone()),
