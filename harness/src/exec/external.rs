@@ -74,7 +74,7 @@ fn run_it(run: &mut Run, ext: &External, kind: StepKind) -> Result<(), StepError
     let first = logs
         .iter()
         .find_map(|t| crate::diagnose::criu_log::first_error_line(t))
-        .or_else(|| crate::exec::lxc_config::first_error(&output))
+        .or_else(|| crate::exec::lxc::config::first_error(&output))
         .or_else(|| crtest_vm::command::tail_lines(&output, 1).pop());
     e.failure.command = Some(line);
     e.failure.exit_status = (!timed_out).then_some(status);

@@ -11,8 +11,6 @@ pub mod criu;
 pub mod executor;
 pub mod external;
 pub mod lxc;
-pub mod lxc_config;
-pub mod lxc_state;
 pub mod proctree;
 pub mod requires;
 pub mod target;

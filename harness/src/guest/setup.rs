@@ -418,7 +418,7 @@ pub fn loopback_up() -> Result<(), SetupError> {
 /// What LXC needs of the guest's network, when the userland has LXC: the `lxcbr0` bridge
 /// Debian's lxc-net service would make (without its dnsmasq). A note for each failure.
 pub fn lxc_network() -> Vec<String> {
-    use crate::exec::lxc_config::{BRIDGE, BRIDGE_ADDRESS};
+    use crate::exec::lxc::config::{BRIDGE, BRIDGE_ADDRESS};
     if !Path::new("/usr/bin/lxc-start").exists() {
         return Vec::new();
     }
@@ -441,9 +441,9 @@ pub fn lxc_network() -> Vec<String> {
 }
 
 /// `/etc/lxc/default.conf` without AppArmor (see
-/// [`crate::exec::lxc_config::unconfined_default_conf`]), when the userland has LXC.
+/// [`crate::exec::lxc::config::unconfined_default_conf`]), when the userland has LXC.
 fn lxc_conf() -> Vec<String> {
-    use crate::exec::lxc_config as conf;
+    use crate::exec::lxc::config as conf;
     if !Path::new("/usr/bin/lxc-start").exists() {
         return Vec::new();
     }

@@ -10,15 +10,15 @@ pub const LXC_PACKAGES: &[&str] = &["lxc", "lxc-tests"];
 
 /// A named set of packages added to the default userland.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Variant {
+pub struct UserlandVariant {
     pub name: &'static str,
     pub packages: &'static [&'static str],
     pub why: &'static str,
 }
 
 /// The variants scenarios may name with `userland-variant`.
-pub const VARIANTS: &[Variant] = &[
-    Variant {
+pub const VARIANTS: &[UserlandVariant] = &[
+    UserlandVariant {
         name: "vnc",
         packages: &[
             "tigervnc-standalone-server",
@@ -30,7 +30,7 @@ pub const VARIANTS: &[Variant] = &[
         ],
         why: "the linux-cr wiki's VNC desktop: Xvnc, twm, xterm, vi, xsetroot",
     },
-    Variant {
+    UserlandVariant {
         name: "zdtm",
         packages: &[
             "mount",
@@ -58,7 +58,7 @@ pub fn suite_packages(variant: &str, suite: &str) -> Vec<&'static str> {
     }
 }
 
-pub fn find(name: &str) -> Option<&'static Variant> {
+pub fn find(name: &str) -> Option<&'static UserlandVariant> {
     VARIANTS.iter().find(|v| v.name == name)
 }
 

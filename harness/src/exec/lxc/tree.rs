@@ -1,0 +1,158 @@
+//! The container's processes as the host sees them: the members below its init, each with
+//! its pid inside the container (`NSpid`) and on the host, and how two trees differ.
+
+use crate::exec::lxc::state::Member;
+use nix::unistd::Pid;
+
+/// The container's processes below its init (host pid `init`), each with its host pid.
+pub(super) fn members(init: Pid) -> Vec<(Pid, Member)> {
+    let status = |p: Pid| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
+    let field = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    // How deep the container's pid namespace is: its init's NSpid has one entry per level.
+    let Some(depth) = status(init)
+        .and_then(|t| field(&t, "NSpid:"))
+        .map(|v| v.split_whitespace().count())
+    else {
+        return Vec::new();
+    };
+    let mut raw = Vec::new();
+    for host in crate::exec::proctree::tree(init) {
+        let Some(text) = status(host) else { continue };
+        let inner = field(&text, "NSpid:").and_then(|v| {
+            v.split_whitespace()
+                .nth(depth - 1)
+                .and_then(|p| p.parse::<i32>().ok())
+        });
+        let ppid = field(&text, "PPid:").and_then(|v| v.parse::<i32>().ok());
+        let comm = field(&text, "Name:").unwrap_or_default();
+        if let (Some(inner), Some(ppid)) = (inner, ppid) {
+            raw.push((host, inner, ppid, comm));
+        }
+    }
+    let inner_of = |host_ppid: i32| {
+        raw.iter()
+            .find(|(h, ..)| h.as_raw() == host_ppid)
+            .map_or(0, |(_, i, ..)| *i)
+    };
+    let mut out: Vec<(Pid, Member)> = raw
+        .iter()
+        .map(|(host, inner, ppid, comm)| {
+            (
+                *host,
+                Member {
+                    pid: *inner,
+                    ppid: inner_of(*ppid),
+                    comm: comm.clone(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+pub(super) fn host_pid(members: &[(Pid, Member)], inner: i32) -> Option<Pid> {
+    members
+        .iter()
+        .find(|(_, m)| m.pid == inner)
+        .map(|(h, _)| *h)
+}
+
+pub(super) fn describe(members: &[(Pid, Member)]) -> String {
+    let v: Vec<String> = members.iter().map(|(_, m)| m.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// What differs between the tree before the checkpoint and after the restore.
+pub(crate) fn tree_diff(before: &[Member], after: &[Member]) -> Option<String> {
+    let missing: Vec<String> = before
+        .iter()
+        .filter(|m| !after.contains(m))
+        .map(Member::to_string)
+        .collect();
+    let new: Vec<String> = after
+        .iter()
+        .filter(|m| !before.contains(m))
+        .map(Member::to_string)
+        .collect();
+    if missing.is_empty() && new.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("not back: {}", missing.join(", ")));
+    }
+    if !new.is_empty() {
+        parts.push(format!("new: {}", new.join(", ")));
+    }
+    Some(parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pid: i32, ppid: i32, comm: &str) -> Member {
+        Member {
+            pid,
+            ppid,
+            comm: comm.into(),
+        }
+    }
+
+    #[test]
+    fn same_tree_has_no_diff() {
+        let t = [m(1, 0, "init.lxc"), m(2, 1, "sleep")];
+        assert_eq!(tree_diff(&t, &t), None);
+    }
+
+    #[test]
+    fn a_lost_child_is_named() {
+        // What a pty-holding `script` showed after a restore: its shell and sleep were gone.
+        let before = [
+            m(1, 0, "init.lxc"),
+            m(2, 1, "script"),
+            m(3, 2, "sh"),
+            m(4, 3, "sleep"),
+        ];
+        let after = [m(1, 0, "init.lxc"), m(2, 1, "script")];
+        assert_eq!(
+            tree_diff(&before, &after).unwrap(),
+            "not back: 3 sh (parent 2), 4 sleep (parent 3)"
+        );
+        let moved = [m(1, 0, "init.lxc"), m(2, 1, "script"), m(5, 2, "sh")];
+        assert_eq!(
+            tree_diff(&before[..3], &moved).unwrap(),
+            "not back: 3 sh (parent 2); new: 5 sh (parent 2)"
+        );
+    }
+
+    #[test]
+    fn members_of_our_own_tree() {
+        // Outside any container the depth is 1 and pids are host pids.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = Pid::this();
+        let all = members(me);
+        let kid = all
+            .iter()
+            .find(|(h, _)| h.as_raw() == child.id() as i32)
+            .expect("the child is a member");
+        assert_eq!(kid.1.ppid, me.as_raw());
+        assert_eq!(kid.1.comm, "sleep");
+        assert_eq!(host_pid(&all, kid.1.pid), Some(kid.0));
+        assert_eq!(all.iter().find(|(h, _)| *h == me).unwrap().1.ppid, 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
