@@ -381,7 +381,17 @@ fn zdtm_fixture(_cell: vm_run::Cell) -> Result<(), String> {
     want("static/fail00", Outcome::Fail, "FAIL: fail00 always fails");
     want("static/crfail00", Outcome::Xfail, "");
     want("static/feature00", Outcome::Skip, "no_such_feature");
-    want("static/nsonly00", Outcome::Skip, "flavor `ns uns`");
+    // zdtm's ns and uns flavors: in a root and namespaces of the test's own, uids mapped.
+    for flavor in ["ns", "uns"] {
+        for t in ["nsonly00", "nsroot00", "pass00", "file00"] {
+            want(&format!("static/{t}@{flavor}"), Outcome::Pass, "PASS");
+        }
+        want(
+            &format!("static/fail00@{flavor}"),
+            Outcome::Fail,
+            "FAIL: fail00 always fails",
+        );
+    }
     want("static/arch00", Outcome::Skip, "arch `s390x`");
     want("static/future00", Outcome::Skip, "key `future-key`");
     want(
@@ -390,7 +400,7 @@ fn zdtm_fixture(_cell: vm_run::Cell) -> Result<(), String> {
         "the fixture's checkskip says no",
     );
     want("static/broken00", Outcome::Skip, "did not build for");
-    for absent in ["static/noauto00", "static/excluded00"] {
+    for absent in ["static/noauto00", "static/excluded00", "static/nsonly00"] {
         if get(absent).is_some() {
             wrong.push(format!("{absent} should not have run"));
         }
@@ -456,11 +466,32 @@ fn zdtm_fixture(_cell: vm_run::Cell) -> Result<(), String> {
     for needle in [
         "zdtm/static/noauto00",
         "noauto",
-        "(skipped: `.desc` flavor `ns uns`",
+        "zdtm/static/nsroot00@uns",
+        "zdtm-uns",
+        "zdtm/static/pass00@ns",
     ] {
         if !listing.contains(needle) {
             wrong.push(format!("`list --zdtm` lacks `{needle}`:\n{listing}"));
         }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args([
+            "list",
+            "--zdtm",
+            path,
+            "--zdtm-flavors",
+            "h",
+            "--tag",
+            "zdtm",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let h_only = "(skipped: `.desc` flavor `ns uns`, and the run chose h)";
+    if !listing.contains(h_only) || listing.contains("pass00@ns") {
+        wrong.push(format!(
+            "`list --zdtm-flavors h` should list the h runs and `{h_only}`:\n{listing}"
+        ));
     }
     if wrong.is_empty() {
         Ok(())

@@ -5,6 +5,7 @@ use crate::host::catalog::CatalogOptions;
 use crate::host::cell_choice::CellSpec;
 use crate::host::shard::Shard;
 use crate::host::vm_run::{self, CellOptions};
+use crate::model::scenario::ZdtmFlavor;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -68,6 +69,15 @@ pub struct CatalogArgs {
     /// tree's own runner, in a userland variant with its python), to compare verdicts.
     #[arg(long, value_name = "RUNNER", default_value = "native", value_parser = ["native", "zdtm.py"], requires = "zdtm")]
     pub zdtm_runner: String,
+    /// zdtm's flavors to run (comma-separated: `h` the host's namespaces, `ns` namespaces
+    /// of the test's own in a root of its own, `uns` the same in a user namespace); each
+    /// test runs in those its `.desc` allows. Default: all three, as `zdtm.py run -a`.
+    #[arg(long, value_delimiter = ',', value_name = "h,ns,uns", value_parser = parse_flavor, requires = "zdtm")]
+    pub zdtm_flavors: Vec<ZdtmFlavor>,
+}
+
+fn parse_flavor(s: &str) -> Result<ZdtmFlavor, String> {
+    ZdtmFlavor::parse(s).ok_or_else(|| format!("`{s}`: zdtm's flavors are h, ns and uns"))
 }
 
 impl CatalogArgs {
@@ -77,6 +87,7 @@ impl CatalogArgs {
             tag: self.tag.clone(),
             zdtm: self.zdtm.clone(),
             zdtm_py: self.zdtm_runner == "zdtm.py",
+            zdtm_flavors: self.zdtm_flavors.clone(),
         }
     }
 }

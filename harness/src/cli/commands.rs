@@ -36,8 +36,13 @@ pub fn setup(args: &SetupArgs) -> Result<Done, CliError> {
 pub fn list(args: &CatalogArgs) -> Result<Done, CliError> {
     let mut all = catalog(&args.scenario_dirs)?;
     if let Some(tree) = &args.zdtm {
-        let zdtm_py = args.options().zdtm_py;
-        all.extend(crate::host::catalog::zdtm_scenarios(tree, None, zdtm_py)?);
+        let o = args.options();
+        all.extend(crate::host::catalog::zdtm_scenarios(
+            tree,
+            None,
+            o.zdtm_py,
+            &o.zdtm_flavors,
+        )?);
     }
     let chosen = all
         .iter()

@@ -88,7 +88,7 @@ impl Run<'_> {
         let log2 = log.try_clone().expect("dup of a fresh file");
         let mut cmd = std::process::Command::new(&program);
         let target = self.target;
-        target.prepare_start(self, &mut cmd);
+        target.prepare_start(self, &mut cmd)?;
         cmd.args(&args)
             .stdin(std::process::Stdio::null())
             .stdout(log)
@@ -132,7 +132,8 @@ impl Run<'_> {
         let pid = self.pid.expect("started before checkpoint");
         let images = self.work.join(format!("images-{iteration}"));
         self.mkdir(&images)?;
-        let mut extra = self.sc.dump_args.clone();
+        let mut extra = self.target.dump_options();
+        extra.extend(self.sc.dump_args.iter().cloned());
         if self.sc.variant == Variant::PreDump {
             // A pre-dump copies memory while the tree runs; the dump then writes only what
             // changed since, on top of it.
@@ -251,7 +252,9 @@ impl Run<'_> {
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
-        let mut args = restore_args(&images, &log, &pidfile, &self.sc.restore_args);
+        let mut extra = self.target.restore_options();
+        extra.extend(self.sc.restore_args.iter().cloned());
+        let mut args = restore_args(&images, &log, &pidfile, &extra);
         let target = self.target;
         target.before_restore(self, &images)?;
         self.between(&images)?;

@@ -20,7 +20,7 @@ impl Backend for ZdtmPy {
 }
 
 /// The command that runs one test with the tree's own zdtm.py, as its README says
-/// (`zdtm.py run -t zdtm/static/NAME -f h` against the installed criu and crit).
+/// (`zdtm.py run -t zdtm/static/NAME -f FLAVOR` against the installed criu and crit).
 pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
     [
         "python3",
@@ -29,7 +29,7 @@ pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
         "-t",
         &format!("zdtm/{}", z.test),
         "-f",
-        "h",
+        z.flavor.as_str(),
         "--criu-bin",
         "/usr/sbin/criu",
         "--crit-bin",
@@ -115,6 +115,8 @@ mod tests {
             wait_s: 30,
             unsupported: None,
             via_zdtm_py: true,
+            flavor: Default::default(),
+            deps: vec![],
         };
         assert_eq!(
             zdtm_py_argv(&z).join(" "),

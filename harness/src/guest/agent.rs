@@ -200,6 +200,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), AgentError> {
     }
     let clean = crate::guest::health::taint();
     let firewall = crate::guest::health::netfilter_rules();
+    let world = crate::guest::health::World::now();
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
             name: sc.name.clone(),
@@ -212,6 +213,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), AgentError> {
                 .as_deref()
                 .and_then(crate::guest::health::restore_netfilter),
         );
+        leftovers.extend(world.put_back(&crate::guest::health::World::now()));
         if !leftovers.is_empty() {
             result.leftovers = leftovers;
         }

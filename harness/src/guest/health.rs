@@ -1,7 +1,9 @@
 //! After each scenario, in the guest: is the kernel still clean (taint flag), and did the
-//! scenario leave processes or firewall rules behind? A new taint makes the host reboot the
-//! guest for the scenarios that follow; leftovers are killed (rules put back as they were) and
-//! named in the scenario's result.
+//! scenario leave processes, firewall rules, network links, persistent network namespaces or
+//! mounts behind? A new taint makes the host reboot the guest for the scenarios that follow;
+//! leftovers are killed, deleted or unmounted (rules put back as they were) and named in the
+//! scenario's result. zdtm.py runs every test in namespaces of its own (`zdtm_ct`), which
+//! take such things with them; the harness runs them in the guest's, and puts it back.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -136,6 +138,125 @@ fn rule_change<'a>(before: &str, now: &'a str) -> Option<&'a str> {
     )
 }
 
+/// What of the guest a scenario must leave as it found it, besides processes and rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct World {
+    /// Network links of the root network namespace (`/sys/class/net`).
+    links: Vec<String>,
+    /// Persistent network namespaces (`/run/netns`).
+    netns: Vec<String>,
+    /// Mount points of the agent's mount namespace, in mount order.
+    mounts: Vec<String>,
+}
+
+impl World {
+    /// The guest now.
+    pub fn now() -> World {
+        let names = |dir: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        World {
+            links: names("/sys/class/net"),
+            netns: names("/run/netns"),
+            mounts: std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|t| mount_points(&t))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Removes what `now` has and `self` has not (mounts last made first); says what.
+    pub fn put_back(&self, now: &World) -> Vec<String> {
+        let mut said = Vec::new();
+        for m in now.mounts.iter().rev().filter(|m| !self.mounts.contains(m)) {
+            let gone = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH).is_ok();
+            said.push(format!(
+                "mount at {m} left; {}",
+                if gone {
+                    "unmounted"
+                } else {
+                    "could not be unmounted"
+                }
+            ));
+        }
+        for n in now.netns.iter().filter(|n| !self.netns.contains(n)) {
+            let gone = ip(&["netns", "del", n]);
+            said.push(format!(
+                "network namespace {n} left; {}",
+                if gone {
+                    "deleted"
+                } else {
+                    "could not be deleted"
+                }
+            ));
+        }
+        for l in now.links.iter().filter(|l| !self.links.contains(l)) {
+            // A veth's peer goes with it: gone already when its pair was deleted.
+            if !std::path::Path::new("/sys/class/net").join(l).exists() {
+                continue;
+            }
+            let gone = ip(&["link", "del", l]);
+            said.push(format!(
+                "network link {l} left; {}",
+                if gone {
+                    "deleted"
+                } else {
+                    "could not be deleted"
+                }
+            ));
+        }
+        said
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    crtest_vm::command::Cmd::new("ip")
+        .args(&args)
+        .run_timed(NFT_TIME, None)
+        .is_ok_and(|r| r.ok())
+}
+
+/// The mount points of a mountinfo text, in its order (`\040` and the like decoded).
+pub fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .collect()
+}
+
+/// mountinfo's octal escapes (`\040` for a space) decoded.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (b[i], oct) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Records a new taint in the scenario's result: a pass becomes a fail.
 pub fn mark_tainted(result: &mut crate::model::outcome::ScenarioResult, letters: &str) {
     let message = format!("the kernel became tainted ({letters}) while the scenario ran");
@@ -177,6 +298,19 @@ mod tests {
             rule_change("", &policy),
             Some("type filter hook input priority filter; policy drop;")
         );
+    }
+
+    #[test]
+    fn mount_points_of_a_mountinfo() {
+        let info = "22 1 0:21 / / rw - ext4 /dev/vda rw\n\
+                    35 22 0:30 / /tmp/with\\040space rw - tmpfs t rw\n";
+        assert_eq!(mount_points(info), ["/", "/tmp/with space"]);
+        let before = World {
+            mounts: vec!["/".into()],
+            ..World::default()
+        };
+        // Nothing new: nothing to put back.
+        assert!(before.put_back(&before.clone()).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The scenario catalog: the workspace's `scenarios/` plus the user's directories, and the
 //! selection by name and tag that `run`, `matrix`, `repro` and `list` share.
 
-use crate::model::scenario::{self, Scenario, ScenarioError};
+use crate::model::scenario::{self, Scenario, ScenarioError, ZdtmFlavor};
 use std::path::{Path, PathBuf};
 
 /// Where the scenarios come from and which are wanted, as a command names them.
@@ -15,6 +15,8 @@ pub struct CatalogOptions {
     pub zdtm: Option<PathBuf>,
     /// The zdtm tests run by the tree's own zdtm.py instead of the harness.
     pub zdtm_py: bool,
+    /// The zdtm flavors to run (each test in those its `.desc` allows); empty: all.
+    pub zdtm_flavors: Vec<ZdtmFlavor>,
 }
 
 /// Why no scenarios could be chosen.
@@ -54,18 +56,20 @@ impl CatalogOptions {
     ) -> Result<Vec<Scenario>, CatalogError> {
         let zdtm = match &self.zdtm {
             None => Vec::new(),
-            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_py)?,
+            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_py, &self.zdtm_flavors)?,
         };
         let all = catalog(&self.scenario_dirs)?;
         pick(all.into_iter().chain(zdtm).collect(), names, &self.tag)
     }
 }
 
-/// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios.
+/// The zdtm tests of `tree` built for `suite` (the host's when `None`) as scenarios, in
+/// `flavors` (all when empty).
 pub fn zdtm_scenarios(
     tree: &Path,
     suite: Option<&str>,
     zdtm_py: bool,
+    flavors: &[ZdtmFlavor],
 ) -> Result<Vec<Scenario>, CatalogError> {
     let t = crtest_vm::criu_tree::inspect(tree).map_err(CatalogError::ZdtmTree)?;
     crtest_vm::hostdeps::ensure(crtest_vm::hostdeps::DEFAULT_TOOLS)
@@ -78,7 +82,12 @@ pub fn zdtm_scenarios(
     eprintln!("zdtm: the tests of {} for {suite} ...", t.root.display());
     let build = crtest_vm::zdtm_build::build(&cache, &t, &suite)
         .map_err(|e| CatalogError::ZdtmBuild(Box::new(e)))?;
-    Ok(crate::zdtm::suite::scenarios(&build, zdtm_py))
+    let flavors = if flavors.is_empty() {
+        &ZdtmFlavor::ALL[..]
+    } else {
+        flavors
+    };
+    Ok(crate::zdtm::suite::scenarios(&build, zdtm_py, flavors))
 }
 
 /// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have

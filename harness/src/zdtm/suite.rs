@@ -1,13 +1,15 @@
-//! zdtm's tests as scenarios: one per built test, named `zdtm/static/NAME` and
-//! `zdtm/transition/NAME`, tagged `zdtm`, `zdtm-static`/`zdtm-transition` and a group, with
-//! their `.desc` turned into what the harness runs: criu options, the uid drop zdtm.py
-//! does for a non-suid test, `crfail` as an expected failure, `feature` as a `criu check
-//! --feature` requirement, `noauto`. A key or value the harness does not support makes the
-//! test a skip that names it.
+//! zdtm's tests as scenarios: one per built test and flavor its `.desc` allows (zdtm.py's
+//! `h`, `ns`, `uns`), named `zdtm/static/NAME` (the `h` flavor), `zdtm/static/NAME@ns` and
+//! `zdtm/static/NAME@uns` (and `zdtm/transition/...`), tagged `zdtm`, `zdtm-h`/`zdtm-ns`/
+//! `zdtm-uns`, `zdtm-static`/`zdtm-transition` and a group, with their `.desc` turned into
+//! what the harness runs: criu options, the uid drop zdtm.py does for a non-suid test,
+//! `crfail` as an expected failure, `feature` as a `criu check --feature` requirement (and
+//! `userns` for `uns`), `deps` copied into the root of the namespaced flavors, `noauto`. A
+//! key or value the harness does not support makes the test a skip that names it.
 
 use crate::model::scenario::{
     Backend, Expect, ExpectedOutcome, PlannedStep, Requires, Scenario, StepKind, Target, Variant,
-    ZdtmTest,
+    ZdtmFlavor, ZdtmTest,
 };
 use crate::zdtm::desc::{self, Desc};
 use crtest_vm::zdtm_build::{BuiltTest, ZdtmBuild};
@@ -20,10 +22,10 @@ pub const UID_DROP: &[(&str, &str)] = &[
     ("ZDTM_GID", "58467"),
     ("ZDTM_GROUPS", "27495 48244"),
 ];
-/// Flags of `.desc` the harness honours or that do not apply to the `h` flavor it runs
-/// (`nouser`, `samens`: user namespaces; `nolazy`: lazy restore; `reqrst`: runs with a
-/// restore, as every scenario does; `excl`: alone on the machine, as a guest runs its
-/// scenarios one after the other).
+/// Flags of `.desc` the harness honours or that do not apply to how it runs zdtm
+/// (`nouser`: not as root, `samens`: `--join-ns`, both zdtm.py modes it does not have;
+/// `nolazy`: lazy restore; `reqrst`: runs with a restore, as every scenario does; `excl`:
+/// alone on the machine, as a guest runs its scenarios one after the other).
 const KNOWN_FLAGS: &[&str] = &[
     "suid", "crfail", "noauto", "excl", "reqrst", "nouser", "samens", "nolazy", "crlib",
 ];
@@ -103,15 +105,24 @@ pub fn group(name: &str) -> &'static str {
     }
 }
 
+/// The flavors a `.desc` allows, as zdtm.py reads it (all three when it names none).
+pub fn flavors(d: &Desc) -> Vec<ZdtmFlavor> {
+    match &d.flavor {
+        None => ZdtmFlavor::ALL.to_vec(),
+        Some(words) => ZdtmFlavor::ALL
+            .into_iter()
+            .filter(|f| words.iter().any(|w| w == f.as_str()))
+            .collect(),
+    }
+}
+
 /// Why a `.desc` makes a test one this harness does not run, if it does.
 pub fn unsupported(d: &Desc) -> Option<String> {
-    if let Some(f) = &d.flavor {
-        if !f.iter().any(|w| w == "h") {
-            return Some(format!(
-                "`.desc` flavor `{}`: this harness runs zdtm's `h` flavor only",
-                f.join(" ")
-            ));
-        }
+    if flavors(d).is_empty() {
+        return Some(format!(
+            "`.desc` flavor `{}` names none of zdtm's flavors h, ns, uns",
+            d.flavor.as_deref().unwrap_or_default().join(" ")
+        ));
     }
     if let Some(a) = &d.arch {
         if !a.iter().any(|w| w == "x86_64") {
@@ -134,20 +145,38 @@ pub fn unsupported(d: &Desc) -> Option<String> {
     None
 }
 
-/// The scenario of one built test.
-pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
-    let parsed = t
+/// A built test's `.desc`, and why it cannot be read when it cannot.
+fn desc_of(t: &BuiltTest) -> (Desc, Option<String>) {
+    match t
         .desc
         .as_deref()
         .map(desc::parse)
-        .unwrap_or(Ok(Desc::default()));
-    let (d, bad_desc) = match parsed {
+        .unwrap_or(Ok(Desc::default()))
+    {
         Ok(d) => (d, None),
         Err(e) => (
             Desc::default(),
             Some(format!("its `.desc` cannot be read: {e}")),
         ),
-    };
+    }
+}
+
+/// The scenario name of a test in a flavor: `zdtm/static/NAME`, `zdtm/static/NAME@ns`.
+pub fn scenario_name(test: &str, flavor: ZdtmFlavor) -> String {
+    match flavor {
+        ZdtmFlavor::H => format!("zdtm/{test}"),
+        f => format!("zdtm/{test}@{}", f.as_str()),
+    }
+}
+
+/// The scenario of one built test in zdtm's `h` flavor.
+pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
+    scenario_in(build, t, ZdtmFlavor::H)
+}
+
+/// The scenario of one built test in `flavor`.
+pub fn scenario_in(build: &ZdtmBuild, t: &BuiltTest, flavor: ZdtmFlavor) -> Scenario {
+    let (d, bad_desc) = desc_of(t);
     let unsupported = bad_desc.or_else(|| unsupported(&d)).or_else(|| {
         t.command.is_empty().then(|| {
             "the Makefile has no `NAME.pid` rule: zdtm.py cannot start it either".to_string()
@@ -171,6 +200,7 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
     let restore_args = opts.iter().chain(&d.ropts).cloned().collect();
     let mut tags = vec![
         "zdtm".to_string(),
+        format!("zdtm-{}", flavor.as_str()),
         format!("zdtm-{set}"),
         group(name_only).to_string(),
     ];
@@ -198,10 +228,16 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
     .collect();
     let mut flags = d.flags.clone();
     flags.sort();
+    let mut criu_features = d.feature.clone();
+    if flavor == ZdtmFlavor::Uns {
+        // zdtm.py runs `uns` only where `criu check --feature userns` passes.
+        criu_features.push("userns".into());
+    }
     Scenario {
-        name: format!("zdtm/{}", t.name),
+        name: scenario_name(&t.name, flavor),
         description: format!(
-            "zdtm {set} test {name_only} of criu {} ({}){}",
+            "zdtm {set} test {name_only} ({} flavor) of criu {} ({}){}",
+            flavor.as_str(),
             build.version,
             build.source,
             if flags.is_empty() {
@@ -219,6 +255,8 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
             wait_s,
             unsupported,
             via_zdtm_py: false,
+            flavor,
+            deps: d.deps.clone(),
         }),
         steps,
         iterations: 1,
@@ -229,7 +267,7 @@ pub fn scenario(build: &ZdtmBuild, t: &BuiltTest) -> Scenario {
         dump_args,
         restore_args,
         requires: Requires {
-            criu_features: d.feature.clone(),
+            criu_features,
             ..Requires::default()
         },
         expect,
@@ -282,13 +320,48 @@ fn not_built(build: &ZdtmBuild, name: &str) -> Scenario {
     sc
 }
 
-/// Every test as a scenario (those that did not build as skips), sorted by name; run by
-/// zdtm.py when `zdtm_py`.
-pub fn scenarios(build: &ZdtmBuild, zdtm_py: bool) -> Vec<Scenario> {
+/// A test in each of `chosen` its `.desc` allows; when it allows none of them, one skip
+/// that says so (under the name of its first flavor).
+fn in_flavors(build: &ZdtmBuild, t: &BuiltTest, chosen: &[ZdtmFlavor]) -> Vec<Scenario> {
+    let (d, bad) = desc_of(t);
+    let allowed = flavors(&d);
+    let run: Vec<ZdtmFlavor> = allowed
+        .iter()
+        .copied()
+        .filter(|f| chosen.contains(f))
+        .collect();
+    if bad.is_some() || allowed.is_empty() {
+        return vec![scenario(build, t)];
+    }
+    if run.is_empty() {
+        let mut sc = scenario_in(build, t, allowed[0]);
+        if let Target::Zdtm(z) = &mut sc.target {
+            z.unsupported.get_or_insert(format!(
+                "`.desc` flavor `{}`, and the run chose {}",
+                allowed
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                chosen
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        return vec![sc];
+    }
+    run.into_iter().map(|f| scenario_in(build, t, f)).collect()
+}
+
+/// Every test in every flavor of `chosen` its `.desc` allows (those that did not build as
+/// skips), sorted by name; run by zdtm.py when `zdtm_py`.
+pub fn scenarios(build: &ZdtmBuild, zdtm_py: bool, chosen: &[ZdtmFlavor]) -> Vec<Scenario> {
     let mut v: Vec<Scenario> = build
         .tests
         .iter()
-        .map(|t| scenario(build, t))
+        .flat_map(|t| in_flavors(build, t, chosen))
         .chain(build.not_built.iter().map(|n| not_built(build, n)))
         .map(|s| if zdtm_py { via_zdtm_py(s) } else { s })
         .collect();
@@ -373,7 +446,7 @@ mod tests {
         let b = build(vec![]);
         let plain = scenario(&b, &test("static/pipe00", None));
         assert_eq!(plain.name, "zdtm/static/pipe00");
-        assert_eq!(plain.tags, ["zdtm", "zdtm-static", "ipc"]);
+        assert_eq!(plain.tags, ["zdtm", "zdtm-h", "zdtm-static", "ipc"]);
         assert!(zdtm(&plain)
             .env
             .iter()
@@ -402,7 +475,7 @@ mod tests {
     fn what_the_harness_does_not_run_is_a_named_skip() {
         let b = build(vec![]);
         for (desc, want) in [
-            ("{'flavor': 'ns uns'}", "flavor `ns uns`"),
+            ("{'flavor': 'vm'}", "names none of zdtm's flavors"),
             ("{'arch': 's390x'}", "arch `s390x`"),
             ("{'class': 'inhfd'}", "key `class`"),
             ("{'flags': 'suid magic'}", "flag `magic`"),
@@ -427,7 +500,7 @@ mod tests {
     #[test]
     fn the_partition_skips_what_a_cell_cannot_run_and_passes_the_rest() {
         let b = build(vec![test("static/pipe00", None)]);
-        let mut all = scenarios(&b, false);
+        let mut all = scenarios(&b, false, &[ZdtmFlavor::H]);
         all.extend(
             Scenario::parse(
                 std::path::Path::new("/s/counter.toml"),
@@ -448,6 +521,58 @@ mod tests {
     }
 
     #[test]
+    fn a_test_runs_in_each_flavor_its_desc_allows_and_the_run_chose() {
+        let b = build(vec![
+            test("static/any00", None),
+            test(
+                "static/nsonly00",
+                Some("{'flavor': 'ns uns', 'deps': ['/bin/sh']}"),
+            ),
+            test("static/honly00", Some("{'flavor': 'h'}")),
+        ]);
+        let names = |v: &[Scenario]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let all = scenarios(&b, false, &ZdtmFlavor::ALL);
+        assert_eq!(
+            names(&all),
+            [
+                "zdtm/static/any00",
+                "zdtm/static/any00@ns",
+                "zdtm/static/any00@uns",
+                "zdtm/static/honly00",
+                "zdtm/static/nsonly00@ns",
+                "zdtm/static/nsonly00@uns",
+            ]
+        );
+        let uns = all
+            .iter()
+            .find(|s| s.name == "zdtm/static/nsonly00@uns")
+            .unwrap();
+        assert_eq!(zdtm(uns).flavor, ZdtmFlavor::Uns);
+        assert_eq!(zdtm(uns).deps, ["/bin/sh"]);
+        assert!(uns.tags.contains(&"zdtm-uns".to_string()));
+        assert_eq!(uns.requires.criu_features, ["userns"]);
+        assert!(all[0].tags.contains(&"zdtm-h".to_string()));
+        // Only h chosen: the ns-only test is one skip that says why.
+        let h = scenarios(&b, false, &[ZdtmFlavor::H]);
+        assert_eq!(
+            names(&h),
+            [
+                "zdtm/static/any00",
+                "zdtm/static/honly00",
+                "zdtm/static/nsonly00@ns"
+            ]
+        );
+        let why = zdtm(&h[2]).unsupported.clone().unwrap_or_default();
+        assert!(
+            why.contains("flavor `ns uns`, and the run chose h"),
+            "{why}"
+        );
+        // zdtm.py runs each flavor with -f.
+        let py = via_zdtm_py(all[1].clone());
+        assert_eq!(zdtm(&py).flavor, ZdtmFlavor::Ns);
+    }
+
+    #[test]
     fn a_test_that_did_not_build_is_a_skip_with_its_error() {
         let mut b = build(vec![test("static/pipe00", None)]);
         b.not_built = vec!["static/broken00".into()];
@@ -455,7 +580,7 @@ mod tests {
             "static/broken00".into(),
             "static: broken00.c:2:9: error: x".into(),
         );
-        let all = scenarios(&b, false);
+        let all = scenarios(&b, false, &[ZdtmFlavor::H]);
         assert_eq!(all.len(), 2);
         let why = zdtm(&all[0]).unsupported.clone().unwrap_or_default();
         assert_eq!(all[0].name, "zdtm/static/broken00");

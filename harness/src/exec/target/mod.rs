@@ -11,6 +11,7 @@ mod external;
 mod program;
 mod workload;
 pub mod zdtm;
+pub mod zdtm_root;
 
 use crate::exec::context::{reap, Run, StepError};
 use crate::model::scenario::{StepKind, Target};
@@ -28,9 +29,21 @@ pub(crate) trait TargetKind {
         None
     }
 
-    /// Gives the start command its folder and environment.
-    fn prepare_start(&self, run: &Run, cmd: &mut std::process::Command) {
+    /// Gives the start command its folder and environment (and makes what the target
+    /// needs around it: a zdtm test's root, say).
+    fn prepare_start(&self, run: &Run, cmd: &mut std::process::Command) -> Result<(), StepError> {
         cmd.current_dir(&run.work);
+        Ok(())
+    }
+
+    /// criu options every dump of the target needs (a root of its own, say).
+    fn dump_options(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// criu options every restore of the target needs.
+    fn restore_options(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Runs right after the target was started as the executor's child.

@@ -6,6 +6,7 @@
 
 use crate::diagnose::errno;
 use crate::exec::context::{Run, StepError};
+use crate::exec::target::zdtm_root::{Layout, RootError};
 use crate::exec::target::TargetKind;
 use crate::model::outcome::Outcome;
 use crate::model::scenario::{StepKind, ZdtmTest, ZDTM_ROOT};
@@ -25,11 +26,52 @@ impl TargetKind for ZdtmTest {
     }
 
     /// As zdtm.py starts it: in the test's folder, with its environment, after what an
-    /// earlier start left was removed.
-    fn prepare_start(&self, _run: &Run, cmd: &mut std::process::Command) {
+    /// earlier start left was removed; in the `ns` and `uns` flavors the root made first,
+    /// and the test started in its folder as seen through the root (the test's library
+    /// pivots into the root and starts `./NAME` again there).
+    fn prepare_start(&self, _run: &Run, cmd: &mut std::process::Command) -> Result<(), StepError> {
         clean_out(self);
-        cmd.current_dir(self.dir())
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if !self.flavor.namespaced() {
+            cmd.current_dir(self.dir());
+            return Ok(());
+        }
+        let layout = Layout::of_tree();
+        layout.enter(self).map_err(|e| {
+            let mut err = StepError::fail(
+                StepKind::Start,
+                format!(
+                    "the root of the {} flavor: {}",
+                    self.flavor.as_str(),
+                    crate::diagnose::chain::chain(&e)
+                ),
+            )
+            .with_outcome(Outcome::Error);
+            if let RootError::Sys { source, .. } = &e {
+                err.failure.errno = errno::name(*source as i32);
+            }
+            err
+        })?;
+        cmd.current_dir(layout.test_dir(self))
+            .envs(layout.env(self.flavor));
+        if let Some(first) = self.command.first().filter(|c| c.starts_with("./")) {
+            std::os::unix::process::CommandExt::arg0(cmd, first);
+        }
+        Ok(())
+    }
+
+    fn dump_options(&self) -> Vec<String> {
+        match self.flavor.namespaced() {
+            true => Layout::of_tree().dump_options(),
+            false => Vec::new(),
+        }
+    }
+
+    fn restore_options(&self) -> Vec<String> {
+        match self.flavor.namespaced() {
+            true => Layout::of_tree().restore_options(),
+            false => Vec::new(),
+        }
     }
 
     /// zdtm.py runs `--post-start` while the test starts (the peer of a connection, say).
@@ -59,6 +101,9 @@ impl TargetKind for ZdtmTest {
 
     fn cleanup(&self, run: &mut Run) {
         let _ = hook(run, self, StepKind::Verify, "--clean", None);
+        if self.flavor.namespaced() {
+            Layout::of_tree().leave();
+        }
     }
 }
 
@@ -107,11 +152,35 @@ pub fn checkskip(z: &ZdtmTest) -> Option<String> {
     }
 }
 
-/// Removes what an earlier start of the test left (pidfile, `.out`), as `make cleanout`.
+/// Removes what an earlier start of the test left (pidfiles, `.out*`, its test files and
+/// states), as zdtm.py's `make NAME.cleanout`: a stale `NAME.outns` would keep the next
+/// namespaced start from opening its log.
 fn clean_out(z: &ZdtmTest) {
-    for ext in ["pid", "out", "out.inprogress"] {
-        let _ = std::fs::remove_file(z.file(ext));
+    let Ok(entries) = std::fs::read_dir(z.dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if left_by(z.name(), &e.file_name().to_string_lossy()) {
+            let p = e.path();
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                _ => std::fs::remove_file(&p),
+            };
+        }
     }
+}
+
+/// Whether `file` is one `make NAME.cleanout` removes: `NAME.pid*`, `NAME.out*`,
+/// `*NAME.test*`, `NAME.*.test`, `NAME.*.state`, `NAME.state`, `chew_NAME.test*`.
+fn left_by(name: &str, file: &str) -> bool {
+    let Some(rest) = file.strip_prefix(name) else {
+        return file.contains(&format!("{name}.test"));
+    };
+    rest.starts_with(".pid")
+        || rest.starts_with(".out")
+        || rest.starts_with(".test")
+        || rest == ".state"
+        || (rest.starts_with('.') && (rest.ends_with(".test") || rest.ends_with(".state")))
 }
 
 /// Waits until the process followed exits, within zdtm's own time for the test; past it,
@@ -226,6 +295,12 @@ fn keep_out(run: &Run, z: &ZdtmTest) -> String {
         .or_else(|_| std::fs::read_to_string(z.file("out.inprogress")))
         .unwrap_or_default();
     let _ = std::fs::write(run.work.join(format!("{}.out", z.name())), &text);
+    if z.flavor.namespaced() {
+        // The log of the namespaces' init (what it said of starting and stopping the test).
+        if let Ok(ns) = std::fs::read_to_string(z.file("outns")) {
+            let _ = std::fs::write(run.work.join(format!("{}.outns.log", z.name())), ns);
+        }
+    }
     text
 }
 
@@ -274,6 +349,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_cleanout_removes() {
+        for f in [
+            "pipe00.pid",
+            "pipe00.pidns",
+            "pipe00.out",
+            "pipe00.outns",
+            "pipe00.out.inprogress",
+            "pipe00.test",
+            "pipe00.x.test",
+            "pipe00.state",
+            "pipe00.x.state",
+            "chew_pipe00.test.1",
+        ] {
+            assert!(left_by("pipe00", f), "{f}");
+        }
+        for f in [
+            "pipe00",
+            "pipe00.c",
+            "pipe00.desc",
+            "pipe000.pid",
+            "pipe01.out",
+        ] {
+            assert!(!left_by("pipe00", f), "{f}");
+        }
+    }
+
+    #[test]
     fn the_error_line_of_an_out_file() {
         let out = "05:16:37.202:   502: ERR: maps09.c:20: Failed to mmap 4 Mb (errno = 12)\n\
                    05:16:37.209:   501: ERR: test.c:317: Test exited unexpectedly with code 1\n";
@@ -308,6 +410,8 @@ mod tests {
             wait_s: 30,
             unsupported: None,
             via_zdtm_py: false,
+            flavor: Default::default(),
+            deps: vec![],
         };
         let (p, args) = command(&z);
         assert_eq!(p, Path::new("/zdtm-tree/zdtm/static/fifo"));

@@ -320,6 +320,57 @@ pub fn criu_own_mount(point: &str) -> bool {
 }
 
 pub fn mount_items(text: &str, names: &mut Names, ns: &str) -> Vec<(String, String)> {
+    let mounts = parsed_mounts(text);
+    let reps = peer_representatives(&mounts);
+    mounts
+        .iter()
+        .map(|m| {
+            let prop: Vec<String> = m
+                .prop
+                .iter()
+                .map(|f| match f.split_once(':') {
+                    Some((k, v)) => {
+                        let rep = reps.get(v).map_or(m.id.as_str(), String::as_str);
+                        format!(
+                            "{k}:{}",
+                            names.rename(&format!("peer:[{v}]"), &format!("{rep} of {ns}"))
+                        )
+                    }
+                    None => f.to_string(),
+                })
+                .collect();
+            let value = format!(
+                "{} {} root={} opts={} super={}{}",
+                m.fstype,
+                m.source,
+                m.root,
+                m.opts,
+                m.super_opts,
+                if prop.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", prop.join(" "))
+                }
+            );
+            (m.id.clone(), value)
+        })
+        .collect()
+}
+
+/// One line of a mountinfo text, as the comparison keeps it.
+struct MountLine<'a> {
+    /// `mounts.<mount point>` (`#2`, ... for a mount point met again).
+    id: String,
+    root: &'a str,
+    opts: &'a str,
+    /// The optional fields: `shared:N`, `master:N`, ...
+    prop: Vec<&'a str>,
+    fstype: &'a str,
+    source: &'a str,
+    super_opts: &'a str,
+}
+
+fn parsed_mounts(text: &str) -> Vec<MountLine<'_>> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -342,34 +393,48 @@ pub fn mount_items(text: &str, names: &mut Names, ns: &str) -> Vec<(String, Stri
         } else {
             format!("mounts.{point}#{n}")
         };
-        let prop: Vec<String> = l[6..]
-            .iter()
-            .map(|f| match f.split_once(':') {
-                Some((k, v)) => format!(
-                    "{k}:{}",
-                    names.rename(&format!("peer:[{v}]"), &format!("{id} of {ns}"))
-                ),
-                None => f.to_string(),
-            })
-            .collect();
-        out.push((
+        out.push(MountLine {
             id,
-            format!(
-                "{} {} root={} opts={} super={}{}",
-                r[0],
-                r[1],
-                l[3],
-                l[5],
-                r[2],
-                if prop.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", prop.join(" "))
-                }
-            ),
-        ));
+            root: l[3],
+            opts: l[5],
+            prop: l[6..].to_vec(),
+            fstype: r[0],
+            source: r[1],
+            super_opts: r[2],
+        });
     }
     out
+}
+
+/// The mount a peer group is named after, whatever order mountinfo lists the mounts in
+/// (a restore may list them in another): the least of its members (`shared:N`), or, for a
+/// group none of whose members is here (a master outside the namespace), the least of the
+/// mounts that name it.
+fn peer_representatives(mounts: &[MountLine]) -> BTreeMap<String, String> {
+    let mut members: BTreeMap<String, String> = BTreeMap::new();
+    let mut referrers: BTreeMap<String, String> = BTreeMap::new();
+    for m in mounts {
+        for f in &m.prop {
+            let Some((kind, group)) = f.split_once(':') else {
+                continue;
+            };
+            let into = if kind == "shared" {
+                &mut members
+            } else {
+                &mut referrers
+            };
+            let least = into
+                .entry(group.to_string())
+                .or_insert_with(|| m.id.clone());
+            if m.id < *least {
+                *least = m.id.clone();
+            }
+        }
+    }
+    for (group, id) in referrers {
+        members.entry(group).or_insert(id);
+    }
+    members
 }
 
 /// The items of a limits file: `limits.Max open files` -> `1024 4096`.
@@ -636,6 +701,33 @@ garbage line
             .map(|(k, v)| format!("{k} = {v}"))
             .collect::<Vec<_>>()
             .join("\n"));
+    }
+
+    /// A restore may list the mounts of a peer group in another order (zdtm's
+    /// non_uniform_share_propagation): the group keeps its name.
+    #[test]
+    fn peer_groups_are_named_whatever_the_order() {
+        let a = "\
+1 0 0:1 / / rw shared:1 - ext4 /dev/vda rw
+2 1 0:2 / /s/c3 rw shared:7 - tmpfs t rw
+3 1 0:2 / /s/c2/c3 rw shared:7 - tmpfs t rw
+4 1 0:3 / /m rw master:9 - tmpfs t rw
+";
+        let b = "\
+1 0 0:1 / / rw shared:3 - ext4 /dev/vda rw
+3 1 0:2 / /s/c2/c3 rw shared:5 - tmpfs t rw
+2 1 0:2 / /s/c3 rw shared:5 - tmpfs t rw
+4 1 0:3 / /m rw master:8 - tmpfs t rw
+";
+        let sorted = |text: &str| {
+            let mut v = mount_items(text, &mut Names::default(), "mnt@pid 1 ns.mnt");
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(a), sorted(b));
+        assert!(sorted(a)
+            .iter()
+            .any(|(_, v)| v.ends_with("shared:peer@mounts./s/c2/c3 of mnt@pid 1 ns.mnt")));
     }
 
     #[test]

@@ -76,6 +76,49 @@ pub struct ZdtmTest {
     /// Run it with the tree's own `zdtm.py` instead (`--zdtm-runner zdtm.py`), to compare.
     #[serde(default)]
     pub via_zdtm_py: bool,
+    /// The namespaces it runs in, as zdtm.py's flavors.
+    #[serde(default)]
+    pub flavor: ZdtmFlavor,
+    /// Binaries the test runs inside its root (`deps` of its `.desc`: alternatives `a|b`),
+    /// copied with their libraries into the root of the `ns` and `uns` flavors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<String>,
+}
+
+/// zdtm.py's flavors: where a test's tree lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZdtmFlavor {
+    /// The host's namespaces (the guest's).
+    #[default]
+    H,
+    /// Its own pid, mount, uts, net and ipc namespaces, in a root of its own.
+    Ns,
+    /// The same inside a user namespace (uids and gids mapped).
+    Uns,
+}
+
+impl ZdtmFlavor {
+    pub const ALL: [ZdtmFlavor; 3] = [ZdtmFlavor::H, ZdtmFlavor::Ns, ZdtmFlavor::Uns];
+
+    /// zdtm.py's name of it (`h`, `ns`, `uns`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZdtmFlavor::H => "h",
+            ZdtmFlavor::Ns => "ns",
+            ZdtmFlavor::Uns => "uns",
+        }
+    }
+
+    /// The flavor zdtm.py names `name`.
+    pub fn parse(name: &str) -> Option<ZdtmFlavor> {
+        ZdtmFlavor::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether the test makes namespaces of its own (and runs in a root of its own).
+    pub fn namespaced(self) -> bool {
+        self != ZdtmFlavor::H
+    }
 }
 
 impl ZdtmTest {
