@@ -4,14 +4,15 @@
 //! not code, like the compatibility rules.
 
 use crate::diagnose::version::{in_range, parse_range};
-use crate::model::scenario::{Expect, ExpectedOutcome, Scenario};
+use crate::model::scenario::{Expect, ExpectedOutcome, Scenario, ZdtmFlavor};
 use serde::Deserialize;
 
 /// One rule.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Known {
-    /// Test names (`static/NAME`) the rule is about.
+    /// Test names the rule is about: `static/NAME` in every flavor, `static/NAME@uns` in
+    /// one (`@h`, `@ns`, `@uns`).
     pub tests: Vec<String>,
     /// Version ranges of the cell (`">=3.17,<3.18"`); absent: any. `zdtm` is the version of
     /// the tree the tests came from (a test's own bug), `criu` the cell's criu.
@@ -109,10 +110,16 @@ pub struct CellFacts {
     pub suite: String,
 }
 
-/// The first rule about `test` (`static/NAME`) that holds on `cell`.
-pub fn find<'a>(rules: &'a [Known], test: &str, cell: &CellFacts) -> Option<&'a Known> {
+/// The first rule about `test` (`static/NAME`) in `flavor` that holds on `cell`.
+pub fn find<'a>(
+    rules: &'a [Known],
+    test: &str,
+    flavor: ZdtmFlavor,
+    cell: &CellFacts,
+) -> Option<&'a Known> {
+    let flavored = format!("{test}@{}", flavor.as_str());
     rules.iter().find(|k| {
-        k.tests.iter().any(|t| t == test)
+        k.tests.iter().any(|t| *t == test || *t == flavored)
             && k.suite.as_ref().is_none_or(|s| s == &cell.suite)
             && k.kernel.as_ref().is_none_or(|r| in_range(&cell.kernel, r))
             && k.zdtm
@@ -185,24 +192,32 @@ mod tests {
             "static/ghost_multi_hole01",
         ] {
             assert_eq!(
-                find(&rules, test, &old).map(|k| k.outcome.as_str()),
+                find(&rules, test, ZdtmFlavor::H, &old).map(|k| k.outcome.as_str()),
                 Some("fail"),
                 "{test}"
             );
         }
         // The same tree with its own criu, or the tree of the cell's criu: nothing to expect.
-        assert!(find(&rules, "static/caps01", &cell("4.1.1", "4.1.1-1", "6.1.0")).is_none());
         assert!(find(
             &rules,
             "static/caps01",
+            ZdtmFlavor::H,
+            &cell("4.1.1", "4.1.1-1", "6.1.0")
+        )
+        .is_none());
+        assert!(find(
+            &rules,
+            "static/caps01",
+            ZdtmFlavor::H,
             &cell("3.17.1", "3.17.1-2", "6.1.0")
         )
         .is_none());
         // pidfs came with 6.9: a dead task's pidfd only fails there.
-        assert!(find(&rules, "static/pidfd_dead", &old).is_none());
+        assert!(find(&rules, "static/pidfd_dead", ZdtmFlavor::H, &old).is_none());
         assert!(find(
             &rules,
             "static/pidfd_dead",
+            ZdtmFlavor::H,
             &cell("4.1.1", "3.17.1-2", "6.12.57")
         )
         .is_some());
@@ -234,14 +249,33 @@ reason = "no device"
             suite: suite.into(),
         };
         assert_eq!(
-            find(&rules, "static/b", &cell("3.17.1-2", "bookworm")).map(|k| k.reason.as_str()),
+            find(
+                &rules,
+                "static/b",
+                ZdtmFlavor::H,
+                &cell("3.17.1-2", "bookworm")
+            )
+            .map(|k| k.reason.as_str()),
             Some("old criu")
         );
-        assert!(find(&rules, "static/b", &cell("4.1.1", "bookworm")).is_none());
+        assert!(find(
+            &rules,
+            "static/b",
+            ZdtmFlavor::H,
+            &cell("4.1.1", "bookworm")
+        )
+        .is_none());
         assert_eq!(
-            find(&rules, "static/a", &cell("4.1.1", "trixie")).map(|k| k.outcome.as_str()),
+            find(&rules, "static/a", ZdtmFlavor::H, &cell("4.1.1", "trixie"))
+                .map(|k| k.outcome.as_str()),
             Some("skip")
         );
+        let uns =
+            parse("[[known]]\ntests = [\"static/t@uns\"]\noutcome = \"fail\"\nreason = \"r\"\n")
+                .unwrap();
+        let c = cell("3.17.1-2", "bookworm");
+        assert!(find(&uns, "static/t", ZdtmFlavor::Uns, &c).is_some());
+        assert!(find(&uns, "static/t", ZdtmFlavor::Ns, &c).is_none());
         assert!(parse("[[known]]\ntests = []\noutcome = \"maybe\"\nreason = \"r\"\n").is_err());
         assert!(parse(
             "[[known]]\ntests = []\ncriu = \"~3\"\noutcome = \"skip\"\nreason = \"r\"\n"
