@@ -200,7 +200,7 @@ fn run(port: &mut Option<EventPort>) -> Result<(), AgentError> {
     }
     let clean = crate::guest::health::taint();
     let firewall = crate::guest::health::netfilter_rules();
-    let world = crate::guest::health::World::now();
+    let mut world = crate::guest::health::World::now();
     for sc in &plan.scenarios {
         port.send(&Event::ScenarioStarted {
             name: sc.name.clone(),

@@ -7,6 +7,7 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::path::Path;
 
 /// The kernel's taint flags (`/proc/sys/kernel/tainted`), 0 when clean or unreadable.
 pub fn taint() -> u64 {
@@ -171,45 +172,52 @@ impl World {
         }
     }
 
-    /// Removes what `now` has and `self` has not (mounts last made first); says what.
-    pub fn put_back(&self, now: &World) -> Vec<String> {
+    /// Removes what `now` has and `self` has not (mounts last made first); says what. What
+    /// cannot be removed (a kernel module's fallback device, `sit0`, comes with the module
+    /// and stays) is said once, and from then on is part of the guest as found.
+    pub fn put_back(&mut self, now: &World) -> Vec<String> {
         let mut said = Vec::new();
+        let result = |gone: bool, done: &str| {
+            if gone {
+                done.to_string()
+            } else {
+                format!("could not be {done}")
+            }
+        };
         for m in now.mounts.iter().rev().filter(|m| !self.mounts.contains(m)) {
             let gone = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH).is_ok();
-            said.push(format!(
-                "mount at {m} left; {}",
-                if gone {
-                    "unmounted"
-                } else {
-                    "could not be unmounted"
-                }
-            ));
+            said.push(format!("mount at {m} left; {}", result(gone, "unmounted")));
         }
         for n in now.netns.iter().filter(|n| !self.netns.contains(n)) {
-            let gone = ip(&["netns", "del", n]);
+            let gone = ip(&["netns", "del", n]) && !Path::new("/run/netns").join(n).exists();
             said.push(format!(
                 "network namespace {n} left; {}",
-                if gone {
-                    "deleted"
-                } else {
-                    "could not be deleted"
-                }
+                result(gone, "deleted")
             ));
         }
         for l in now.links.iter().filter(|l| !self.links.contains(l)) {
+            let link = Path::new("/sys/class/net").join(l);
             // A veth's peer goes with it: gone already when its pair was deleted.
-            if !std::path::Path::new("/sys/class/net").join(l).exists() {
+            if !link.exists() {
                 continue;
             }
-            let gone = ip(&["link", "del", l]);
+            let gone = ip(&["link", "del", l]) && !link.exists();
             said.push(format!(
                 "network link {l} left; {}",
-                if gone {
-                    "deleted"
-                } else {
-                    "could not be deleted"
-                }
+                result(gone, "deleted")
             ));
+        }
+        let after = World::now();
+        for (mine, now) in [
+            (&mut self.mounts, after.mounts),
+            (&mut self.netns, after.netns),
+            (&mut self.links, after.links),
+        ] {
+            for item in now {
+                if !mine.contains(&item) {
+                    mine.push(item);
+                }
+            }
         }
         said
     }
@@ -310,7 +318,8 @@ mod tests {
             ..World::default()
         };
         // Nothing new: nothing to put back.
-        assert!(before.put_back(&before.clone()).is_empty());
+        let mut same = before.clone();
+        assert!(same.put_back(&before).is_empty());
     }
 
     #[test]
