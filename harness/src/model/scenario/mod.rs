@@ -41,7 +41,7 @@ pub enum ScenarioError {
         key: &'static str,
         message: String,
     },
-    #[error("unknown scenario `{name}`; known scenarios: {}", known.join(", "))]
+    #[error("unknown scenario `{name}`; known scenarios: {}", shown(known))]
     Unknown { name: String, known: Vec<String> },
     #[error("scenario `{name}` is defined twice: {first} and {second}")]
     Duplicate {
@@ -49,6 +49,20 @@ pub enum ScenarioError {
         first: PathBuf,
         second: PathBuf,
     },
+}
+
+/// At most this many names are listed in an error (a zdtm tree brings over a thousand).
+const SHOWN_NAMES: usize = 200;
+
+fn shown(names: &[String]) -> String {
+    match names.len() {
+        n if n <= SHOWN_NAMES => names.join(", "),
+        n => format!(
+            "{}, and {} more (see `crtest list`)",
+            names[..SHOWN_NAMES].join(", "),
+            n - SHOWN_NAMES
+        ),
+    }
 }
 
 /// One step as written in a scenario file.
