@@ -2,7 +2,9 @@
 //! in the test's folder (its launcher waits until the test has daemonised and written its
 //! pidfile, then exits 0); the tree to dump is the pid in that file; `NAME.hook` at zdtm's
 //! stages; after the restore SIGTERM, wait for the test to exit, and the last line of
-//! `NAME.out` decides (`PASS`). The `.out` is kept beside the scenario's logs.
+//! `NAME.out` decides (`PASS`). The `.out` is kept beside the scenario's logs. In zdtm's
+//! `ns` and `uns` flavors the test starts in the root [`zdtm_root`](super::zdtm_root) makes,
+//! makes its namespaces itself, and the pidfile names their init, which is what is dumped.
 
 use crate::diagnose::errno;
 use crate::exec::context::{Run, StepError};
