@@ -103,18 +103,27 @@ pub fn code(result: &Result<Done, CliError>) -> i32 {
     }
 }
 
-/// Errors that say themselves whether the input is at fault.
-macro_rules! judged {
-    ($($t:ty),* $(,)?) => {$(
+/// `From` for library errors: `judged` ones say themselves whether the input is at fault
+/// (`is_bad_input`); the others are always the input's (`CliError::input`) or always the
+/// machine's (`CliError::infra`).
+macro_rules! from_errors {
+    (judged: $($t:ty),* $(,)?) => {$(
         impl From<$t> for CliError {
             fn from(e: $t) -> CliError {
                 CliError::by(e.is_bad_input(), e)
             }
         }
     )*};
+    ($make:path: $($t:ty),* $(,)?) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> CliError {
+                $make(e)
+            }
+        }
+    )*};
 }
 
-judged!(
+from_errors!(judged:
     crate::host::vm_run::PrepareError,
     crate::host::host_run::HostError,
     crate::host::kernel_build::BuildError,
@@ -124,36 +133,14 @@ judged!(
     crate::report::merge::MergeError,
 );
 
-/// Errors that are always the input's fault.
-macro_rules! input {
-    ($($t:ty),* $(,)?) => {$(
-        impl From<$t> for CliError {
-            fn from(e: $t) -> CliError {
-                CliError::input(e)
-            }
-        }
-    )*};
-}
-
-input!(
+from_errors!(CliError::input:
     crate::model::scenario::ScenarioError,
     crate::results::run::LoadError,
     crate::report::kcidb::OriginError,
     crate::host::cell_choice::CellChoiceError,
 );
 
-/// Errors that are always the machine's.
-macro_rules! infra {
-    ($($t:ty),* $(,)?) => {$(
-        impl From<$t> for CliError {
-            fn from(e: $t) -> CliError {
-                CliError::infra(e)
-            }
-        }
-    )*};
-}
-
-infra!(
+from_errors!(CliError::infra:
     crate::results::run::ResultsError,
     crtest_vm::hostdeps::HostDepsError,
 );
