@@ -234,6 +234,17 @@ fn check_tree(path: &Path, tree: &[PstreeEntry]) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// The `stats-dump` of an image directory (a pre-dump's too, which has no pstree), when
+/// criu wrote one.
+pub fn dump_stats(dir: &Path) -> Result<Option<DumpStats>, ImageError> {
+    stats(&dir.join("stats-dump"), |s| s.dump)
+}
+
+/// The `stats-restore` criu wrote into an image directory, when it did.
+pub fn restore_stats(dir: &Path) -> Result<Option<RestoreStats>, ImageError> {
+    stats(&dir.join("stats-restore"), |s| s.restore)
+}
+
 fn stats<T>(
     path: &Path,
     part: impl FnOnce(StatsEntry) -> Option<T>,

@@ -5,7 +5,7 @@ use crate::host::catalog::CatalogOptions;
 use crate::host::cell_choice::CellSpec;
 use crate::host::shard::Shard;
 use crate::host::vm_run::{self, CellOptions};
-use crate::model::scenario::ZdtmFlavor;
+use crate::model::scenario::{Mode, ZdtmFlavor};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -74,6 +74,23 @@ pub struct CatalogArgs {
     /// test runs in those its `.desc` allows. Default: all three, as `zdtm.py run -a`.
     #[arg(long, value_delimiter = ',', value_name = "h,ns,uns", value_parser = parse_flavor, requires = "zdtm")]
     pub zdtm_flavors: Vec<ZdtmFlavor>,
+    /// How criu is driven (comma-separated modes, each atoms joined by `+`): `plain`,
+    /// `leave-running`, `pre-dump`, `pre=N`, `snaps=N`, `iters=N`, `page-server`, `lazy`,
+    /// `remote-lazy`, `stop`, `dedup`, `sibling`, `criu-config`, `mntns-compat`, `rpc`; e.g.
+    /// `plain,lazy,pre=2+page-server`. Every chosen scenario runs in each mode its backend
+    /// has (`NAME@MODE`). Default: each scenario as the catalog gives it.
+    #[arg(long, value_delimiter = ',', value_name = "MODE,...", value_parser = parse_mode)]
+    pub modes: Vec<Mode>,
+    /// Run the zdtm tests as a profile picks them: `ci` is CRIU's own CI pass, the
+    /// (test, flavor, mode) combinations of the `zdtm.py run` calls of the tree's
+    /// `scripts/ci/run-ci-tests.sh` (calls with options the harness has no mode for are
+    /// named and left out).
+    #[arg(long, value_name = "NAME", requires = "zdtm", conflicts_with_all = ["modes", "zdtm_flavors"])]
+    pub zdtm_profile: Option<String>,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::parse(s)
 }
 
 fn parse_flavor(s: &str) -> Result<ZdtmFlavor, String> {
@@ -88,6 +105,8 @@ impl CatalogArgs {
             zdtm: self.zdtm.clone(),
             zdtm_py: self.zdtm_runner == "zdtm.py",
             zdtm_flavors: self.zdtm_flavors.clone(),
+            modes: self.modes.clone(),
+            zdtm_profile: self.zdtm_profile.clone(),
         }
     }
 }
@@ -238,6 +257,11 @@ pub struct BenchArgs {
     /// A large-memory scenario whose checkpoint and restore are timed (skipped if absent).
     #[arg(long, default_value = "bigmem")]
     pub big: String,
+    /// The large scenario in each of these modes (comma-separated): its freeze time, its
+    /// downtime (frozen plus restore to a running tree) and a lazy restore's last page,
+    /// from criu's own measures, e.g. `plain,pre=2,lazy,page-server`.
+    #[arg(long, value_delimiter = ',', value_name = "MODE,...", value_parser = parse_mode, default_value = "plain")]
+    pub big_modes: Vec<Mode>,
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
 }

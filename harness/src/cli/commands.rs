@@ -35,14 +35,9 @@ pub fn setup(args: &SetupArgs) -> Result<Done, CliError> {
 /// `crtest list`: every scenario (`noauto` ones too, marked by their tag), by tag only.
 pub fn list(args: &CatalogArgs) -> Result<Done, CliError> {
     let mut all = catalog(&args.scenario_dirs)?;
-    if let Some(tree) = &args.zdtm {
-        let o = args.options();
-        all.extend(crate::host::catalog::zdtm_scenarios(
-            tree,
-            None,
-            o.zdtm_py,
-            &o.zdtm_flavors,
-        )?);
+    all.extend(args.options().zdtm_for(None)?);
+    if !args.modes.is_empty() {
+        all = scenario::in_modes(&all, &args.modes);
     }
     let chosen = all
         .iter()
@@ -59,6 +54,7 @@ pub fn list_line(s: &Scenario) -> String {
     let mut needs: Vec<String> = Vec::new();
     needs.extend(r.kernel_config.iter().cloned());
     needs.extend(r.criu_features.iter().map(|f| format!("criu:{f}")));
+    needs.extend(r.criu_options.iter().map(|o| format!("criu:{o}")));
     needs.extend(r.modules.iter().map(|m| format!("module:{m}")));
     for (what, v) in [
         ("kernel", &r.min_kernel),
@@ -234,7 +230,14 @@ pub fn repro(args: &ReproArgs) -> Result<Done, CliError> {
 pub fn bench(args: &BenchArgs) -> Result<Done, CliError> {
     let all = catalog(&[])?;
     let chosen = scenario::select(&all, &args.scenario, &[])?;
-    let big = all.iter().find(|s| s.name == args.big);
+    let big: Vec<Scenario> = match all.iter().find(|s| s.name == args.big) {
+        None => Vec::new(),
+        Some(b) => args
+            .big_modes
+            .iter()
+            .filter_map(|m| b.in_mode(*m))
+            .collect(),
+    };
     let mut reporter = TerminalReporter::new(false);
     let opts = args.cell.options(None)?;
     let cell = vm_run::prepare(&opts, &mut reporter)?;
@@ -247,7 +250,7 @@ pub fn bench(args: &BenchArgs) -> Result<Done, CliError> {
             source,
         })
     })?;
-    let r = crate::host::bench::run(&cell, &chosen, big, args.reps, &dir, &mut reporter)?;
+    let r = crate::host::bench::run(&cell, &chosen, &big, args.reps, &dir, &mut reporter)?;
     print!("{}", crate::host::bench::render(&r));
     eprintln!("bench: {}", dir.join("bench.json").display());
     Ok(Done::Good)

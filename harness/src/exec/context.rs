@@ -61,6 +61,8 @@ pub(crate) struct Run<'a> {
     /// The visible-state comparison: the side read at the current checkpoint, the result
     /// so far, the tree's own cgroup.
     pub(crate) visible: crate::exec::visible::Tracker,
+    /// Each criu run as criu measured it.
+    pub(crate) criu_runs: Vec<crate::model::outcome::CriuMeasure>,
 }
 
 /// A failed step: the outcome it leads to and the failure report.

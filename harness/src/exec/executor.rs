@@ -39,6 +39,7 @@ pub fn run_scenario(
         substeps: Vec::new(),
         ns_init: false,
         visible: Default::default(),
+        criu_runs: Vec::new(),
     };
     let mut steps_of = Steps {
         backend: backend_of(sc),
@@ -130,6 +131,13 @@ pub fn run_scenario(
             failure = Some(f);
         }
     }
+    if outcome == Outcome::Skip {
+        // A step found the scenario cannot run here (an option the RPC cannot carry): the
+        // reason is the skip's detail, as for a requirement unmet before the start.
+        if let Some(f) = failure.take() {
+            run.detail = Some(f.message);
+        }
+    }
     if let Some(f) = failure.as_mut() {
         crate::model::expectation::diagnose(f, &[]);
     }
@@ -150,6 +158,7 @@ pub fn run_scenario(
         tags: sc.tags.clone(),
         attempts: vec![],
         visible_state: run.visible.result,
+        criu_runs: run.criu_runs,
     }
 }
 

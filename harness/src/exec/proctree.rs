@@ -66,6 +66,39 @@ pub fn exists(pid: Pid) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The state letter of a `/proc/.../stat` line (`R`, `S`, `T`, ...).
+fn state_of(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// The first thread of `pids` that is not stopped (`T`), as `pid/tid is STATE`; `None`
+/// when every thread is stopped (a process gone is not stopped).
+pub fn first_running(pids: &[Pid]) -> Option<String> {
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Some(format!("{pid} is gone"));
+        };
+        for t in tasks.flatten() {
+            let tid = t.file_name().to_string_lossy().to_string();
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            match state_of(&stat) {
+                Some('T') => {}
+                other => {
+                    return Some(format!(
+                        "{pid}/{tid} is {}",
+                        other.map_or("unreadable".into(), |c| format!("in state {c}"))
+                    ))
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +107,8 @@ mod tests {
     fn stat_with_odd_command_names() {
         assert_eq!(parse_stat("42 (a b) c) S 7 42 42 0"), Some((42, 7)));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(state_of("42 (a) b) T 7 42"), Some('T'));
+        assert_eq!(state_of("42 (a"), None);
     }
 
     #[test]

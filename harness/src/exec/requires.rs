@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Probes run in the guest: `criu check --feature NAME` and `modprobe NAME`, each once.
+/// Probes run in the guest: `criu check --feature NAME`, `criu --help` (for the options it
+/// lists) and `modprobe NAME`, each once.
 pub fn unmet_in_guest(req: &Requires, criu: &str) -> Option<String> {
     static SEEN: Mutex<Option<HashMap<String, Option<String>>>> = Mutex::new(None);
     let probe = |key: String, f: &dyn Fn() -> Option<String>| -> Option<String> {
@@ -35,6 +36,22 @@ pub fn unmet_in_guest(req: &Requires, criu: &str) -> Option<String> {
             return why;
         }
     }
+    for option in &req.criu_options {
+        let help = probe("help".into(), &|| match crtest_vm::command::run(
+            criu,
+            &["--help".to_string()],
+            Duration::from_secs(30),
+        ) {
+            Ok(r) => Some(r.output),
+            Err(e) => Some(format!("(criu --help failed: {e})")),
+        })
+        .unwrap_or_default();
+        if !lists_option(&help, option) {
+            return Some(format!(
+                "needs criu option `{option}`, which `criu --help` does not list"
+            ));
+        }
+    }
     for module in &req.modules {
         let why = probe(
             format!("module:{module}"),
@@ -58,4 +75,24 @@ pub fn unmet_in_guest(req: &Requires, criu: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether `criu --help` lists `option` (as a whole word: `--lazy-pages` is not
+/// `--lazy-pages-x`).
+fn lists_option(help: &str, option: &str) -> bool {
+    help.match_indices(option).any(|(i, _)| {
+        let after = help[i + option.len()..].chars().next();
+        !matches!(after, Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_option_is_listed_as_a_whole_word() {
+        let help = "  --mntns-compat-mode   use the old way\n  --lazy-pages-x\n";
+        assert!(super::lists_option(help, "--mntns-compat-mode"));
+        assert!(!super::lists_option(help, "--lazy-pages"));
+        assert!(!super::lists_option("", "--x"));
+    }
 }

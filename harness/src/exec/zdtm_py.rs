@@ -6,7 +6,7 @@ use crate::diagnose::errno;
 use crate::exec::backend::Backend;
 use crate::exec::context::{Run, StepError};
 use crate::model::outcome::Outcome;
-use crate::model::scenario::{StepKind, ZdtmTest, ZDTM_ROOT};
+use crate::model::scenario::{Mode, StepKind, ZdtmTest, ZDTM_ROOT};
 use crtest_vm::command;
 use std::path::Path;
 
@@ -20,9 +20,10 @@ impl Backend for ZdtmPy {
 }
 
 /// The command that runs one test with the tree's own zdtm.py, as its README says
-/// (`zdtm.py run -t zdtm/static/NAME -f FLAVOR` against the installed criu and crit).
-pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
-    [
+/// (`zdtm.py run -t zdtm/static/NAME -f FLAVOR` against the installed criu and crit), with
+/// zdtm.py's options for the mode.
+pub fn zdtm_py_argv(z: &ZdtmTest, mode: &Mode) -> Vec<String> {
+    let mut v: Vec<String> = [
         "python3",
         "zdtm.py",
         "run",
@@ -37,13 +38,15 @@ pub fn zdtm_py_argv(z: &ZdtmTest) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    v.extend(mode.zdtm_py_args());
+    v
 }
 
 /// The only step of a test run through zdtm.py: exit 0 is a pass; its output is kept
 /// (`zdtm.py.log`) and its `FAIL` line reported.
 fn via_zdtm_py(run: &mut Run, z: &ZdtmTest) -> Result<(), StepError> {
-    let argv = zdtm_py_argv(z);
+    let argv = zdtm_py_argv(z, &run.sc.mode);
     let out = run.work.join("zdtm.py.log");
     dump_beside(&run.work).map_err(|e| {
         StepError::fail(StepKind::Run, format!("cannot place zdtm.py's dump/: {e}"))
@@ -117,11 +120,16 @@ mod tests {
             via_zdtm_py: true,
             flavor: Default::default(),
             deps: vec![],
+            flags: vec![],
         };
         assert_eq!(
-            zdtm_py_argv(&z).join(" "),
+            zdtm_py_argv(&z, &Mode::PLAIN).join(" "),
             "python3 zdtm.py run -t zdtm/static/fifo -f h --criu-bin /usr/sbin/criu \
              --crit-bin /usr/bin/crit"
         );
+        let lazy = Mode::parse("pre=2+lazy").unwrap();
+        assert!(zdtm_py_argv(&z, &lazy)
+            .join(" ")
+            .ends_with("/usr/bin/crit --pre 2 --lazy-pages"));
     }
 }

@@ -10,7 +10,7 @@
 //! - peak memory of crtest itself and of its largest child (QEMU).
 
 use crate::host::vm_run::{self, Cell};
-use crate::model::outcome::ScenarioResult;
+use crate::model::outcome::{CriuMeasure, ScenarioResult};
 use crate::model::scenario::Scenario;
 use crate::report::progress::Reporter;
 use crate::results::run::{CellReport, ResultsError, RunDir};
@@ -62,6 +62,9 @@ pub struct BenchReport {
     pub big_scenario: Option<String>,
     pub big_checkpoint_ms: Option<Stats>,
     pub big_restore_ms: Option<Stats>,
+    /// The large scenario in each mode of `--big-modes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub big_modes: Vec<ModeBench>,
     /// The scenarios in one guest (resumed).
     pub one_boot_for_all_ms: Option<Stats>,
     /// The scenarios in a guest each, every guest booted.
@@ -72,6 +75,71 @@ pub struct BenchReport {
     pub failures: Vec<String>,
     pub peak_rss_crtest_kib: i64,
     pub peak_rss_qemu_kib: i64,
+}
+
+/// The large scenario in one mode, over the repetitions (criu's own measures, from
+/// run.json's `criu_runs`).
+#[derive(Debug, Default, Serialize)]
+pub struct ModeBench {
+    pub mode: String,
+    /// The whole checkpoint step, pre-dumps included.
+    pub checkpoint_ms: Option<Stats>,
+    pub restore_ms: Option<Stats>,
+    /// The final dump's frozen time (criu's `frozen_time`): the workload held still.
+    pub frozen_ms: Option<Stats>,
+    /// Every dump's and pre-dump's frozen time added up.
+    pub frozen_all_ms: Option<Stats>,
+    /// The final dump's frozen time plus the restore up to a running tree: how long the
+    /// workload did not run, as a migration would see it.
+    pub downtime_ms: Option<Stats>,
+    /// A lazy restore: from its start to the last page served.
+    pub lazy_done_ms: Option<Stats>,
+    /// Pages the final dump wrote.
+    pub final_pages: Option<Stats>,
+}
+
+/// One run's sample of a mode: (final frozen, all frozen, downtime, lazy done, final pages)
+/// in ms and pages, from criu's measures of the first iteration.
+pub fn mode_sample(r: &ScenarioResult) -> Option<(u64, u64, u64, Option<u64>, u64)> {
+    let runs: Vec<&CriuMeasure> = r.criu_runs.iter().filter(|c| c.iteration == 1).collect();
+    let last = runs.iter().rev().find(|c| c.action == "dump")?;
+    let frozen = last.dump.as_ref()?.frozen_us / 1000;
+    let all: u64 = runs
+        .iter()
+        .filter_map(|c| c.dump.as_ref())
+        .map(|d| d.frozen_us / 1000)
+        .sum();
+    let restore = runs.iter().find(|c| c.action == "restore")?;
+    let running = restore.lazy_running_ms.unwrap_or(restore.ms);
+    let pages = last.dump.as_ref()?.pages_written;
+    Some((frozen, all, frozen + running, restore.lazy_done_ms, pages))
+}
+
+fn mode_bench(mode: String, results: &[&ScenarioResult]) -> ModeBench {
+    let samples: Vec<_> = results.iter().filter_map(|r| mode_sample(r)).collect();
+    let col = |f: &dyn Fn(&(u64, u64, u64, Option<u64>, u64)) -> Option<u64>| {
+        Stats::of(&samples.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    ModeBench {
+        mode,
+        checkpoint_ms: Stats::of(
+            &results
+                .iter()
+                .filter_map(|r| r.phases.checkpoint_ms)
+                .collect::<Vec<_>>(),
+        ),
+        restore_ms: Stats::of(
+            &results
+                .iter()
+                .filter_map(|r| r.phases.restore_ms)
+                .collect::<Vec<_>>(),
+        ),
+        frozen_ms: col(&|s| Some(s.0)),
+        frozen_all_ms: col(&|s| Some(s.1)),
+        downtime_ms: col(&|s| Some(s.2)),
+        lazy_done_ms: col(&|s| s.3),
+        final_pages: col(&|s| Some(s.4)),
+    }
 }
 
 /// The harness's time around criu in each checkpoint/restore step: the step's time minus
@@ -112,7 +180,7 @@ fn run_once(
 pub fn run(
     cell: &Cell,
     scenarios: &[Scenario],
-    big: Option<&Scenario>,
+    big: &[Scenario],
     reps: u32,
     dir: &Path,
     reporter: &mut dyn Reporter,
@@ -121,7 +189,7 @@ pub fn run(
         cell: cell.id.clone(),
         reps,
         scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
-        big_scenario: big.map(|b| b.name.clone()),
+        big_scenario: big.first().map(|b| b.name.clone()),
         ..BenchReport::default()
     };
     let booted = Cell {
@@ -140,6 +208,7 @@ pub fn run(
     let mut overhead = Vec::new();
     let (mut all, mut per, mut per_resumed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut big_c, mut big_r) = (Vec::new(), Vec::new());
+    let mut big_runs: Vec<ScenarioResult> = Vec::new();
     let note = |report: &mut BenchReport, results: &[ScenarioResult]| {
         for r in results.iter().filter(|r| r.outcome.is_bad()) {
             report.failures.push(format!("{}: {}", r.name, r.outcome));
@@ -179,19 +248,23 @@ pub fn run(
             note(&mut report, &c.scenarios);
         }
 
-        if let Some(b) = big {
-            let (c, _) = run_once(
-                &resumed,
-                std::slice::from_ref(b),
-                &[],
-                &dir.join("big"),
-                reporter,
-            )?;
-            for r in &c.scenarios {
+        if !big.is_empty() {
+            let (c, _) = run_once(&resumed, big, &[], &dir.join("big"), reporter)?;
+            if let Some(r) = c.scenarios.first() {
                 big_c.extend(r.phases.checkpoint_ms);
                 big_r.extend(r.phases.restore_ms);
             }
             note(&mut report, &c.scenarios);
+            big_runs.extend(c.scenarios);
+        }
+    }
+    if big.len() > 1 || big.first().is_some_and(|b| !b.mode.is_plain()) {
+        for b in big {
+            let of_mode: Vec<&ScenarioResult> =
+                big_runs.iter().filter(|r| r.name == b.name).collect();
+            report
+                .big_modes
+                .push(mode_bench(b.mode.to_string(), &of_mode));
         }
     }
     report.boot_ms = Stats::of(&boots);
@@ -249,6 +322,7 @@ pub fn render(r: &BenchReport) -> String {
         &format!("{n} scenarios, a resumed guest each"),
         &r.one_resume_per_scenario_ms,
     );
+    mode_table(r, &mut o);
     if !r.boot_marks.is_empty() {
         let marks: Vec<String> = r
             .boot_marks
@@ -271,6 +345,34 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(o, "not passed: {f}");
     }
     o
+}
+
+/// The large scenario's modes, each against the first (`--big-modes`).
+fn mode_table(r: &BenchReport, o: &mut String) {
+    if let Some(plain) = r.big_modes.first().and_then(|m| m.downtime_ms.clone()) {
+        let _ = writeln!(
+            o,
+            "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "mode (median ms)", "ckpt", "restore", "frozen", "downtime", "vs first", "lazy done"
+        );
+        for m in &r.big_modes {
+            let med = |s: &Option<Stats>| s.as_ref().map_or("-".into(), |s| s.median.to_string());
+            let ratio = m.downtime_ms.as_ref().map_or("-".into(), |d| {
+                format!("{:.2}", d.median as f64 / plain.median.max(1) as f64)
+            });
+            let _ = writeln!(
+                o,
+                "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                m.mode,
+                med(&m.checkpoint_ms),
+                med(&m.restore_ms),
+                med(&m.frozen_ms),
+                med(&m.downtime_ms),
+                ratio,
+                med(&m.lazy_done_ms)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +416,7 @@ mod tests {
             tags: vec![],
             attempts: vec![],
             visible_state: None,
+            criu_runs: Vec::new(),
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

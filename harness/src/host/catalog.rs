@@ -1,7 +1,7 @@
 //! The scenario catalog: the workspace's `scenarios/` plus the user's directories, and the
 //! selection by name and tag that `run`, `matrix`, `repro` and `list` share.
 
-use crate::model::scenario::{self, Scenario, ScenarioError, ZdtmFlavor};
+use crate::model::scenario::{self, Mode, Scenario, ScenarioError, ZdtmFlavor};
 use std::path::{Path, PathBuf};
 
 /// Where the scenarios come from and which are wanted, as a command names them.
@@ -17,6 +17,10 @@ pub struct CatalogOptions {
     pub zdtm_py: bool,
     /// The zdtm flavors to run (each test in those its `.desc` allows); empty: all.
     pub zdtm_flavors: Vec<ZdtmFlavor>,
+    /// The modes every scenario runs in (each its backend has); empty: as the catalog says.
+    pub modes: Vec<Mode>,
+    /// The zdtm tests as a profile of the tree picks them (`ci`), in its modes.
+    pub zdtm_profile: Option<String>,
 }
 
 /// Why no scenarios could be chosen.
@@ -32,6 +36,8 @@ pub enum CatalogError {
     Host(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("--zdtm")]
     ZdtmBuild(#[source] Box<crtest_vm::criu_build::CriuBuildError>),
+    #[error("--zdtm-profile")]
+    Profile(#[source] crate::zdtm::ci_profile::ProfileError),
 }
 
 impl CatalogError {
@@ -41,6 +47,7 @@ impl CatalogError {
             CatalogError::Scenario(_) | CatalogError::NothingChosen => true,
             CatalogError::ZdtmTree(e) => e.is_bad_input(),
             CatalogError::ZdtmBuild(e) => e.is_bad_input(),
+            CatalogError::Profile(e) => e.is_bad_input(),
             CatalogError::Host(_) => false,
         }
     }
@@ -54,12 +61,32 @@ impl CatalogOptions {
         names: &[String],
         suite: Option<&str>,
     ) -> Result<Vec<Scenario>, CatalogError> {
-        let zdtm = match &self.zdtm {
-            None => Vec::new(),
-            Some(tree) => zdtm_scenarios(tree, suite, self.zdtm_py, &self.zdtm_flavors)?,
+        let zdtm = self.zdtm_for(suite)?;
+        let mut all: Vec<Scenario> = catalog(&self.scenario_dirs)?
+            .into_iter()
+            .chain(zdtm)
+            .collect();
+        if !self.modes.is_empty() {
+            all = scenario::in_modes(&all, &self.modes);
+        }
+        pick(all, names, &self.tag)
+    }
+}
+
+impl CatalogOptions {
+    /// The zdtm tests of the `--zdtm` tree (none without one) built for `suite`, in the
+    /// chosen flavors or as the profile picks them.
+    pub fn zdtm_for(&self, suite: Option<&str>) -> Result<Vec<Scenario>, CatalogError> {
+        let Some(tree) = &self.zdtm else {
+            return Ok(Vec::new());
         };
-        let all = catalog(&self.scenario_dirs)?;
-        pick(all.into_iter().chain(zdtm).collect(), names, &self.tag)
+        match &self.zdtm_profile {
+            None => zdtm_scenarios(tree, suite, self.zdtm_py, &self.zdtm_flavors),
+            Some(name) => {
+                let every = zdtm_scenarios(tree, suite, self.zdtm_py, &[])?;
+                profile_scenarios(tree, name, every)
+            }
+        }
     }
 }
 
@@ -88,6 +115,29 @@ pub fn zdtm_scenarios(
         flavors
     };
     Ok(crate::zdtm::suite::scenarios(&build, zdtm_py, flavors))
+}
+
+/// The zdtm scenarios (every flavor) that the profile `name` of `tree` picks, in its modes;
+/// what it leaves out is said on stderr.
+fn profile_scenarios(
+    tree: &Path,
+    name: &str,
+    zdtm: Vec<Scenario>,
+) -> Result<Vec<Scenario>, CatalogError> {
+    use crate::zdtm::ci_profile;
+    let p = ci_profile::read(tree, name).map_err(CatalogError::Profile)?;
+    let chosen = ci_profile::select(&p, &zdtm, &tree.join(ci_profile::SCRIPT))
+        .map_err(CatalogError::Profile)?;
+    eprintln!(
+        "zdtm profile {name}: {} calls of {} give {} (test, flavor, mode) combinations",
+        p.calls.len(),
+        ci_profile::SCRIPT,
+        chosen.len()
+    );
+    for l in &p.left_out {
+        eprintln!("zdtm profile {name}: left out: {l}");
+    }
+    Ok(chosen)
 }
 
 /// The scenarios of the catalog (with `dirs`) named in `names` (all when empty) that have

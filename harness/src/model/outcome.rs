@@ -150,6 +150,64 @@ pub struct ScenarioResult {
     /// (see `model::visible`); absent when the scenario had no tree to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visible_state: Option<crate::model::visible::VisibleState>,
+    /// Each criu dump, pre-dump, snapshot and restore as criu measured it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criu_runs: Vec<CriuMeasure>,
+}
+
+/// One criu run of a scenario: what criu measured (its `stats-dump` or `stats-restore`) and
+/// what the harness timed around it. criu's times are in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriuMeasure {
+    /// `pre-dump`, `snapshot` (a leave-running dump before the last), `dump` or `restore`.
+    pub action: String,
+    pub iteration: u32,
+    /// The pre-dump's or snapshot's number (from 1); 0 for the dump and the restore.
+    #[serde(default)]
+    pub index: u32,
+    /// The command's wall time in milliseconds.
+    pub ms: u64,
+    /// How the command was given: `cli`, `config` (a `--config` file) or `rpc`.
+    pub via: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpMeasure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreMeasure>,
+    /// Bytes of pages the dump sent to a `criu page-server` (pages written x 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_server_bytes: Option<u64>,
+    /// A lazy restore: milliseconds from the restore's start to the tree running (criu
+    /// restore returned) and to the last page served (the lazy-pages daemon exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_running_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_done_ms: Option<u64>,
+}
+
+/// criu's `dump_stats_entry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpMeasure {
+    /// Freezing the tree.
+    pub freezing_us: u64,
+    /// The tree held frozen: the time the workload stood still.
+    pub frozen_us: u64,
+    pub memdump_us: u64,
+    pub memwrite_us: u64,
+    pub pages_scanned: u64,
+    pub pages_skipped_parent: u64,
+    pub pages_written: u64,
+    pub pages_lazy: u64,
+}
+
+/// criu's `restore_stats_entry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreMeasure {
+    pub forking_us: u64,
+    pub restore_us: u64,
+    pub pages_compared: u64,
+    pub pages_skipped_cow: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_restored: Option<u64>,
 }
 
 /// One attempt of a scenario run several times.
@@ -268,6 +326,7 @@ impl ScenarioResult {
             tags: Vec::new(),
             attempts: Vec::new(),
             visible_state: None,
+            criu_runs: Vec::new(),
         }
     }
 }

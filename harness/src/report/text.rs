@@ -241,6 +241,7 @@ mod tests {
             tags: vec![],
             attempts: vec![],
             visible_state: None,
+            criu_runs: Vec::new(),
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

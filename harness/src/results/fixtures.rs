@@ -31,6 +31,7 @@ pub fn scenario(
         tags: vec![],
         attempts: vec![],
         visible_state: None,
+        criu_runs: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! build itself is `crtest_vm::zdtm_build`; the protocol a test is run with is
 //! `crate::exec::zdtm`.
 
+pub mod ci_profile;
 pub mod desc;
 pub mod known;
 pub mod partition;

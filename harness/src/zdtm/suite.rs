@@ -8,7 +8,7 @@
 //! key or value the harness does not support makes the test a skip that names it.
 
 use crate::model::scenario::{
-    Backend, Expect, ExpectedOutcome, PlannedStep, Requires, Scenario, StepKind, Target, Variant,
+    Backend, Expect, ExpectedOutcome, Mode, PlannedStep, Requires, Scenario, StepKind, Target,
     ZdtmFlavor, ZdtmTest,
 };
 use crate::zdtm::desc::{self, Desc};
@@ -24,10 +24,19 @@ pub const UID_DROP: &[(&str, &str)] = &[
 ];
 /// Flags of `.desc` the harness honours or that do not apply to how it runs zdtm
 /// (`nouser`: not as root, `samens`: `--join-ns`, both zdtm.py modes it does not have;
-/// `nolazy`: lazy restore; `reqrst`: runs with a restore, as every scenario does; `excl`:
+/// `nolazy`, `noremotelazy`: skipped in the lazy modes; `reqrst`: runs with a restore, as every scenario does; `excl`:
 /// alone on the machine, as a guest runs its scenarios one after the other).
 const KNOWN_FLAGS: &[&str] = &[
-    "suid", "crfail", "noauto", "excl", "reqrst", "nouser", "samens", "nolazy", "crlib",
+    "suid",
+    "crfail",
+    "noauto",
+    "excl",
+    "reqrst",
+    "nouser",
+    "samens",
+    "nolazy",
+    "noremotelazy",
+    "crlib",
 ];
 
 /// The group tag of a test, from its name (zdtm has no groups of its own).
@@ -257,10 +266,11 @@ pub fn scenario_in(build: &ZdtmBuild, t: &BuiltTest, flavor: ZdtmFlavor) -> Scen
             via_zdtm_py: false,
             flavor,
             deps: d.deps.clone(),
+            flags: flags.clone(),
         }),
         steps,
         iterations: 1,
-        variant: Variant::Plain,
+        mode: Mode::PLAIN,
         timeout_s: 3 * wait_s + 90,
         step_timeout_s: wait_s + 60,
         tags,

@@ -39,7 +39,7 @@ use crate::exec::visible::freeze;
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
 use crate::model::outcome::Outcome;
-use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind, Variant};
+use crate::model::scenario::{LxcInit, LxcMode, LxcNetwork, LxcOptions, StepKind};
 use crtest_vm::command;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -382,9 +382,11 @@ fn checkpoint(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), St
         ),
     );
     c.tree = members.into_iter().map(|(_, m)| m).collect();
-    match run.sc.variant {
-        Variant::Plain => dump_read(run, c, iteration, init, &images, Dump::Stop)?,
-        Variant::LeaveRunning => {
+    // The modes lxc-checkpoint has (`Mode::lxc_can`): plain, leave-running, one pre-dump.
+    let mode = run.sc.mode;
+    match (mode.leave_running, mode.pre) {
+        (false, 0) => dump_read(run, c, iteration, init, &images, Dump::Stop)?,
+        (true, _) => {
             dump_frozen(run, c, iteration, init, &images)?;
             let info = wait_state(run, c, step, "RUNNING")?;
             if info.pid != Some(init.as_raw()) {
@@ -400,7 +402,7 @@ fn checkpoint(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), St
             // The container goes on: its workload must not have noticed the dump.
             return run.continuity(step);
         }
-        Variant::PreDump => {
+        (false, _) => {
             let pre = run.work.join(format!("pre-{iteration}"));
             run.mkdir(&pre)?;
             dump(run, c, iteration, &pre, Dump::PreDump, &[])?;

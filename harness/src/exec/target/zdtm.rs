@@ -414,6 +414,7 @@ mod tests {
             via_zdtm_py: false,
             flavor: Default::default(),
             deps: vec![],
+            flags: vec![],
         };
         let (p, args) = command(&z);
         assert_eq!(p, Path::new("/zdtm-tree/zdtm/static/fifo"));

@@ -47,7 +47,7 @@ struct ScenarioFile {
     restore_args: Vec<String>,
     /// Extra scenarios generated from this one: `leave-running`, `pre-dump`.
     #[serde(default)]
-    variants: Vec<Variant>,
+    variants: Vec<Mode>,
     #[serde(default)]
     requires: Requires,
     #[serde(default)]
@@ -161,7 +161,7 @@ fn external(
             iteration: 1,
         }],
         iterations: 1,
-        variant: Variant::Plain,
+        mode: Mode::PLAIN,
         timeout_s: file.timeout_s,
         step_timeout_s: file.step_timeout_s,
         tags: file.tags,
@@ -280,11 +280,10 @@ fn check_limits(file: &ScenarioFile, invalid: &Invalid) -> Result<(), ScenarioEr
     Ok(())
 }
 
-/// The plain scenario and one of each of its `variants` (`NAME@VARIANT`); an expectation
-/// limited to some variants holds only its relaxations for the others.
+/// The plain scenario and one of each of its `variants` (`NAME@MODE`).
 fn with_variants(
     plain: Scenario,
-    variants: Vec<Variant>,
+    variants: Vec<Mode>,
     invalid: &Invalid,
 ) -> Result<Vec<Scenario>, ScenarioError> {
     let mut out = vec![plain.clone()];
@@ -292,34 +291,93 @@ fn with_variants(
         .expect
         .variants
         .as_ref()
-        .is_some_and(|vs| !vs.contains(&Variant::Plain))
+        .is_some_and(|vs| !vs.contains(&Mode::PLAIN))
     {
         out[0].expect = plain.expect.relaxations_only();
     }
     for v in variants {
-        if v == Variant::Plain || out.iter().any(|s| s.variant == v) {
+        if v.is_plain() || out.iter().any(|s| s.mode == v) {
             return Err(invalid(
                 "variants",
-                format!("`{}` given twice or is the plain scenario", v.as_str()),
+                format!("`{v}` given twice or is the plain scenario"),
             ));
         }
-        let mut s = plain.clone();
-        s.name = format!("{}@{}", plain.name, v.as_str());
-        s.variant = v;
-        if s.expect
-            .variants
-            .as_ref()
-            .is_some_and(|vs| !vs.contains(&v))
-        {
-            s.expect = plain.expect.relaxations_only();
-        }
-        if v == Variant::LeaveRunning {
-            // The tree goes on after the dump and verifies itself; nothing to restore.
-            s.steps.retain(|p| p.kind != StepKind::Restore);
-        }
+        let s = plain.in_mode(v).ok_or_else(|| {
+            invalid(
+                "variants",
+                format!("the {:?} backend cannot run mode `{v}`", plain.backend),
+            )
+        })?;
         out.push(s);
     }
     Ok(out)
+}
+
+impl Scenario {
+    /// This plain scenario in `mode`: named `NAME@MODE`, its expectation kept where it holds
+    /// for every mode or names this one (else only its relaxations), without the restore
+    /// for `leave-running`, repeated for `iters=N`, with the mode's needs among its
+    /// requirements. `None` when its backend cannot drive criu that way (`lxc-checkpoint`
+    /// has plain, leave-running and one pre-dump; an external test runs its own tools).
+    pub fn in_mode(&self, mode: Mode) -> Option<Scenario> {
+        if mode == self.mode {
+            return Some(self.clone());
+        }
+        let external = matches!(self.target, Target::External(_));
+        if !self.mode.is_plain() || external || (self.backend == Backend::Lxc && !mode.lxc_can()) {
+            return None;
+        }
+        let mut s = self.clone();
+        s.name = format!("{}@{mode}", self.name);
+        s.mode = mode;
+        if !s.expect.holds_for(&mode) {
+            s.expect = self.expect.relaxations_only();
+        }
+        let runs_itself = s.steps.iter().any(|p| p.kind == StepKind::Run);
+        if mode.iters > 0 && !runs_itself {
+            let mut kinds: Vec<StepKind> = Vec::new();
+            for p in &s.steps {
+                if !kinds.contains(&p.kind) {
+                    kinds.push(p.kind);
+                }
+            }
+            s.steps = expand_steps(&kinds, mode.iters).ok()?;
+            s.iterations = mode.iters;
+        }
+        if mode.leave_running {
+            // The tree goes on after the dump and verifies itself; nothing to restore.
+            s.steps.retain(|p| p.kind != StepKind::Restore);
+        }
+        for f in mode.criu_features() {
+            if !s.requires.criu_features.contains(&f) {
+                s.requires.criu_features.push(f);
+            }
+        }
+        s.requires.criu_options.extend(mode.criu_options());
+        if let Some(v) = mode.min_criu() {
+            s.requires.min_criu = Some(match &s.requires.min_criu {
+                Some(own) if crate::diagnose::version::at_least(own, v) => own.clone(),
+                _ => v.to_string(),
+            });
+        }
+        s.tags.extend(mode.tags());
+        if let Target::Zdtm(z) = &mut s.target {
+            // What zdtm.py leaves out in the mode, in its words.
+            let has = |f: &str| z.flags.iter().any(|x| x == f);
+            let why = match mode.lazy {
+                Lazy::Local | Lazy::Remote if has("nolazy") => Some("lazy pages are not supported"),
+                Lazy::Remote if has("noremotelazy") => Some("remote lazy pages are not supported"),
+                _ => None,
+            };
+            if let (None, Some(why)) = (&z.unsupported, why) {
+                z.unsupported = Some(format!("{why} (its .desc flags it)"));
+            }
+        }
+        // More dumps take more time.
+        let extra = 30 * (u64::from(mode.pre) + u64::from(mode.iters));
+        s.timeout_s += extra;
+        Some(s)
+    }
 }
 
 /// Each of `files` resolved inside `base` (the scenario file's folder), or the error that
@@ -402,7 +460,7 @@ impl Scenario {
             target,
             steps: expanded,
             iterations: file.iterations,
-            variant: Variant::Plain,
+            mode: Mode::PLAIN,
             timeout_s: file.timeout_s,
             step_timeout_s: file.step_timeout_s,
             tags: file.tags,

@@ -4,9 +4,11 @@
 //! (without `.toml`) is the scenario's name. See `scenarios/README.md` for the schema.
 
 mod file;
+mod mode;
 mod options;
 mod targets;
 
+pub use mode::*;
 pub use options::*;
 pub use targets::*;
 
@@ -43,6 +45,8 @@ pub enum ScenarioError {
     },
     #[error("unknown scenario `{name}`; known scenarios: {}", shown(known))]
     Unknown { name: String, known: Vec<String> },
+    #[error("scenario `{name}`: {message}")]
+    Mode { name: String, message: String },
     #[error("scenario `{name}` is defined twice: {first} and {second}")]
     Duplicate {
         name: String,
@@ -104,29 +108,6 @@ const DEFAULT_STEPS: &[StepKind] = &[
     StepKind::Verify,
 ];
 
-/// How a scenario is checkpointed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variant {
-    /// `criu dump`, which kills the tree, then `criu restore`.
-    #[default]
-    Plain,
-    /// `criu dump --leave-running`; the tree goes on and verifies itself (no restore).
-    LeaveRunning,
-    /// `criu pre-dump --track-mem`, then `criu dump` on top of it, then restore.
-    PreDump,
-}
-
-impl Variant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Plain => "plain",
-            Variant::LeaveRunning => "leave-running",
-            Variant::PreDump => "pre-dump",
-        }
-    }
-}
-
 /// What a scenario needs; unmet, it is skipped with the requirement named.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -146,6 +127,9 @@ pub struct Requires {
     pub min_criu: Option<String>,
     /// Lowest lxc version.
     pub min_lxc: Option<String>,
+    /// Options `criu --help` must list (probed once per guest), e.g. `--mntns-compat-mode`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criu_options: Vec<String>,
 }
 
 /// What the scenario is expected to come to. A failure that matches is `xfail`; a pass
@@ -167,8 +151,9 @@ pub struct Expect {
     pub reason: Option<String>,
     /// The variants the expectation holds for (default: all); the others are expected to
     /// pass (e.g. `["plain", "pre-dump"]` when a leave-running dump leaves the state alone).
+    /// `plain` stands for every mode that restores too (see [`Expect::holds_for`]).
     #[serde(default)]
-    pub variants: Option<Vec<Variant>>,
+    pub variants: Option<Vec<Mode>>,
     /// Items of the visible-state comparison whose differences do not fail the scenario,
     /// each with its reason: `[{ item = "fds.pos", reason = "..." }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -176,6 +161,16 @@ pub struct Expect {
 }
 
 impl Expect {
+    /// Whether the expectation holds in `mode`: it names no variants, or names this one, or
+    /// names `plain` and the mode restores (a mode adds ways of driving criu to the plain
+    /// dump and restore; what a restore gets wrong there it gets wrong in every mode).
+    pub fn holds_for(&self, mode: &Mode) -> bool {
+        match &self.variants {
+            None => true,
+            Some(vs) => vs.contains(mode) || (vs.contains(&Mode::PLAIN) && mode.restores()),
+        }
+    }
+
     /// A pass expected, with the same visible-state relaxations (for the variants an
     /// expected failure does not hold for).
     fn relaxations_only(&self) -> Expect {
@@ -214,7 +209,8 @@ pub struct Scenario {
     /// Steps after expanding `iterations`: each step with its iteration number (from 1).
     pub steps: Vec<PlannedStep>,
     pub iterations: u32,
-    pub variant: Variant,
+    /// How criu is driven (`plain`, `pre=2`, `lazy`, ...): the last `@` part of the name.
+    pub mode: Mode,
     pub timeout_s: u64,
     pub step_timeout_s: u64,
     pub tags: Vec<String>,
@@ -325,15 +321,15 @@ pub fn select(
         );
     } else {
         for name in names {
-            match all.iter().find(|s| &s.name == name) {
-                Some(s) if !out.iter().any(|o: &Scenario| o.name == s.name) => out.push(s.clone()),
-                Some(_) => {}
-                None => {
-                    return Err(ScenarioError::Unknown {
-                        name: name.clone(),
-                        known: known(),
-                    })
-                }
+            let found = match all.iter().find(|s| &s.name == name) {
+                Some(s) => s.clone(),
+                None => in_named_mode(all, name)?.ok_or_else(|| ScenarioError::Unknown {
+                    name: name.clone(),
+                    known: known(),
+                })?,
+            };
+            if !out.iter().any(|o: &Scenario| o.name == found.name) {
+                out.push(found);
             }
         }
     }
@@ -341,6 +337,51 @@ pub fn select(
         out.retain(|s| s.tags.iter().any(|t| tags.contains(t)));
     }
     Ok(out)
+}
+
+/// `NAME@MODE` for a scenario `NAME` of `all` and a mode it can run in: that scenario in
+/// the mode; `None` when `NAME` is not a scenario (or `MODE` is a zdtm flavor's `@ns`).
+fn in_named_mode(all: &[Scenario], name: &str) -> Result<Option<Scenario>, ScenarioError> {
+    let Some((base, mode)) = name.rsplit_once('@') else {
+        return Ok(None);
+    };
+    let Some(base) = all.iter().find(|s| s.name == base) else {
+        return Ok(None);
+    };
+    if ZdtmFlavor::parse(mode).is_some() {
+        return Ok(None);
+    }
+    let m = Mode::parse(mode).map_err(|message| ScenarioError::Mode {
+        name: name.to_string(),
+        message,
+    })?;
+    base.in_mode(m)
+        .map(Some)
+        .ok_or_else(|| ScenarioError::Mode {
+            name: name.to_string(),
+            message: format!(
+                "`{}` cannot run in mode `{m}` (lxc-checkpoint has plain, leave-running and \
+             pre-dump; an external test runs its own tools)",
+                base.name
+            ),
+        })
+}
+
+/// Every scenario of `all` that is not itself a mode, in each of `modes` it can run in (the
+/// catalog's own variant where it has one).
+pub fn in_modes(all: &[Scenario], modes: &[Mode]) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for base in all.iter().filter(|s| s.mode.is_plain()) {
+        for &m in modes {
+            let own = all
+                .iter()
+                .find(|s| s.mode == m && s.name == format!("{}@{m}", base.name));
+            if let Some(s) = own.cloned().or_else(|| base.in_mode(m)) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -362,7 +403,7 @@ mod tests {
         let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["mem", "mem@leave-running", "mem@pre-dump"]);
         assert!(!all[1].steps.iter().any(|p| p.kind == StepKind::Restore));
-        assert_eq!(all[2].variant, Variant::PreDump);
+        assert_eq!(all[2].mode, Mode::parse("pre-dump").unwrap());
         assert_eq!(all[2].dump_args, ["--file-locks"]);
         assert_eq!(all[2].restore_args, ["--file-locks"]);
     }

@@ -83,6 +83,9 @@ pub struct ZdtmTest {
     /// copied with their libraries into the root of the `ns` and `uns` flavors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<String>,
+    /// The flags of its `.desc` (`nolazy`, `crfail`, ...), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 /// zdtm.py's flavors: where a test's tree lives.

@@ -1,5 +1,17 @@
 //! The criu backend: a workload started as the executor's child, `criu dump` of its tree,
-//! `criu restore` from the images, and the argument builders for both.
+//! `criu restore` from the images, in the scenario's mode: pre-dumps or snapshots before the
+//! dump, a page server taking the pages, a lazy restore fed by `criu lazy-pages`, the tree
+//! left stopped, the options through a config file.
+
+mod argv;
+mod daemons;
+mod measure;
+mod modes;
+pub mod rpc;
+
+pub use argv::{
+    as_config, daemon_args, dump_args, dump_mode_args, restore_args, restore_mode_args,
+};
 
 use crate::diagnose::{criu_log, errno};
 use crate::exec::backend::Backend;
@@ -9,46 +21,13 @@ use crate::exec::visible::freeze::{self, TreeCgroup};
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
 use crate::model::outcome::{Outcome, StepRecord};
-use crate::model::scenario::{StepKind, Variant};
+use crate::model::scenario::StepKind;
 use crtest_vm::command::{self, Ran};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// `criu dump` of the tree rooted at `pid` into `images`, logging to `log` at level 4,
-/// with the scenario's `extra` options.
-pub fn dump_args(pid: i32, images: &Path, log: &Path, extra: &[String]) -> Vec<String> {
-    let mut v = vec![
-        "dump".into(),
-        "--tree".into(),
-        pid.to_string(),
-        "--images-dir".into(),
-        images.display().to_string(),
-        "--log-file".into(),
-        log.display().to_string(),
-        "-v4".into(),
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
-/// `criu restore` from `images`, detached, writing the restored root's pid to `pidfile`.
-pub fn restore_args(images: &Path, log: &Path, pidfile: &Path, extra: &[String]) -> Vec<String> {
-    let mut v = vec![
-        "restore".into(),
-        "--images-dir".into(),
-        images.display().to_string(),
-        "--log-file".into(),
-        log.display().to_string(),
-        "-v4".into(),
-        "--restore-detached".into(),
-        "--pidfile".into(),
-        pidfile.display().to_string(),
-    ];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// The criu backend: criu driven by its command line around a target started as the
 /// executor's child.
@@ -98,7 +77,7 @@ impl Run<'_> {
         unsafe {
             cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
         }
-        if self.sc.variant == Variant::LeaveRunning {
+        if self.sc.mode.leave_running {
             // A cgroup of its own, to hold the tree still around a dump that leaves it
             // running; where there is none, the sides are read running.
             match TreeCgroup::make(&self.sc.name) {
@@ -130,38 +109,30 @@ impl Run<'_> {
 
     fn checkpoint(&mut self, iteration: u32) -> Result<(), StepError> {
         let pid = self.pid.expect("started before checkpoint");
+        let mode = self.sc.mode;
         let images = self.work.join(format!("images-{iteration}"));
         self.mkdir(&images)?;
         let mut extra = self.target.dump_options();
         extra.extend(self.sc.dump_args.iter().cloned());
-        if self.sc.variant == Variant::PreDump {
-            // A pre-dump copies memory while the tree runs; the dump then writes only what
-            // changed since, on top of it.
-            let pre = self.work.join(format!("pre-{iteration}"));
-            self.mkdir(&pre)?;
-            let log = self.work.join(format!("pre-dump-{iteration}.log"));
-            let mut args = dump_args(pid.as_raw(), &pre, &log, &extra);
-            args[0] = "pre-dump".into();
-            args.push("--track-mem".into());
-            self.criu(StepKind::Checkpoint, iteration, &args, &log, &[])?;
-            extra.extend([
-                "--track-mem".into(),
-                "--prev-images-dir".into(),
-                format!("../pre-{iteration}"),
-            ]);
-        }
-        if self.sc.variant == Variant::LeaveRunning {
-            extra.push("--leave-running".into());
+        // Memory copied while the tree runs (pre-dumps, or snapshots), each on top of the
+        // last; the dump then writes only what changed since.
+        let mut prev = None;
+        for k in 1..=mode.pre {
+            prev = Some(self.copy_memory(pid, iteration, k, &extra, prev.as_deref())?);
         }
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
         let target = self.target;
         target.before_dump(self)?;
+        let server = self.page_server(&images)?;
+        let port = server.as_ref().map(|s| s.1);
+        extra.extend(dump_mode_args(&mode, true, prev.as_deref(), port));
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
-        if self.sc.variant == Variant::LeaveRunning {
+        if mode.leave_running {
             // The tree goes on: it must not have noticed the dump, nor show it.
-            self.dump_leaving_running(pid, iteration, &images, &log, extra)?;
+            let ran = self.dump_leaving_running(pid, iteration, &images, &log, extra)?;
+            self.dumped("dump", iteration, 0, &images, &ran, server)?;
             return self.continuity(StepKind::Checkpoint);
         }
         let own_leave_running = self.leaves_running();
@@ -178,8 +149,17 @@ impl Run<'_> {
         }
         let env = reads.as_ref().map(Reads::env).unwrap_or_default();
         let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log, &env)?;
+        self.dumped("dump", iteration, 0, &images, &ran, server)?;
         if let Some(r) = &reads {
             self.visible_taken(r, Moment::Dumped, pid, iteration);
+        }
+        if mode.stop {
+            // `--leave-stopped`: the tree must be there and stopped; then it goes, as a
+            // dump that kills it would have left it.
+            self.all_stopped(StepKind::Checkpoint, &tree, &ran.command)?;
+            for p in &tree {
+                let _ = kill(*p, Signal::SIGKILL);
+            }
         }
         if own_leave_running {
             // Asked for by the scenario itself: the original goes on, and the restore that
@@ -231,7 +211,7 @@ impl Run<'_> {
         images: &Path,
         log: &Path,
         extra: Vec<String>,
-    ) -> Result<(), StepError> {
+    ) -> Result<Ran, StepError> {
         let cg = self.visible.cgroup.as_ref().map(|c| c.path().to_path_buf());
         let reads = cg
             .clone()
@@ -243,21 +223,24 @@ impl Run<'_> {
         }
         let env = reads.as_ref().map(Reads::env).unwrap_or_default();
         let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
-        self.criu(StepKind::Checkpoint, iteration, &args, log, &env)?;
+        let ran = self.criu(StepKind::Checkpoint, iteration, &args, log, &env)?;
         self.visible_left_running(reads.as_ref(), cg.as_deref(), pid, iteration);
-        Ok(())
+        Ok(ran)
     }
 
     fn restore(&mut self, iteration: u32) -> Result<(), StepError> {
+        let mode = self.sc.mode;
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
         let mut extra = self.target.restore_options();
         extra.extend(self.sc.restore_args.iter().cloned());
+        extra.extend(restore_mode_args(&mode));
         let mut args = restore_args(&images, &log, &pidfile, &extra);
         let target = self.target;
         target.before_restore(self, &images)?;
         self.between(&images)?;
+        let lazy = self.lazy_daemons(&images)?;
         // The restored tree, read inside criu before it runs again.
         let reads = self.visible_reads("restore", iteration);
         if let Some(r) = &reads {
@@ -265,7 +248,6 @@ impl Run<'_> {
         }
         let env = reads.as_ref().map(Reads::env).unwrap_or_default();
         let ran = self.criu(StepKind::Restore, iteration, &args, &log, &env)?;
-        target.after_restore(self, &images)?;
         let restored = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
@@ -284,12 +266,52 @@ impl Run<'_> {
                 return Err(e);
             }
         }
+        if mode.stop {
+            // `--leave-stopped`: every thread stopped, then let go.
+            let tree = proctree::tree(self.pid.expect("restored"));
+            self.all_stopped(StepKind::Restore, &tree, &ran.command)?;
+            for p in &tree {
+                let _ = kill(*p, Signal::SIGCONT);
+            }
+        }
+        self.restored(iteration, &images, &ran, lazy)?;
+        target.after_restore(self, &images)?;
         let root = self.pid.expect("restored");
         match &reads {
             Some(r) => self.visible_taken(r, Moment::Restored, root, iteration),
             None => self.visible_running(Which::After, root, iteration),
         }
         self.continuity(StepKind::Restore)
+    }
+
+    /// `criu ARGS` as an RPC request to `criu swrk` (see [`rpc`]); the restored root's pid
+    /// written to the command line's `--pidfile`.
+    fn criu_rpc(
+        &mut self,
+        step: StepKind,
+        args: &[String],
+        log: &Path,
+        env: &[(String, String)],
+    ) -> Result<(Ran, rpc::Answer), StepError> {
+        let error = |m: String| {
+            let mut e = StepError::fail(step, format!("rpc: {m}")).with_outcome(Outcome::Error);
+            e.failure.command = Some(command::command_line("criu", args));
+            e
+        };
+        let plan = rpc::plan(args).map_err(|m| {
+            // Not the tool's failure nor ours: this scenario cannot be said over the RPC.
+            let mut e = error(m);
+            e.outcome = Outcome::Skip;
+            e
+        })?;
+        let out = log.with_extension("swrk.out");
+        let answer =
+            rpc::run(&self.cfg.criu, &plan, env, &out, self.step_budget()).map_err(error)?;
+        if let (Some(pid), Some(file)) = (answer.restored_pid, &plan.pidfile) {
+            std::fs::write(file, format!("{pid}\n"))
+                .map_err(|e| error(format!("{}: {e}", file.display())))?;
+        }
+        Ok((answer.ran.clone(), answer))
     }
 
     /// Runs criu; a failure carries the command, status, first error line and errno.
@@ -303,16 +325,36 @@ impl Run<'_> {
         log: &Path,
         env: &[(String, String)],
     ) -> Result<Ran, StepError> {
-        let mut cmd = command::Cmd::new(&self.cfg.criu).args(args);
-        for (k, v) in env {
-            cmd = cmd.env(k, v);
-        }
-        let ran = cmd.run_timed(self.step_budget(), None).map_err(|e| {
-            let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
-            err.failure.command = Some(e.command().to_string());
-            err.failure.errno = e.os_error().and_then(errno::name);
-            err
-        })?;
+        let config;
+        let args = if self.sc.mode.criu_config {
+            // zdtm.py's --criu-config: the options through a file beside the log.
+            let file = log.with_extension("conf");
+            let (argv, text) = as_config(args, &file);
+            std::fs::write(&file, text).map_err(|e| {
+                StepError::fail(step, format!("cannot write {}: {e}", file.display()))
+                    .with_outcome(Outcome::Error)
+            })?;
+            config = argv;
+            &config[..]
+        } else {
+            args
+        };
+        let (ran, answer) = if self.sc.mode.rpc && rpc::REQUESTS.contains(&args[0].as_str()) {
+            let (ran, answer) = self.criu_rpc(step, args, log, env)?;
+            (ran, Some(answer))
+        } else {
+            let mut cmd = command::Cmd::new(&self.cfg.criu).args(args);
+            for (k, v) in env {
+                cmd = cmd.env(k, v);
+            }
+            let ran = cmd.run_timed(self.step_budget(), None).map_err(|e| {
+                let mut err = StepError::fail(step, e.to_string()).with_outcome(Outcome::Error);
+                err.failure.command = Some(e.command().to_string());
+                err.failure.errno = e.os_error().and_then(errno::name);
+                err
+            })?;
+            (ran, None)
+        };
         self.substeps.push(StepRecord {
             step: format!("{}:criu {}", step.as_str(), args[0]),
             iteration,
@@ -323,10 +365,12 @@ impl Run<'_> {
             return Ok(ran);
         }
         let log_text = std::fs::read_to_string(log).unwrap_or_default();
+        let (rpc_errno, rpc_msg) = answer.map(|a| (a.errno, a.errmsg)).unwrap_or_default();
         let first = criu_log::first_error_line(&log_text)
             .or_else(|| criu_log::usage_error_line(&ran.output))
+            .or(rpc_msg)
             .or_else(|| ran.tail(1).pop());
-        let errno = criu_log::errno_of(&log_text, first.as_deref());
+        let errno = criu_log::errno_of(&log_text, first.as_deref()).or(rpc_errno);
         let mut e = StepError::fail(
             step,
             if ran.timed_out {
@@ -347,29 +391,5 @@ impl Run<'_> {
             &crate::diagnose::class::error_lines(&log_text),
         );
         Err(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argv_for_dump_and_restore() {
-        let d = dump_args(42, Path::new("/w/img"), Path::new("/w/dump.log"), &[]);
-        assert_eq!(
-            d.join(" "),
-            "dump --tree 42 --images-dir /w/img --log-file /w/dump.log -v4"
-        );
-        let r = restore_args(
-            Path::new("/w/img"),
-            Path::new("/w/restore.log"),
-            Path::new("/w/pid"),
-            &["--tcp-established".into()],
-        );
-        assert_eq!(
-            r.join(" "),
-            "restore --images-dir /w/img --log-file /w/restore.log -v4 --restore-detached --pidfile /w/pid --tcp-established"
-        );
     }
 }
