@@ -41,6 +41,24 @@ struct Got {
     result: ScenarioResult,
 }
 
+/// Catalog scenarios in criu's modes: pre-dumps and snapshots onto a page server, lazy
+/// restores fed locally and over the loopback, the tree left stopped, the options through a
+/// config file, iterations, a restore as criu's sibling, and the RPC (`criu swrk`), with an
+/// expected failure coming back as the RPC's errno.
+const MODE_TRIALS: &[&str] = &[
+    "counterloop@pre=2+page-server+dedup",
+    "counterloop@snaps=2",
+    "fileio1@lazy",
+    "bigmem-small@remote-lazy",
+    "ptree1@stop",
+    "fileio1@iters=2+criu-config",
+    "ptree1@sibling+mntns-compat",
+    "ptree1@rpc",
+    "tcpconn@rpc+pre=2+page-server",
+    "bigmem-small@rpc+lazy",
+    "repro-pid-collision@rpc",
+];
+
 /// At most this many failed scenarios are retried (more means a broken guest, not noise).
 const MAX_RETRIED: usize = 5;
 
@@ -55,7 +73,14 @@ fn main() {
             .map(|e| e.path())
             .filter(|p| p.is_dir())
             .collect();
-    let scenarios = crtest::host::catalog::catalog(&examples).expect("the shipped scenarios load");
+    let mut scenarios =
+        crtest::host::catalog::catalog(&examples).expect("the shipped scenarios load");
+    // criu's other ways of being driven, a few scenarios each (the whole catalog in these
+    // modes is a benchmark, not a test).
+    let modes: Vec<String> = MODE_TRIALS.iter().map(|s| s.to_string()).collect();
+    scenarios.extend(
+        crtest::model::scenario::select(&scenarios, &modes, &[]).expect("the mode trials exist"),
+    );
     let name = |s: &Scenario| format!("vm::{}", s.name);
     let selected: Vec<Scenario> = scenarios
         .iter()
@@ -225,6 +250,7 @@ const FAULTS: &[(&str, Fault)] = &[
     ("criu_from_tree", criu_from_tree),
     ("criu_tree_broken", criu_tree_broken),
     ("zdtm_fixture", zdtm_fixture),
+    ("zdtm_ci_profile", zdtm_ci_profile),
     ("saved_vm", saved_vm),
 ];
 
@@ -497,6 +523,79 @@ fn zdtm_fixture(_cell: vm_run::Cell) -> Result<(), String> {
         Ok(())
     } else {
         Err(wrong.join("\n"))
+    }
+}
+
+/// `--zdtm-profile ci` on the fixture tree's CI script: each `zdtm.py run` call's tests in
+/// its flavors and mode, the call behind a feature check skipped for the feature, the call
+/// the harness has no mode for named and left out.
+fn zdtm_ci_profile(_cell: vm_run::Cell) -> Result<(), String> {
+    let tree = fixture_tree(|_| Ok(()))?;
+    let results = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = tree.path().to_str().ok_or("path")?;
+    let (code, stderr) = crtest_in(
+        &[
+            "run",
+            "--zdtm",
+            path,
+            "--zdtm-profile",
+            "ci",
+            "--tag",
+            "zdtm-ci",
+        ],
+        results.path(),
+    )?;
+    let r = read_run(results.path()).ok_or_else(|| format!("no run.json:\n{stderr}"))?;
+    let got: Vec<(String, Outcome)> = r.cells[0]
+        .scenarios
+        .iter()
+        .map(|s| (s.name.clone(), s.outcome))
+        .collect();
+    let mut want: Vec<(String, Outcome)> = [
+        "pass00@rpc",
+        "pass00@ns@rpc",
+        "pass00@uns@rpc",
+        "file00@rpc",
+        "file00@ns@rpc",
+        "file00@uns@rpc",
+        "pass00@lazy",
+        "pass00@ns@lazy",
+        "pass00@pre=2+page-server+dedup",
+        "pass00@ns@pre=2+page-server+dedup",
+        "pass00@uns@pre=2+page-server+dedup",
+        "nsroot00@uns@remote-lazy",
+    ]
+    .iter()
+    .map(|n| (format!("zdtm/static/{n}"), Outcome::Pass))
+    .collect();
+    for f in ["", "@ns", "@uns"] {
+        want.push((format!("zdtm/static/pass00{f}@stop"), Outcome::Skip));
+    }
+    let (mut got, mut want) = (got, want);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    if got != want {
+        return Err(format!("got {got:?}\nwant {want:?}\n{stderr}"));
+    }
+    if !stderr.contains("left out: line 17") || !stderr.contains("`--stream`") {
+        return Err(format!(
+            "the --stream call is not named as left out:\n{stderr}"
+        ));
+    }
+    let rpc = r.cells[0]
+        .scenarios
+        .iter()
+        .find(|s| s.name == "zdtm/static/pass00@rpc")
+        .ok_or("no pass00@rpc")?;
+    if !rpc.criu_runs.iter().all(|c| c.via == "rpc") || rpc.criu_runs.len() != 2 {
+        return Err(format!(
+            "pass00@rpc did not go through the RPC: {:?}",
+            rpc.criu_runs
+        ));
+    }
+    match code {
+        Some(0) => Ok(()),
+        other => Err(format!("exit {other:?}, want 0:\n{stderr}")),
     }
 }
 

@@ -89,7 +89,7 @@ pub struct CatalogArgs {
     pub zdtm_profile: Option<String>,
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
+fn parse_mode(s: &str) -> Result<Mode, crate::model::scenario::ModeError> {
     Mode::parse(s)
 }
 

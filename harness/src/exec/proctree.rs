@@ -76,11 +76,11 @@ fn state_of(stat: &str) -> Option<char> {
 }
 
 /// The first thread of `pids` that is not stopped (`T`), as `pid/tid is STATE`; `None`
-/// when every thread is stopped (a process gone is not stopped).
+/// when every thread is stopped (a process gone counts as stopped, as zdtm.py counts it).
 pub fn first_running(pids: &[Pid]) -> Option<String> {
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return Some(format!("{pid} is gone"));
+            continue;
         };
         for t in tasks.flatten() {
             let tid = t.file_name().to_string_lossy().to_string();

@@ -98,47 +98,58 @@ pub struct ModeBench {
     pub final_pages: Option<Stats>,
 }
 
-/// One run's sample of a mode: (final frozen, all frozen, downtime, lazy done, final pages)
-/// in ms and pages, from criu's measures of the first iteration.
-pub fn mode_sample(r: &ScenarioResult) -> Option<(u64, u64, u64, Option<u64>, u64)> {
+/// One run of the large scenario in a mode, from criu's measures of its first iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeSample {
+    /// The final dump's frozen time, ms.
+    pub frozen: u64,
+    /// Every dump's and pre-dump's frozen time, ms.
+    pub frozen_all: u64,
+    /// The final dump's frozen time plus the restore to a running tree, ms.
+    pub downtime: u64,
+    /// A lazy restore's last page, ms from its start.
+    pub lazy_done: Option<u64>,
+    /// Pages the final dump wrote.
+    pub pages: u64,
+}
+
+pub fn mode_sample(r: &ScenarioResult) -> Option<ModeSample> {
     let runs: Vec<&CriuMeasure> = r.criu_runs.iter().filter(|c| c.iteration == 1).collect();
     let last = runs.iter().rev().find(|c| c.action == "dump")?;
     let frozen = last.dump.as_ref()?.frozen_us / 1000;
-    let all: u64 = runs
+    let frozen_all: u64 = runs
         .iter()
         .filter_map(|c| c.dump.as_ref())
         .map(|d| d.frozen_us / 1000)
         .sum();
     let restore = runs.iter().find(|c| c.action == "restore")?;
     let running = restore.lazy_running_ms.unwrap_or(restore.ms);
-    let pages = last.dump.as_ref()?.pages_written;
-    Some((frozen, all, frozen + running, restore.lazy_done_ms, pages))
+    Some(ModeSample {
+        frozen,
+        frozen_all,
+        downtime: frozen + running,
+        lazy_done: restore.lazy_done_ms,
+        pages: last.dump.as_ref()?.pages_written,
+    })
 }
 
 fn mode_bench(mode: String, results: &[&ScenarioResult]) -> ModeBench {
-    let samples: Vec<_> = results.iter().filter_map(|r| mode_sample(r)).collect();
-    let col = |f: &dyn Fn(&(u64, u64, u64, Option<u64>, u64)) -> Option<u64>| {
+    let samples: Vec<ModeSample> = results.iter().filter_map(|r| mode_sample(r)).collect();
+    let col = |f: fn(&ModeSample) -> Option<u64>| {
         Stats::of(&samples.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    let phase = |f: fn(&ScenarioResult) -> Option<u64>| {
+        Stats::of(&results.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
     ModeBench {
         mode,
-        checkpoint_ms: Stats::of(
-            &results
-                .iter()
-                .filter_map(|r| r.phases.checkpoint_ms)
-                .collect::<Vec<_>>(),
-        ),
-        restore_ms: Stats::of(
-            &results
-                .iter()
-                .filter_map(|r| r.phases.restore_ms)
-                .collect::<Vec<_>>(),
-        ),
-        frozen_ms: col(&|s| Some(s.0)),
-        frozen_all_ms: col(&|s| Some(s.1)),
-        downtime_ms: col(&|s| Some(s.2)),
-        lazy_done_ms: col(&|s| s.3),
-        final_pages: col(&|s| Some(s.4)),
+        checkpoint_ms: phase(|r| r.phases.checkpoint_ms),
+        restore_ms: phase(|r| r.phases.restore_ms),
+        frozen_ms: col(|s| Some(s.frozen)),
+        frozen_all_ms: col(|s| Some(s.frozen_all)),
+        downtime_ms: col(|s| Some(s.downtime)),
+        lazy_done_ms: col(|s| s.lazy_done),
+        final_pages: col(|s| Some(s.pages)),
     }
 }
 
@@ -249,8 +260,13 @@ pub fn run(
         }
 
         if !big.is_empty() {
-            let (c, _) = run_once(&resumed, big, &[], &dir.join("big"), reporter)?;
-            if let Some(r) = c.scenarios.first() {
+            // Each mode in a guest of its own, so that none pays for another's memory.
+            let own = Cell {
+                pristine: true,
+                ..resumed.clone()
+            };
+            let (c, _) = run_once(&own, big, &[], &dir.join("big"), reporter)?;
+            if let Some(r) = c.scenarios.iter().find(|r| r.name == big[0].name) {
                 big_c.extend(r.phases.checkpoint_ms);
                 big_r.extend(r.phases.restore_ms);
             }

@@ -104,9 +104,31 @@ pub fn parse(text: &str) -> Profile {
         let words = words(&logical, &vars);
         let Some(first) = words.first() else { continue };
         match first.as_str() {
-            "if" if words.last().is_some_and(|w| w == "fi") => continue,
+            // `if C; then CALL; fi` on one line: the call under its own guard.
+            "if" if words.last().is_some_and(|w| w == "fi") => {
+                let then = words
+                    .iter()
+                    .position(|w| w == "then")
+                    .unwrap_or(words.len());
+                let body = &words[(then + 1).min(words.len())..words.len() - 1];
+                let mut g = guards.clone();
+                g.push(feature_checked(&words[..then]));
+                one_call(&mut p, line, &logical, body, &g);
+                continue;
+            }
             "if" => {
                 guards.push(feature_checked(&words));
+                continue;
+            }
+            "elif" => {
+                guards.pop();
+                guards.push(feature_checked(&words));
+                continue;
+            }
+            // The other branch: the feature was not there, so nothing is known.
+            "else" => {
+                guards.pop();
+                guards.push(None);
                 continue;
             }
             "fi" => {
@@ -121,31 +143,42 @@ pub fn parse(text: &str) -> Profile {
             vars.insert(name.to_string(), value);
             continue;
         }
-        let Some(at) = logical.find("zdtm.py run") else {
-            continue;
-        };
-        let zdtm = words.iter().position(|w| w.ends_with("zdtm.py"));
-        match zdtm {
-            Some(0) if words.get(1).is_some_and(|w| w == "run") => {}
-            _ => {
-                p.left_out.push(format!(
-                    "line {line}: `{}`: zdtm.py run through another command",
-                    logical[at.saturating_sub(40)..].trim()
-                ));
-                continue;
-            }
-        }
-        match call(line, &words[2..]) {
-            Ok(mut c) => {
-                c.features = guards.iter().flatten().cloned().collect();
-                p.calls.push(c);
-            }
-            Err(why) => p
-                .left_out
-                .push(format!("line {line}: `{}`: {why}", words.join(" "))),
-        }
+        one_call(&mut p, line, &logical, &words, &guards);
     }
     p
+}
+
+/// The `zdtm.py run` call of a command's `words` (none when the line has none), or why it is
+/// left out.
+fn one_call(
+    p: &mut Profile,
+    line: usize,
+    logical: &str,
+    words: &[String],
+    guards: &[Option<String>],
+) {
+    if !logical.contains("zdtm.py run") {
+        return;
+    }
+    match words.iter().position(|w| w.ends_with("zdtm.py")) {
+        Some(0) if words.get(1).is_some_and(|w| w == "run") => {}
+        _ => {
+            let shown: String = logical.trim().chars().take(160).collect();
+            p.left_out.push(format!(
+                "line {line}: `{shown}`: zdtm.py run through another command"
+            ));
+            return;
+        }
+    }
+    match call(line, &words[2..]) {
+        Ok(mut c) => {
+            c.features = guards.iter().flatten().cloned().collect();
+            p.calls.push(c);
+        }
+        Err(why) => p
+            .left_out
+            .push(format!("line {line}: `{}`: {why}", words.join(" "))),
+    }
 }
 
 /// The script's lines with continuations joined and comments removed, each with the
@@ -192,7 +225,7 @@ fn strip_comment(line: &str) -> String {
     line.trim_end().to_string()
 }
 
-/// `NAME=value` at the start of a line (not `NAME=value command`).
+/// `NAME=value` or `NAME=(...)` alone on a line (not `NAME=value command`).
 fn assignment(line: &str) -> Option<(&str, &str)> {
     let line = line.trim();
     let (name, value) = line.split_once('=')?;
@@ -200,7 +233,9 @@ fn assignment(line: &str) -> Option<(&str, &str)> {
         && name
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    ok.then_some((name, value))
+    let alone =
+        value.starts_with('(') && value.ends_with(')') || words(value, &BTreeMap::new()).len() <= 1;
+    (ok && alone).then_some((name, value))
 }
 
 /// The words of an assigned value: `(a "b c")` an array, `"a b"` or `a` one string.
@@ -369,7 +404,7 @@ fn call(line: usize, args: &[String]) -> Result<Call, String> {
         }
     }
     if !atoms.is_empty() {
-        c.mode = Mode::parse(&atoms.join("+"))?;
+        c.mode = Mode::parse(&atoms.join("+")).map_err(|e| e.to_string())?;
     }
     c.pick = match (pick, named.is_empty()) {
         (Some(p), true) => p,
@@ -475,6 +510,13 @@ LAZY_OPTS=(-p 2 -T "$LAZY_TESTS" "${LAZY_EXCLUDE[@]}" "${ZDTM_OPTS[@]}")
 ./test/zdtm.py run -t zdtm/static/env00 --rpc --pre 2:1 --snaps
 ./test/zdtm.py run -t zdtm/static/env00 -f h --join-ns
 sudo --user=#65534 unshare -Ucfpm -- bash -c "./test/zdtm.py run -t zdtm/static/maps00 -f h --rootless && true"
+if criu/criu check --feature f1; then
+	true
+else
+	./test/zdtm.py run -t zdtm/static/env00 --stop
+fi
+if criu/criu check --feature f2; then ./test/zdtm.py run -t zdtm/static/env00 --dedup; fi
+ZDTM_OPTS=1 ./test/zdtm.py run -t zdtm/static/env00 --sibling
 echo "# ./test/zdtm.py run is not here"
 "##;
 
@@ -498,11 +540,14 @@ echo "# ./test/zdtm.py run is not here"
         14 Matching(".*(maps0|fork).*") x["maps04"] f[] remote-lazy []
         15 Named(["zdtm/transition/maps007"]) x[] f[] pre=2+page-server+dedup []
         17 Named(["zdtm/static/env00"]) x[] f[] snaps=2+rpc []
+        23 Named(["zdtm/static/env00"]) x[] f[] stop []
+        25 Named(["zdtm/static/env00"]) x[] f[] dedup ["f2"]
         "#);
-        assert_eq!(p.left_out.len(), 3, "{:?}", p.left_out);
+        assert_eq!(p.left_out.len(), 4, "{:?}", p.left_out);
         assert!(p.left_out[0].contains("line 13") && p.left_out[0].contains("`--tls` has no mode"));
         assert!(p.left_out[1].contains("`--join-ns`"));
         assert!(p.left_out[2].contains("through another command"));
+        assert!(p.left_out[3].contains("line 26") && p.left_out[3].contains("ZDTM_OPTS=1"));
     }
 
     #[test]

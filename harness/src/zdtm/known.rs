@@ -4,7 +4,7 @@
 //! not code, like the compatibility rules.
 
 use crate::diagnose::version::{in_range, parse_range};
-use crate::model::scenario::{Expect, ExpectedOutcome, Scenario, ZdtmFlavor};
+use crate::model::scenario::{Expect, ExpectedOutcome, Mode, Scenario, ZdtmFlavor};
 use serde::Deserialize;
 
 /// One rule.
@@ -21,6 +21,9 @@ pub struct Known {
     pub kernel: Option<String>,
     /// The userland suite; absent: any.
     pub suite: Option<String>,
+    /// The modes the rule holds in (`["mntns-compat"]`); absent: every mode.
+    #[serde(default)]
+    pub modes: Option<Vec<Mode>>,
     /// `fail` (an expected failure), `skip` (not run here), or `visible` (it passes; the
     /// visible-state items of `visible-state-ignore` change for a reason of the test's own).
     pub outcome: String,
@@ -110,16 +113,18 @@ pub struct CellFacts {
     pub suite: String,
 }
 
-/// The first rule about `test` (`static/NAME`) in `flavor` that holds on `cell`.
+/// The first rule about `test` (`static/NAME`) in `flavor` and `mode` that holds on `cell`.
 pub fn find<'a>(
     rules: &'a [Known],
     test: &str,
     flavor: ZdtmFlavor,
+    mode: &Mode,
     cell: &CellFacts,
 ) -> Option<&'a Known> {
     let flavored = format!("{test}@{}", flavor.as_str());
     rules.iter().find(|k| {
         k.tests.iter().any(|t| *t == test || *t == flavored)
+            && k.modes.as_ref().is_none_or(|m| m.contains(mode))
             && k.suite.as_ref().is_none_or(|s| s == &cell.suite)
             && k.kernel.as_ref().is_none_or(|r| in_range(&cell.kernel, r))
             && k.zdtm
@@ -192,7 +197,7 @@ mod tests {
             "static/ghost_multi_hole01",
         ] {
             assert_eq!(
-                find(&rules, test, ZdtmFlavor::H, &old).map(|k| k.outcome.as_str()),
+                find(&rules, test, ZdtmFlavor::H, &Mode::PLAIN, &old).map(|k| k.outcome.as_str()),
                 Some("fail"),
                 "{test}"
             );
@@ -202,6 +207,7 @@ mod tests {
             &rules,
             "static/caps01",
             ZdtmFlavor::H,
+            &Mode::PLAIN,
             &cell("4.1.1", "4.1.1-1", "6.1.0")
         )
         .is_none());
@@ -209,15 +215,24 @@ mod tests {
             &rules,
             "static/caps01",
             ZdtmFlavor::H,
+            &Mode::PLAIN,
             &cell("3.17.1", "3.17.1-2", "6.1.0")
         )
         .is_none());
         // pidfs came with 6.9: a dead task's pidfd only fails there.
-        assert!(find(&rules, "static/pidfd_dead", ZdtmFlavor::H, &old).is_none());
         assert!(find(
             &rules,
             "static/pidfd_dead",
             ZdtmFlavor::H,
+            &Mode::PLAIN,
+            &old
+        )
+        .is_none());
+        assert!(find(
+            &rules,
+            "static/pidfd_dead",
+            ZdtmFlavor::H,
+            &Mode::PLAIN,
             &cell("4.1.1", "3.17.1-2", "6.12.57")
         )
         .is_some());
@@ -253,6 +268,7 @@ reason = "no device"
                 &rules,
                 "static/b",
                 ZdtmFlavor::H,
+                &Mode::PLAIN,
                 &cell("3.17.1-2", "bookworm")
             )
             .map(|k| k.reason.as_str()),
@@ -262,20 +278,34 @@ reason = "no device"
             &rules,
             "static/b",
             ZdtmFlavor::H,
+            &Mode::PLAIN,
             &cell("4.1.1", "bookworm")
         )
         .is_none());
         assert_eq!(
-            find(&rules, "static/a", ZdtmFlavor::H, &cell("4.1.1", "trixie"))
-                .map(|k| k.outcome.as_str()),
+            find(
+                &rules,
+                "static/a",
+                ZdtmFlavor::H,
+                &Mode::PLAIN,
+                &cell("4.1.1", "trixie")
+            )
+            .map(|k| k.outcome.as_str()),
             Some("skip")
         );
         let uns =
             parse("[[known]]\ntests = [\"static/t@uns\"]\noutcome = \"fail\"\nreason = \"r\"\n")
                 .unwrap();
         let c = cell("3.17.1-2", "bookworm");
-        assert!(find(&uns, "static/t", ZdtmFlavor::Uns, &c).is_some());
-        assert!(find(&uns, "static/t", ZdtmFlavor::Ns, &c).is_none());
+        assert!(find(&uns, "static/t", ZdtmFlavor::Uns, &Mode::PLAIN, &c).is_some());
+        assert!(find(&uns, "static/t", ZdtmFlavor::Ns, &Mode::PLAIN, &c).is_none());
+        let compat = parse(
+            "[[known]]\ntests = [\"static/t\"]\nmodes = [\"mntns-compat\"]\noutcome = \"fail\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        let m = Mode::parse("mntns-compat").unwrap();
+        assert!(find(&compat, "static/t", ZdtmFlavor::Ns, &m, &c).is_some());
+        assert!(find(&compat, "static/t", ZdtmFlavor::Ns, &Mode::PLAIN, &c).is_none());
         assert!(parse("[[known]]\ntests = []\noutcome = \"maybe\"\nreason = \"r\"\n").is_err());
         assert!(parse(
             "[[known]]\ntests = []\ncriu = \"~3\"\noutcome = \"skip\"\nreason = \"r\"\n"

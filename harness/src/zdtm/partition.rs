@@ -24,7 +24,7 @@ pub fn partition(
             run.push(sc);
             continue;
         };
-        let known = crate::zdtm::known::find(&rules, &z.test, z.flavor, facts);
+        let known = crate::zdtm::known::find(&rules, &z.test, z.flavor, &sc.mode, facts);
         let why = z.unsupported.clone().or_else(|| match build {
             Err(why) => Some(why.to_string()),
             Ok(b) if !b.tests.iter().any(|t| t.name == z.test) => {

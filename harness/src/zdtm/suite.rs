@@ -24,7 +24,8 @@ pub const UID_DROP: &[(&str, &str)] = &[
 ];
 /// Flags of `.desc` the harness honours or that do not apply to how it runs zdtm
 /// (`nouser`: not as root, `samens`: `--join-ns`, both zdtm.py modes it does not have;
-/// `nolazy`, `noremotelazy`: skipped in the lazy modes; `reqrst`: runs with a restore, as every scenario does; `excl`:
+/// `nolazy`, `noremotelazy`: skipped in the lazy modes; `reqrst`: skipped in `leave-running`,
+/// which has no restore; `excl`:
 /// alone on the machine, as a guest runs its scenarios one after the other).
 const KNOWN_FLAGS: &[&str] = &[
     "suid",

@@ -115,7 +115,16 @@ pub fn dump_mode_args(
     v
 }
 
-/// What the mode adds to `criu restore`.
+/// What the mode puts before the scenario's own `criu restore` options, which may take it
+/// back (a zdtm test's `--no-mntns-compat-mode`), as zdtm.py orders them.
+pub fn restore_mode_lead(mode: &Mode) -> Vec<String> {
+    match mode.mntns_compat {
+        true => vec!["--mntns-compat-mode".into()],
+        false => Vec::new(),
+    }
+}
+
+/// What the mode adds after the scenario's own `criu restore` options.
 pub fn restore_mode_args(mode: &Mode) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     let mut on = |b: bool, s: &str| {
@@ -123,7 +132,6 @@ pub fn restore_mode_args(mode: &Mode) -> Vec<String> {
             v.push(s.into())
         }
     };
-    on(mode.mntns_compat, "--mntns-compat-mode");
     on(mode.sibling, "--restore-sibling");
     on(mode.dedup, "--auto-dedup");
     on(mode.lazy != Lazy::No, "--lazy-pages");
@@ -213,10 +221,12 @@ mod tests {
             "--prev-images-dir ../s --track-mem --leave-stopped"
         );
         assert!(dump_mode_args(&Mode::PLAIN, true, None, None).is_empty());
+        let m4 = m("remote-lazy+sibling+stop+mntns-compat");
         assert_eq!(
-            restore_mode_args(&m("remote-lazy+sibling+stop+mntns-compat")).join(" "),
-            "--mntns-compat-mode --restore-sibling --lazy-pages --leave-stopped"
+            restore_mode_args(&m4).join(" "),
+            "--restore-sibling --lazy-pages --leave-stopped"
         );
+        assert_eq!(restore_mode_lead(&m4), ["--mntns-compat-mode"]);
         let rl = m("remote-lazy");
         let d = Path::new("/w/i");
         let l = Path::new("/w/l.log");

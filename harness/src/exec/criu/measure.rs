@@ -65,7 +65,7 @@ impl Run<'_> {
         ran: &Ran,
         lazy: Vec<Daemon>,
     ) -> Result<(), StepError> {
-        let lazy_running_ms = (!lazy.is_empty()).then(|| ran.elapsed.as_millis() as u64);
+        let lazy_running_ms = (!lazy.is_empty()).then_some(ran.elapsed.as_millis() as u64);
         let restore_start = Instant::now() - ran.elapsed;
         let mut lazy_done_ms = None;
         for d in lazy {

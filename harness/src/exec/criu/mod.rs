@@ -11,6 +11,7 @@ pub mod rpc;
 
 pub use argv::{
     as_config, daemon_args, dump_args, dump_mode_args, restore_args, restore_mode_args,
+    restore_mode_lead,
 };
 
 use crate::diagnose::{criu_log, errno};
@@ -43,7 +44,15 @@ impl Run<'_> {
     /// One step of the criu backend.
     pub(crate) fn criu_step(&mut self, kind: StepKind, iteration: u32) -> Result<(), StepError> {
         match kind {
-            StepKind::Start => self.start(),
+            StepKind::Start => {
+                if let Some(why) = self.rpc_cannot_say() {
+                    // Known before anything runs: the scenario is a skip, its tree untouched.
+                    return Err(
+                        StepError::fail(kind, format!("rpc: {why}")).with_outcome(Outcome::Skip)
+                    );
+                }
+                self.start()
+            }
             StepKind::WaitReady => {
                 let target = self.target;
                 target.wait_ready(self)
@@ -154,10 +163,12 @@ impl Run<'_> {
             self.visible_taken(r, Moment::Dumped, pid, iteration);
         }
         if mode.stop {
-            // `--leave-stopped`: the tree must be there and stopped; then it goes, as a
+            // `--leave-stopped`: the tree, read again now that it stands still (a child
+            // born after the walk above is in it), must be stopped; then it goes, as a
             // dump that kills it would have left it.
-            self.all_stopped(StepKind::Checkpoint, &tree, &ran.command)?;
-            for p in &tree {
+            let stopped = proctree::tree(pid);
+            self.all_stopped(StepKind::Checkpoint, &stopped, &ran.command)?;
+            for p in &stopped {
                 let _ = kill(*p, Signal::SIGKILL);
             }
         }
@@ -233,7 +244,8 @@ impl Run<'_> {
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
-        let mut extra = self.target.restore_options();
+        let mut extra = restore_mode_lead(&mode);
+        extra.extend(self.target.restore_options());
         extra.extend(self.sc.restore_args.iter().cloned());
         extra.extend(restore_mode_args(&mode));
         let mut args = restore_args(&images, &log, &pidfile, &extra);
@@ -284,6 +296,27 @@ impl Run<'_> {
         self.continuity(StepKind::Restore)
     }
 
+    /// In the `rpc` mode, an option of the scenario's dump or restore that criu's RPC has no
+    /// field for (the same argv the steps will give, with placeholder paths).
+    fn rpc_cannot_say(&self) -> Option<String> {
+        if !self.sc.mode.rpc {
+            return None;
+        }
+        let mode = self.sc.mode;
+        let mut dump = self.target.dump_options();
+        dump.extend(self.sc.dump_args.iter().cloned());
+        dump.extend(dump_mode_args(&mode, true, None, None));
+        let mut restore = restore_mode_lead(&mode);
+        restore.extend(self.target.restore_options());
+        restore.extend(self.sc.restore_args.iter().cloned());
+        restore.extend(restore_mode_args(&mode));
+        let (images, log) = (self.work.join("images"), self.work.join("criu.log"));
+        rpc::plan(&dump_args(1, &images, &log, &dump))
+            .and_then(|_| rpc::plan(&restore_args(&images, &log, &log, &restore)))
+            .err()
+            .map(|e| e.to_string())
+    }
+
     /// `criu ARGS` as an RPC request to `criu swrk` (see [`rpc`]); the restored root's pid
     /// written to the command line's `--pidfile`.
     fn criu_rpc(
@@ -293,23 +326,31 @@ impl Run<'_> {
         log: &Path,
         env: &[(String, String)],
     ) -> Result<(Ran, rpc::Answer), StepError> {
-        let error = |m: String| {
-            let mut e = StepError::fail(step, format!("rpc: {m}")).with_outcome(Outcome::Error);
+        let error = |m: rpc::RpcError| {
+            // Not the tool's failure: the scenario cannot be said over the RPC (a skip), or
+            // the service could not be had (an error, with its errno).
+            let outcome = match &m {
+                rpc::RpcError::Unsayable(_) => Outcome::Skip,
+                rpc::RpcError::Setup { .. } => Outcome::Error,
+            };
+            let mut e = StepError::fail(step, format!("rpc: {m}")).with_outcome(outcome);
+            if let rpc::RpcError::Setup { source, .. } = &m {
+                e.failure.errno = source.raw_os_error().and_then(errno::name);
+            }
             e.failure.command = Some(command::command_line("criu", args));
             e
         };
-        let plan = rpc::plan(args).map_err(|m| {
-            // Not the tool's failure nor ours: this scenario cannot be said over the RPC.
-            let mut e = error(m);
-            e.outcome = Outcome::Skip;
-            e
-        })?;
+        let plan = rpc::plan(args).map_err(error)?;
         let out = log.with_extension("swrk.out");
         let answer =
             rpc::run(&self.cfg.criu, &plan, env, &out, self.step_budget()).map_err(error)?;
         if let (Some(pid), Some(file)) = (answer.restored_pid, &plan.pidfile) {
-            std::fs::write(file, format!("{pid}\n"))
-                .map_err(|e| error(format!("{}: {e}", file.display())))?;
+            std::fs::write(file, format!("{pid}\n")).map_err(|source| {
+                error(rpc::RpcError::Setup {
+                    what: format!("cannot write {}", file.display()),
+                    source,
+                })
+            })?;
         }
         Ok((answer.ran.clone(), answer))
     }

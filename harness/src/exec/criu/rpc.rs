@@ -209,16 +209,42 @@ pub struct Plan {
     pub pidfile: Option<PathBuf>,
 }
 
+/// What goes wrong on the way to criu's RPC service.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The command line says something the RPC cannot carry: the scenario is a skip here.
+    #[error("{0}")]
+    Unsayable(String),
+    /// The service could not be set up or started.
+    #[error("{what}: {source}")]
+    Setup {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn setup(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RpcError {
+    let what = what.into();
+    move |source| RpcError::Setup { what, source }
+}
+
 /// The request for `criu ARGS` (`dump`, `pre-dump` or `restore`), or the option the RPC
 /// has no field for.
-pub fn plan(args: &[String]) -> Result<Plan, String> {
-    let mut p = Plan::default();
-    p.req_type = Some(match args.first().map(String::as_str) {
+pub fn plan(args: &[String]) -> Result<Plan, RpcError> {
+    plan_of(args).map_err(RpcError::Unsayable)
+}
+
+fn plan_of(args: &[String]) -> Result<Plan, String> {
+    let req_type = match args.first().map(String::as_str) {
         Some("dump") => ReqType::Dump,
         Some("pre-dump") => ReqType::PreDump,
         Some("restore") => ReqType::Restore,
         other => return Err(format!("no RPC request for `criu {}`", other.unwrap_or(""))),
-    });
+    };
+    let mut p = Plan {
+        req_type: Some(req_type),
+        ..Plan::default()
+    };
     let mut o = CriuOpts {
         images_dir_fd: -1,
         ..CriuOpts::default()
@@ -270,6 +296,7 @@ pub fn plan(args: &[String]) -> Result<Plan, String> {
             "--lazy-pages" => o.lazy_pages = on,
             "--restore-sibling" => o.rst_sibling = on,
             "--mntns-compat-mode" => o.mntns_compat_mode = on,
+            "--no-mntns-compat-mode" => o.mntns_compat_mode = Some(false),
             "--prev-images-dir" => o.parent_img = Some(value()?),
             "--root" | "-r" => o.root = Some(value()?),
             "--external" => o.external.push(value()?),
@@ -359,9 +386,12 @@ pub fn run(
     env: &[(String, String)],
     out: &Path,
     limit: Duration,
-) -> Result<Answer, String> {
+) -> Result<Answer, RpcError> {
     let start = Instant::now();
-    let mut opts = plan.opts.clone().ok_or("no options")?;
+    let mut opts = plan
+        .opts
+        .clone()
+        .ok_or_else(|| RpcError::Unsayable("a request without options".into()))?;
     let images = open_dir(&plan.images_dir)?;
     opts.images_dir_fd = images.as_raw_fd();
     let work = plan.work_dir.as_deref().map(open_dir).transpose()?;
@@ -372,13 +402,14 @@ pub fn run(
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(|e| format!("socketpair: {e}"))?;
-    // The service's end must survive its exec: a copy without close-on-exec.
-    let theirs = dup_inheritable(&theirs)?;
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let file2 = file
-        .try_clone()
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+    .map_err(|e| setup("socketpair")(e.into()))?;
+    // The service's end must survive its exec: a copy without close-on-exec; the original
+    // closed here, so that when criu is gone the socket reads end-of-file.
+    let inheritable = dup_inheritable(&theirs)?;
+    drop(theirs);
+    let theirs = inheritable;
+    let file = std::fs::File::create(out).map_err(setup(out.display().to_string()))?;
+    let file2 = file.try_clone().map_err(setup(out.display().to_string()))?;
     let mut child = Command::new(criu)
         .args(["swrk".to_string(), theirs.as_raw_fd().to_string()])
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -386,7 +417,7 @@ pub fn run(
         .stdout(file)
         .stderr(file2)
         .spawn()
-        .map_err(|e| format!("cannot start `{criu} swrk`: {e}"))?;
+        .map_err(setup(format!("cannot start `{criu} swrk`")))?;
     drop(theirs);
     let req_type = plan.req_type.unwrap_or(ReqType::Empty);
     let command = format!(
@@ -462,6 +493,11 @@ fn converse(
 ) -> Result<CriuResp, Talk> {
     let mut root = tree;
     let broken = |what: String| Talk::Broken(format!("criu's RPC: {what}"));
+    let first = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let tv = TimeVal::new(first.as_secs() as i64, first.subsec_micros() as i64);
+    let _ = setsockopt(sk, sockopt::SendTimeout, &tv);
     send(sk.as_raw_fd(), &req.encode_to_vec(), MsgFlags::empty())
         .map_err(|e| broken(format!("send: {e}")))?;
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -470,8 +506,11 @@ fn converse(
         if left.is_zero() {
             return Err(Talk::TimedOut);
         }
+        // At least a millisecond: a zero timeval would mean no timeout at all.
+        let left = left.max(Duration::from_millis(1));
         let tv = TimeVal::new(left.as_secs() as i64, left.subsec_micros() as i64);
         let _ = setsockopt(sk, sockopt::ReceiveTimeout, &tv);
+        let _ = setsockopt(sk, sockopt::SendTimeout, &tv);
         let n = match recv(sk.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC) {
             Ok(0) => return Err(broken("criu closed the socket without an answer".into())),
             Ok(n) if n > buf.len() => return Err(broken(format!("a message of {n} bytes"))),
@@ -524,14 +563,14 @@ fn run_script(
     cmd.run_timed(left, None).is_ok_and(|r| r.ok())
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd, String> {
+fn open_dir(path: &Path) -> Result<OwnedFd, RpcError> {
     std::fs::File::open(path)
         .map(OwnedFd::from)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        .map_err(setup(format!("cannot open {}", path.display())))
 }
 
-fn dup_inheritable(fd: &OwnedFd) -> Result<OwnedFd, String> {
-    let raw = nix::unistd::dup(fd.as_raw_fd()).map_err(|e| format!("dup: {e}"))?;
+fn dup_inheritable(fd: &OwnedFd) -> Result<OwnedFd, RpcError> {
+    let raw = nix::unistd::dup(fd.as_raw_fd()).map_err(|e| setup("dup")(e.into()))?;
     // SAFETY: `raw` is a new descriptor that nothing else owns.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
@@ -663,17 +702,26 @@ mod tests {
             .map(String::from)
             .to_vec();
         assert_eq!(
-            plan(&args).unwrap_err(),
+            plan(&args).unwrap_err().to_string(),
             "criu's RPC has no field for option `--cpu-cap`"
         );
         let args: Vec<String> = ["check"].map(String::from).to_vec();
-        assert!(plan(&args).unwrap_err().contains("no RPC request"));
+        assert!(plan(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("no RPC request"));
         let args: Vec<String> = ["dump", "--tree"].map(String::from).to_vec();
-        assert!(plan(&args).unwrap_err().contains("needs a value"));
+        assert!(plan(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("needs a value"));
         let args: Vec<String> = ["dump", "--tree", "x", "-D", "/i"]
             .map(String::from)
             .to_vec();
-        assert!(plan(&args).unwrap_err().contains("not a number"));
+        assert!(plan(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("not a number"));
         assert_eq!(size("128M", "--ghost-limit"), Ok(128 << 20));
         assert_eq!(size("4096", "--ghost-limit"), Ok(4096));
         assert!(size("8G", "--ghost-limit").is_err());

@@ -6,7 +6,8 @@ use crate::exec::context::Run;
 use crate::exec::visible::capture::{self, ReadError};
 use crate::exec::visible::freeze::{self, TreeCgroup};
 use crate::exec::visible::moment::{Moment, Reads, AGENT_BINARY};
-use crate::exec::visible::{add, asked_for, compare, render, Side};
+use crate::exec::visible::{add, asked_for, compare, lazy_restore_registrations, render, Side};
+use crate::model::scenario::Lazy;
 use crate::model::visible::VisibleState;
 use nix::unistd::Pid;
 use std::fmt::Display;
@@ -141,6 +142,10 @@ impl Run<'_> {
                 };
                 let mut ignore = self.sc.expect.visible_state_ignore.clone();
                 ignore.extend(asked_for(&self.sc.restore_args));
+                let mut side = side;
+                if self.sc.mode.lazy != Lazy::No {
+                    lazy_restore_registrations(&before, &mut side);
+                }
                 let mut v = compare(&before, &side, &ignore);
                 v.reads.append(&mut self.visible.notes);
                 add(&mut self.visible.result, v);

@@ -313,6 +313,21 @@ fn with_variants(
     Ok(out)
 }
 
+/// `vm.unprivileged_userfaultfd` set to 1 (where the kernel has it), its value kept.
+const UFFD_SYSCTL_ON: [&str; 3] = [
+    "sh",
+    "-c",
+    "f=/proc/sys/vm/unprivileged_userfaultfd; [ -e $f ] || exit 0; \
+     cat $f > /run/crtest-uffd.saved && echo 1 > $f",
+];
+/// ... and put back.
+const UFFD_SYSCTL_BACK: [&str; 3] = [
+    "sh",
+    "-c",
+    "f=/proc/sys/vm/unprivileged_userfaultfd; [ -e /run/crtest-uffd.saved ] || exit 0; \
+     cat /run/crtest-uffd.saved > $f && rm -f /run/crtest-uffd.saved",
+];
+
 impl Scenario {
     /// This plain scenario in `mode`: named `NAME@MODE`, its expectation kept where it holds
     /// for every mode or names this one (else only its relaxations), without the restore
@@ -367,10 +382,18 @@ impl Scenario {
             let why = match mode.lazy {
                 Lazy::Local | Lazy::Remote if has("nolazy") => Some("lazy pages are not supported"),
                 Lazy::Remote if has("noremotelazy") => Some("remote lazy pages are not supported"),
+                _ if mode.leave_running && has("reqrst") => Some("restore stage is required"),
                 _ => None,
             };
             if let (None, Some(why)) = (&z.unsupported, why) {
                 z.unsupported = Some(format!("{why} (its .desc flags it)"));
+            }
+            if z.flavor == ZdtmFlavor::Uns && mode.lazy != Lazy::No {
+                // The restored tree opens its userfaultfd inside a user namespace, which
+                // kernels from 5.11 allow only with vm.unprivileged_userfaultfd=1: CRIU's
+                // CI sets it before its lazy runs; set here, and put back after.
+                s.before.push(UFFD_SYSCTL_ON.map(String::from).to_vec());
+                s.after.push(UFFD_SYSCTL_BACK.map(String::from).to_vec());
             }
         }
         // More dumps take more time.

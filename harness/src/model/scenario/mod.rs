@@ -351,9 +351,9 @@ fn in_named_mode(all: &[Scenario], name: &str) -> Result<Option<Scenario>, Scena
     if ZdtmFlavor::parse(mode).is_some() {
         return Ok(None);
     }
-    let m = Mode::parse(mode).map_err(|message| ScenarioError::Mode {
+    let m = Mode::parse(mode).map_err(|e| ScenarioError::Mode {
         name: name.to_string(),
-        message,
+        message: e.to_string(),
     })?;
     base.in_mode(m)
         .map(Some)
@@ -394,6 +394,77 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_in_a_mode_by_name_or_for_all() {
+        let mut all = Scenario::parse(
+            Path::new("s/f.toml"),
+            "description = \"d\"\nworkload = \"fileio1\"\nvariants = [\"pre-dump\"]\n",
+        )
+        .unwrap();
+        let mut lxc = all[0].clone();
+        lxc.name = "c".into();
+        lxc.backend = Backend::Lxc;
+        all.push(lxc);
+        let names = |v: &[Scenario]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let picked = select(&all, &["f@iters=2+lazy".into()], &[]).unwrap();
+        assert_eq!(names(&picked), ["f@iters=2+lazy"]);
+        assert_eq!(picked[0].iterations, 2);
+        assert_eq!(
+            picked[0]
+                .steps
+                .iter()
+                .filter(|p| p.kind == StepKind::Restore)
+                .count(),
+            2
+        );
+        assert!(picked[0].tags.contains(&"mode-lazy".to_string()));
+        for (name, want) in [
+            ("f@lazyy", "unknown mode `lazyy`"),
+            ("c@lazy", "`c` cannot run in mode `lazy`"),
+            ("nope@lazy", "unknown scenario `nope@lazy`"),
+        ] {
+            let err = select(&all, &[name.into()], &[]).unwrap_err().to_string();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        let m = |s: &str| Mode::parse(s).unwrap();
+        let every = in_modes(&all, &[m("plain"), m("pre-dump"), m("rpc")]);
+        assert_eq!(
+            names(&every),
+            ["f", "f@pre-dump", "f@rpc", "c", "c@pre-dump"]
+        );
+    }
+
+    #[test]
+    fn zdtm_tests_leave_out_what_zdtm_py_leaves_out() {
+        let mut sc = parse("description = \"d\"\nworkload = \"fileio1\"\n").unwrap();
+        sc.target = Target::Zdtm(ZdtmTest {
+            test: "static/x".into(),
+            command: vec![],
+            env: vec![],
+            checkskip: false,
+            hook: false,
+            wait_s: 30,
+            unsupported: None,
+            via_zdtm_py: false,
+            flavor: ZdtmFlavor::H,
+            deps: vec![],
+            flags: vec!["nolazy".into(), "reqrst".into()],
+        });
+        let why = |mode: &str| match sc.in_mode(Mode::parse(mode).unwrap()).unwrap().target {
+            Target::Zdtm(z) => z.unsupported,
+            _ => None,
+        };
+        assert!(why("lazy")
+            .unwrap()
+            .contains("lazy pages are not supported"));
+        assert!(why("leave-running")
+            .unwrap()
+            .contains("restore stage is required"));
+        assert_eq!(why("pre=2+rpc"), None);
+        let stop = sc.in_mode(Mode::parse("rpc+stop").unwrap()).unwrap();
+        assert_eq!(stop.requires.min_criu.as_deref(), Some("3.18"));
+    }
+
+    #[test]
     fn variants_are_generated_from_one_file() {
         let all = Scenario::parse(
             Path::new("s/mem.toml"),
@@ -412,11 +483,21 @@ mod tests {
     fn visible_state_relaxations_are_checked_and_kept_by_variants() {
         let all = Scenario::parse(
             Path::new("s/v.toml"),
-            "description = \"d\"\nworkload = \"fileio1\"\nvariants = [\"pre-dump\"]\n[expect]\noutcome = \"fail\"\ncontains = \"x\"\nvariants = [\"plain\"]\nvisible-state-ignore = [{ item = \"fds.pos\", reason = \"it appends\" }]\n",
+            "description = \"d\"\nworkload = \"fileio1\"\nvariants = [\"leave-running\", \"pre-dump\"]\n[expect]\noutcome = \"fail\"\ncontains = \"x\"\nvariants = [\"plain\"]\nvisible-state-ignore = [{ item = \"fds.pos\", reason = \"it appends\" }]\n",
         )
         .unwrap();
+        // No restore: only the relaxations hold.
         assert_eq!(all[1].expect.outcome, ExpectedOutcome::Pass);
         assert_eq!(all[1].expect.visible_state_ignore[0].item, "fds.pos");
+        // `plain` stands for every mode that restores.
+        assert_eq!(all[2].expect.outcome, ExpectedOutcome::Fail);
+        let lazy = all[0].in_mode(Mode::parse("lazy+rpc").unwrap()).unwrap();
+        assert_eq!(lazy.expect.outcome, ExpectedOutcome::Fail);
+        assert_eq!(lazy.name, "v@lazy+rpc");
+        assert!(lazy
+            .requires
+            .criu_features
+            .contains(&"uffd-noncoop".to_string()));
         let err = parse(
             "description = \"d\"\nworkload = \"fileio1\"\n[expect]\nvisible-state-ignore = [{ item = \"memory\", reason = \"r\" }]\n",
         )

@@ -106,8 +106,12 @@ impl Mode {
         !self.leave_running
     }
 
-    /// Parses `plain` or atoms joined by `+`; the message names what is wrong.
-    pub fn parse(text: &str) -> Result<Mode, String> {
+    /// Parses `plain` or atoms joined by `+`; the error names what is wrong.
+    pub fn parse(text: &str) -> Result<Mode, ModeError> {
+        Mode::parse_atoms(text).map_err(ModeError)
+    }
+
+    fn parse_atoms(text: &str) -> Result<Mode, String> {
         let mut m = Mode::PLAIN;
         if text == "plain" {
             return Ok(m);
@@ -320,9 +324,14 @@ impl fmt::Display for Mode {
     }
 }
 
+/// Why a mode's text is not a mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModeError(String);
+
 impl TryFrom<String> for Mode {
-    type Error = String;
-    fn try_from(s: String) -> Result<Mode, String> {
+    type Error = ModeError;
+    fn try_from(s: String) -> Result<Mode, ModeError> {
         Mode::parse(&s)
     }
 }
@@ -334,8 +343,8 @@ impl From<Mode> for String {
 }
 
 impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mode, String> {
+    type Err = ModeError;
+    fn from_str(s: &str) -> Result<Mode, ModeError> {
         Mode::parse(s)
     }
 }
@@ -378,7 +387,7 @@ mod tests {
     #[case("", "unknown mode ``")]
     #[case("rpc+criu-config", "the RPC carries the options as fields")]
     fn bad_modes_are_named(#[case] given: &str, #[case] want: &str) {
-        let err = Mode::parse(given).unwrap_err();
+        let err = Mode::parse(given).unwrap_err().to_string();
         assert!(err.contains(want), "{given}: {err}");
     }
 
