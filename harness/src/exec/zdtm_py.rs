@@ -110,17 +110,8 @@ mod tests {
     #[test]
     fn zdtm_py_runs_one_test_in_the_host_flavor() {
         let z = ZdtmTest {
-            test: "static/fifo".into(),
-            command: vec!["./fifo".into()],
-            env: vec![],
-            checkskip: false,
-            hook: false,
-            wait_s: 30,
-            unsupported: None,
             via_zdtm_py: true,
-            flavor: Default::default(),
-            deps: vec![],
-            flags: vec![],
+            ..ZdtmTest::sample("static/fifo", &["./fifo"])
         };
         assert_eq!(
             zdtm_py_argv(&z, &Mode::PLAIN).join(" "),

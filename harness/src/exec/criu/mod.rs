@@ -121,8 +121,7 @@ impl Run<'_> {
         let mode = self.sc.mode;
         let images = self.work.join(format!("images-{iteration}"));
         self.mkdir(&images)?;
-        let mut extra = self.target.dump_options();
-        extra.extend(self.sc.dump_args.iter().cloned());
+        let mut extra = self.dump_options();
         // Memory copied while the tree runs (pre-dumps, or snapshots), each on top of the
         // last; the dump then writes only what changed since.
         let mut prev = None;
@@ -244,11 +243,7 @@ impl Run<'_> {
         let images = self.work.join(format!("images-{iteration}"));
         let log = self.work.join(format!("restore-{iteration}.log"));
         let pidfile = self.work.join(format!("restore-{iteration}.pid"));
-        let mut extra = restore_mode_lead(&mode);
-        extra.extend(self.target.restore_options());
-        extra.extend(self.sc.restore_args.iter().cloned());
-        extra.extend(restore_mode_args(&mode));
-        let mut args = restore_args(&images, &log, &pidfile, &extra);
+        let mut args = restore_args(&images, &log, &pidfile, &self.restore_options());
         let target = self.target;
         target.before_restore(self, &images)?;
         self.between(&images)?;
@@ -296,20 +291,33 @@ impl Run<'_> {
         self.continuity(StepKind::Restore)
     }
 
+    /// The target's and the scenario's own `criu dump` options (a mode adds its own per dump).
+    fn dump_options(&self) -> Vec<String> {
+        let mut v = self.target.dump_options();
+        v.extend(self.sc.dump_args.iter().cloned());
+        v
+    }
+
+    /// Every `criu restore` option but the command line's own: the mode's lead, the
+    /// target's and the scenario's, the mode's.
+    fn restore_options(&self) -> Vec<String> {
+        let mode = self.sc.mode;
+        let mut v = restore_mode_lead(&mode);
+        v.extend(self.target.restore_options());
+        v.extend(self.sc.restore_args.iter().cloned());
+        v.extend(restore_mode_args(&mode));
+        v
+    }
+
     /// In the `rpc` mode, an option of the scenario's dump or restore that criu's RPC has no
     /// field for (the same argv the steps will give, with placeholder paths).
     fn rpc_cannot_say(&self) -> Option<String> {
         if !self.sc.mode.rpc {
             return None;
         }
-        let mode = self.sc.mode;
-        let mut dump = self.target.dump_options();
-        dump.extend(self.sc.dump_args.iter().cloned());
-        dump.extend(dump_mode_args(&mode, true, None, None));
-        let mut restore = restore_mode_lead(&mode);
-        restore.extend(self.target.restore_options());
-        restore.extend(self.sc.restore_args.iter().cloned());
-        restore.extend(restore_mode_args(&mode));
+        let mut dump = self.dump_options();
+        dump.extend(dump_mode_args(&self.sc.mode, true, None, None));
+        let restore = self.restore_options();
         let (images, log) = (self.work.join("images"), self.work.join("criu.log"));
         rpc::plan(&dump_args(1, &images, &log, &dump))
             .and_then(|_| rpc::plan(&restore_args(&images, &log, &log, &restore)))

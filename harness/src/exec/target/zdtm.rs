@@ -399,23 +399,10 @@ mod tests {
 
     #[test]
     fn the_start_command_runs_the_tests_binary() {
-        let z = ZdtmTest {
-            test: "static/fifo".into(),
-            command: vec![
-                "./fifo".into(),
-                "--pidfile=fifo.pid".into(),
-                "--outfile=fifo.out".into(),
-            ],
-            env: vec![],
-            checkskip: false,
-            hook: false,
-            wait_s: 30,
-            unsupported: None,
-            via_zdtm_py: false,
-            flavor: Default::default(),
-            deps: vec![],
-            flags: vec![],
-        };
+        let z = ZdtmTest::sample(
+            "static/fifo",
+            &["./fifo", "--pidfile=fifo.pid", "--outfile=fifo.out"],
+        );
         let (p, args) = command(&z);
         assert_eq!(p, Path::new("/zdtm-tree/zdtm/static/fifo"));
         assert_eq!(args, ["--pidfile=fifo.pid", "--outfile=fifo.out"]);

@@ -437,17 +437,8 @@ mod tests {
     fn zdtm_tests_leave_out_what_zdtm_py_leaves_out() {
         let mut sc = parse("description = \"d\"\nworkload = \"fileio1\"\n").unwrap();
         sc.target = Target::Zdtm(ZdtmTest {
-            test: "static/x".into(),
-            command: vec![],
-            env: vec![],
-            checkskip: false,
-            hook: false,
-            wait_s: 30,
-            unsupported: None,
-            via_zdtm_py: false,
-            flavor: ZdtmFlavor::H,
-            deps: vec![],
             flags: vec!["nolazy".into(), "reqrst".into()],
+            ..ZdtmTest::sample("static/x", &[])
         });
         let why = |mode: &str| match sc.in_mode(Mode::parse(mode).unwrap()).unwrap().target {
             Target::Zdtm(z) => z.unsupported,

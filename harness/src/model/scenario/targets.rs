@@ -125,6 +125,24 @@ impl ZdtmFlavor {
 }
 
 impl ZdtmTest {
+    /// A test of the `h` flavor with nothing set but its name and command (for tests).
+    #[cfg(test)]
+    pub(crate) fn sample(test: &str, command: &[&str]) -> ZdtmTest {
+        ZdtmTest {
+            test: test.into(),
+            command: command.iter().map(|c| c.to_string()).collect(),
+            env: vec![],
+            checkskip: false,
+            hook: false,
+            wait_s: 30,
+            unsupported: None,
+            via_zdtm_py: false,
+            flavor: ZdtmFlavor::H,
+            deps: vec![],
+            flags: vec![],
+        }
+    }
+
     /// The test's folder in the guest.
     pub fn dir(&self) -> PathBuf {
         let set = self.test.split('/').next().unwrap_or("static");
