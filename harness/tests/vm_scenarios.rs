@@ -102,6 +102,7 @@ fn main() {
             zdtm: None,
             memory_mib: 2048,
             cpus: 2,
+            cpu: None,
         };
         // Every host package any test needs, in one apt call (or named, when not root).
         let prepared = crtest_vm::hostdeps::ensure_for_tests()

@@ -108,7 +108,25 @@ pub struct VmSpec {
     pub memory_mib: u32,
     pub cpus: u32,
     pub accel: Accel,
+    /// QEMU's CPU model (`-cpu`); `None` is `max` under TCG, `host` under KVM.
+    pub cpu: Option<String>,
+    /// A network card joined to one other guest (a migration's), `None` for no network.
+    pub link: Option<Link>,
 }
+
+/// A guest's one network card: a virtio NIC on a datagram socket pair shared with one other
+/// guest, never with the host's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// A card joined to nothing (a hub of one port), as the guest is saved: what the card is
+    /// joined to is QEMU's, not the guest's, so a resumed guest may be joined to another.
+    Unplugged,
+    /// Joined to the other guest: this end's socket and the other end's.
+    Peer { local: PathBuf, remote: PathBuf },
+}
+
+/// The id of the link's netdev (QMP's `set_link` names it).
+pub const LINK_NETDEV: &str = "link";
 
 impl VmSpec {
     /// QEMU's QMP socket.
@@ -151,15 +169,14 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         "none",
     ]);
     match spec.accel {
-        Accel::Kvm => push(&["-machine", "pc", "-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => push(&[
-            "-machine",
-            "pc",
-            "-accel",
-            "tcg,thread=multi",
-            "-cpu",
-            "max",
-        ]),
+        Accel::Kvm => {
+            let cpu = spec.cpu.as_deref().unwrap_or("host");
+            push(&["-machine", "pc", "-accel", "kvm", "-cpu", cpu])
+        }
+        Accel::Tcg => {
+            let cpu = spec.cpu.as_deref().unwrap_or("max");
+            push(&["-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", cpu])
+        }
     }
     let (mem, cpus) = (spec.memory_mib.to_string(), spec.cpus.to_string());
     push(&["-m", &mem, "-smp", &cpus]);
@@ -207,11 +224,42 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         spec.results_tag
     );
     push(&["-virtfs", &modules, "-virtfs", &results]);
+    if let Some(link) = &spec.link {
+        push(&["-netdev", &netdev(link), "-device", &nic()]);
+    }
     if let Some(state) = &spec.incoming {
         push(&["-incoming", &crate::saved_vm::incoming_uri(state)]);
     }
-    // No network device: -nodefaults adds none and we add none.
+    // No other network device: -nodefaults adds none and we add none.
     a
+}
+
+/// The CPU models this QEMU knows (`-cpu help`), from its output.
+pub fn cpu_models(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| l.trim().strip_prefix("x86 "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The link's netdev: a hub port going nowhere, or a unix datagram socket sending to the
+/// other guest's (datagrams: either QEMU may start first, and a cut link loses frames).
+pub fn netdev(link: &Link) -> String {
+    match link {
+        Link::Unplugged => format!("hubport,id={LINK_NETDEV},hubid=0"),
+        Link::Peer { local, remote } => format!(
+            "dgram,id={LINK_NETDEV},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+            local.display(),
+            remote.display()
+        ),
+    }
+}
+
+/// The link's card. Its MAC address is the same in every guest (it is part of the saved
+/// state); the agent gives each end its own before it brings the card up.
+fn nic() -> String {
+    format!("virtio-net-pci,netdev={LINK_NETDEV},mac=52:54:00:c7:00:01")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,7 +370,39 @@ mod tests {
             memory_mib: 2048,
             cpus: 2,
             accel,
+            cpu: None,
+            link: None,
         }
+    }
+
+    #[test]
+    fn cpu_models_are_read_from_qemus_help() {
+        let help = "Available CPUs:\nx86 486                   (alias configured by machine type)\nx86 Haswell-noTSX         Intel Core Processor (Haswell, no TSX)\nx86 max                   Enables all features supported by the accelerator in the current host\n\nRecognized CPUID flags:\n  3dnow\n";
+        assert_eq!(cpu_models(help), ["486", "Haswell-noTSX", "max"]);
+    }
+
+    #[test]
+    fn a_cpu_model_and_a_link() {
+        let mut s = spec(Accel::Tcg);
+        s.cpu = Some("Haswell-noTSX".into());
+        s.link = Some(Link::Peer {
+            local: "/s/a.sock".into(),
+            remote: "/s/b.sock".into(),
+        });
+        let a = argv(&s).join(" ");
+        assert!(a.contains("-cpu Haswell-noTSX "), "{a}");
+        assert!(
+            a.contains("-netdev dgram,id=link,local.type=unix,local.path=/s/a.sock,remote.type=unix,remote.path=/s/b.sock -device virtio-net-pci,netdev=link,"),
+            "{a}"
+        );
+        s.link = Some(Link::Unplugged);
+        assert!(argv(&s)
+            .join(" ")
+            .contains("-netdev hubport,id=link,hubid=0 "));
+        s.accel = Accel::Kvm;
+        assert!(argv(&s).join(" ").contains("-cpu Haswell-noTSX "));
+        s.cpu = None;
+        assert!(argv(&s).join(" ").contains("-cpu host "));
     }
 
     #[rstest]

@@ -186,6 +186,8 @@ pub fn state_key(spec: &VmSpec, qemu_version: &str) -> String {
         events_log: "/run-dir/events.jsonl".into(),
         sockets_dir: "/sockets".into(),
         incoming: None,
+        // What the card is joined to is not the guest's state.
+        link: spec.link.as_ref().map(|_| crate::qemu::Link::Unplugged),
         ..spec.clone()
     };
     let argv = crate::qemu::argv(&fixed).join("\n");
@@ -234,6 +236,8 @@ mod tests {
             memory_mib: 2048,
             cpus: 1,
             accel: Accel::Tcg,
+            cpu: None,
+            link: None,
         }
     }
 
@@ -251,6 +255,26 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(state_key(&other_run, "QEMU 7.2.22"), key);
+        let linked = |link| VmSpec {
+            link: Some(link),
+            ..a.clone()
+        };
+        let saved = state_key(&linked(crate::qemu::Link::Unplugged), "QEMU 7.2.22");
+        assert_ne!(saved, key, "a card is another machine");
+        let peer = crate::qemu::Link::Peer {
+            local: "/tmp/crtest-b/a".into(),
+            remote: "/tmp/crtest-c/b".into(),
+        };
+        assert_eq!(
+            state_key(&linked(peer), "QEMU 7.2.22"),
+            saved,
+            "joined at resume"
+        );
+        let haswell = VmSpec {
+            cpu: Some("Haswell".into()),
+            ..a.clone()
+        };
+        assert_ne!(state_key(&haswell, "QEMU 7.2.22"), key, "CPU model");
         assert_ne!(state_key(&a, "QEMU 8.2.0"), key, "QEMU version");
         let two_cpus = VmSpec {
             cpus: 2,

@@ -5,6 +5,7 @@ use crate::host::catalog::CatalogOptions;
 use crate::host::cell_choice::CellSpec;
 use crate::host::shard::Shard;
 use crate::host::vm_run::{self, CellOptions};
+use crate::model::migration::MoveMode;
 use crate::model::scenario::{Mode, ZdtmFlavor};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub enum Command {
     /// Run the scenarios on every kernel x userland cell, several guests at once; writes
     /// run.json, junit.xml, report.html and summary.md.
     Matrix(MatrixArgs),
+    /// Move scenarios from one cell to another: dumped in a source guest (--kernel,
+    /// --userland, --criu, --cpu), restored and verified in a target guest (--to-kernel, ...),
+    /// the two joined by a private link.
+    Migrate(MigrateArgs),
     /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
     Compare(CompareArgs),
     /// Runs in other formats: `--kcidb DIR` writes a KernelCI KCIDB document.
@@ -159,6 +164,10 @@ pub struct CellFlags {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
+    /// QEMU's CPU model of the guests (`qemu-system-x86_64 -cpu help`; default: `max` under
+    /// TCG, `host` under KVM). criu records the CPU in its images and checks it at restore.
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
     /// A guest of its own for every scenario, each resumed from the saved ready state (or
     /// booted, with --boot-each).
     #[arg(long)]
@@ -191,6 +200,7 @@ impl CellFlags {
             zdtm,
             memory_mib: self.memory,
             cpus: self.cpus,
+            cpu: self.cpu.clone(),
         })
     }
 }
@@ -324,6 +334,80 @@ impl CkptinfoArgs {
             errors: self.errors,
             verbose: self.verbose,
             json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Add the scenario files of this directory to the catalog (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenario_dirs: Vec<PathBuf>,
+    /// The scenarios to move (comma-separated names; default: those tagged `migrate`).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// Where run directories go; `latest` links to the newest.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// The source cell (where the scenarios start and are dumped).
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// The target's kernel (default: the source's).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub to_kernel: Option<String>,
+    /// The target's userland (default: the source's).
+    #[arg(long, value_name = "NAME")]
+    pub to_userland: Option<String>,
+    /// The target's criu (default: the source's).
+    #[arg(long, value_name = "SOURCE")]
+    pub to_criu: Option<String>,
+    /// The target's QEMU CPU model (default: the source's).
+    #[arg(long, value_name = "MODEL")]
+    pub to_cpu: Option<String>,
+    /// How the processes move: `images` (through the host), `page-server`, `pre-dump[=N]`
+    /// (N pre-dumps to the target while they run, default 2), `lazy` (post-copy).
+    #[arg(long, default_value = "images", value_parser = parse_move_mode)]
+    pub mode: MoveMode,
+    /// Put a fault in the way of every move, to check that the verdict is clear and the
+    /// source's tree survives: `link-cut` (the target's link cut before the pages cross it),
+    /// `corrupt-images` (the inventory cut short on its way to the target).
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<crate::model::migration::Fault>,
+    /// Keep the images of moves that held too.
+    #[arg(long)]
+    pub keep_images: bool,
+    /// Show each step.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+fn parse_move_mode(s: &str) -> Result<MoveMode, crate::model::migration::MoveModeError> {
+    s.parse()
+}
+
+impl MigrateArgs {
+    /// The target cell's flags: the source's, with what `--to-*` changes.
+    pub fn target(&self) -> CellFlags {
+        let src = &self.cell;
+        let kernel_changed = self.to_kernel.is_some();
+        CellFlags {
+            cell: CellArgs {
+                kernel: self.to_kernel.clone().or_else(|| src.cell.kernel.clone()),
+                modules: (!kernel_changed)
+                    .then(|| src.cell.modules.clone())
+                    .flatten(),
+                config: (!kernel_changed).then(|| src.cell.config.clone()).flatten(),
+                userland: self
+                    .to_userland
+                    .clone()
+                    .or_else(|| src.cell.userland.clone()),
+                criu: self.to_criu.clone().or_else(|| src.cell.criu.clone()),
+            },
+            memory: src.memory,
+            cpus: src.cpus,
+            cpu: self.to_cpu.clone().or_else(|| src.cpu.clone()),
+            pristine: false,
+            boot_each: src.boot_each,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `crtest` command line, the only room that knows clap and exit codes: `args` (every
 //! option and the library options it becomes), `commands` (what runs guests: run, list,
 //! doctor, repro, bench, setup), `tools` (what reads and writes results: ckptinfo, compare,
-//! merge, export, matrix, kernel), `pipeline` (prepare -> run directory -> run -> finish),
+//! merge, export, matrix, kernel), `migrate` (one pair of cells), `pipeline` (prepare -> run directory -> run -> finish),
 //! `exit` (the one mapping to exit codes).
 //!
 //! Exit codes: 0 all good, 1 a scenario failed, 2 bad usage or bad input, 3 infrastructure
@@ -10,6 +10,7 @@
 pub mod args;
 pub mod commands;
 pub mod exit;
+pub mod migrate;
 pub mod pipeline;
 pub mod tools;
 
@@ -32,6 +33,7 @@ pub fn main() -> i32 {
         Command::Setup(args) => commands::setup(&args),
         Command::Ckptinfo(args) => tools::ckptinfo(&args),
         Command::Matrix(args) => tools::matrix(&args),
+        Command::Migrate(args) => migrate::migrate(&args),
         Command::Compare(args) => tools::compare(&args),
         Command::Merge(args) => tools::merge(&args),
         Command::Export(args) => tools::export(&args),

@@ -38,6 +38,10 @@ const NOISE: &[&str] = &[
 /// `Unable to detach from N: No such process`, is a follow-on.
 const CAUSES: &[&str] = &["Unable to interrupt task"];
 
+/// Causes criu logs below the warning level, before the errors they lead to (the page server
+/// of a dump that cannot be reached: the errors after it are of the tree's unfreezing).
+const QUIET_CAUSES: &[&str] = &["Can't connect to server"];
+
 /// The first meaningful `Error (file:line): message` line of a criu log, from `Error` on,
 /// or the `Warn (...)` line before it that names its cause. When the only error is criu's
 /// closing `Dumping FAILED.`, the debug line that returned the code it failed on (criu 4.1.1
@@ -72,6 +76,10 @@ fn meaningful_error_line(log: &str) -> Option<String> {
             if let Some(i) = l.find("Error (") {
                 return Some(&l[i..]);
             }
+            if QUIET_CAUSES.iter().any(|c| l.contains(c)) {
+                // `(00.375924) Can't connect to server 10.77.0.2:27100`: from the message on.
+                return Some(l.find(") ").map_or(l, |i| &l[i + 2..]));
+            }
             let i = l.find("Warn  (")?;
             CAUSES.iter().any(|c| l.contains(c)).then(|| &l[i..])
         })
@@ -101,6 +109,15 @@ pub fn usage_error_line(output: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_page_server_is_the_cause_not_the_unfreezing() {
+        let log = "(00.375924) Connecting to server 10.77.0.2:27100\n(03.463455) Can't connect to server 10.77.0.2:27100\n(03.464603) Error (compel/src/lib/infect.c:356): Unable to detach from 20001: No such process\n(03.465812) Error (criu/cr-dump.c:2053): Dumping FAILED.\n";
+        assert_eq!(
+            first_error_line(log).as_deref(),
+            Some("Can't connect to server 10.77.0.2:27100")
+        );
+    }
 
     #[test]
     fn usage_error_names_the_option() {

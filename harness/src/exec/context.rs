@@ -63,6 +63,8 @@ pub(crate) struct Run<'a> {
     pub(crate) visible: crate::exec::visible::Tracker,
     /// Each criu run as criu measured it.
     pub(crate) criu_runs: Vec<crate::model::outcome::CriuMeasure>,
+    /// The other guest of a migration (`None` for a move in place).
+    pub(crate) peer: Option<crate::exec::criu::Peer>,
 }
 
 /// A failed step: the outcome it leads to and the failure report.

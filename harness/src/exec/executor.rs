@@ -40,6 +40,7 @@ pub fn run_scenario(
         ns_init: false,
         visible: Default::default(),
         criu_runs: Vec::new(),
+        peer: None,
     };
     let mut steps_of = Steps {
         backend: backend_of(sc),
@@ -159,12 +160,13 @@ pub fn run_scenario(
         attempts: vec![],
         visible_state: run.visible.result,
         criu_runs: run.criu_runs,
+        migration: None,
     }
 }
 
 /// Runs a scenario's `before`, `after` or `between` guest commands (with `env`, in `dir`
 /// when given); the first failure stops them.
-fn guest_commands(
+pub(crate) fn guest_commands(
     commands: &[Vec<String>],
     which: &str,
     env: &[(&str, &Path)],
@@ -206,7 +208,7 @@ fn guest_commands(
     Ok(())
 }
 
-fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
+pub(crate) fn prepare_dir(work: &Path) -> Result<(), Box<Failure>> {
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).map_err(|e| {
         Box::new(Failure {
@@ -272,7 +274,7 @@ impl Run<'_> {
 
     /// Copies a user program's files into the working directory. The host puts them in
     /// `<run_dir>/inputs/<scenario>/` for the guest; on the host they are read in place.
-    fn copy_inputs(&self) -> Result<(), Box<Failure>> {
+    pub(crate) fn copy_inputs(&self) -> Result<(), Box<Failure>> {
         for f in self.sc.target.files() {
             let name = f.file_name().unwrap_or_default();
             let staged = self
@@ -320,7 +322,12 @@ impl Run<'_> {
 
 /// Copies the scenario's logs (and, when it failed, its images) into the run directory:
 /// regular files only, no symlink followed.
-fn keep_artifacts(cfg: &ExecConfig, sc: &Scenario, work: &Path, images: bool) -> Vec<String> {
+pub(crate) fn keep_artifacts(
+    cfg: &ExecConfig,
+    sc: &Scenario,
+    work: &Path,
+    images: bool,
+) -> Vec<String> {
     let rel = Path::new("scenarios").join(&sc.name);
     let dest = cfg.run_dir.join(&rel);
     if std::fs::create_dir_all(&dest).is_err() {

@@ -11,6 +11,7 @@ pub mod criu;
 pub mod executor;
 pub mod external;
 pub mod lxc;
+pub mod mover;
 pub mod proctree;
 pub mod requires;
 pub mod target;

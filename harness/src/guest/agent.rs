@@ -22,6 +22,8 @@ enum AgentError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("migration")]
+    Move(#[from] crate::guest::mover::MoveError),
     #[error("bad plan {path}")]
     BadPlan {
         path: std::path::PathBuf,
@@ -45,6 +47,10 @@ pub struct GuestPlan {
     /// scenario is an `error` with its output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_criu: Option<String>,
+    /// This guest is one of a migration's two: the scenarios move as the host's commands on
+    /// the control port say (see [`crate::guest::mover`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<crate::model::migration::MovePlan>,
 }
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -195,6 +201,11 @@ fn run(port: &mut Option<EventPort>) -> Result<(), AgentError> {
                 result: Box::new(r),
             });
         }
+        port.send(&Event::Done);
+        return Ok(());
+    }
+    if let Some(moves) = &plan.moves {
+        crate::guest::mover::serve(&cfg, &plan.scenarios, moves, &mut |ev| port.send(&ev))?;
         port.send(&Event::Done);
         return Ok(());
     }

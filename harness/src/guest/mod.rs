@@ -3,4 +3,5 @@
 
 pub mod agent;
 pub mod health;
+pub mod mover;
 pub mod setup;

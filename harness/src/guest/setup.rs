@@ -395,6 +395,8 @@ pub const CRIU_MODULES: &[&str] = &[
     "bridge",
     // `criu check --all` mounts autofs.
     "autofs4",
+    // The card of a migration's private link (page servers, lazy pages between guests).
+    "virtio_net",
 ];
 
 /// Brings the loopback interface up (criu needs it: without, `Unable to connect a socket:

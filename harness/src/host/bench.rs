@@ -433,6 +433,7 @@ mod tests {
             attempts: vec![],
             visible_state: None,
             criu_runs: Vec::new(),
+            migration: None,
         };
         assert_eq!(overheads(&r), [50, 70]);
     }

@@ -283,6 +283,7 @@ pub fn run_one(
         zdtm: settings.zdtm.clone(),
         memory_mib: settings.memory_mib,
         cpus: settings.cpus,
+        cpu: None,
     };
     let mut run = match RunDir::create_at(cell_dir, run_id) {
         Ok(r) => r,

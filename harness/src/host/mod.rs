@@ -10,6 +10,7 @@ pub mod host_run;
 pub mod interrupt;
 pub mod kernel_build;
 pub mod matrix;
+pub mod migrate;
 pub mod parallel;
 pub mod repeat;
 pub mod resume;

@@ -140,7 +140,7 @@ const SLOT_FILE: &str = "slot";
 /// machine's size. States are hundreds of MiB: one per slot is kept.
 fn slot_of(spec: &VmSpec) -> String {
     format!(
-        "kernel {}\nroot {}\ndata {}\nmemory {} MiB, {} vCPUs, {}\n",
+        "kernel {}\nroot {}\ndata {}\nmemory {} MiB, {} vCPUs, {}, cpu {}, card {}\n",
         spec.kernel.display(),
         spec.rootfs.display(),
         spec.data_disk
@@ -149,7 +149,9 @@ fn slot_of(spec: &VmSpec) -> String {
             .display(),
         spec.memory_mib,
         spec.cpus,
-        spec.accel.as_str()
+        spec.accel.as_str(),
+        spec.cpu.as_deref().unwrap_or("max"),
+        spec.link.is_some()
     )
 }
 

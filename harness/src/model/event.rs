@@ -60,6 +60,13 @@ pub enum Event {
     AgentError {
         message: String,
     },
+    /// A guest of a migration has its link up and reads the host's commands from now on
+    /// (a line written before would be lost: opening the port empties its FIFO).
+    MoveListening,
+    /// A guest of a migration did what the host's command asked, or failed to.
+    MoveDone {
+        report: Box<crate::model::migration::MoveReport>,
+    },
     /// All scenarios of the plan ran; the agent powers off next.
     Done,
 }

@@ -4,6 +4,7 @@
 pub mod confine;
 pub mod event;
 pub mod expectation;
+pub mod migration;
 pub mod outcome;
 pub mod requirements;
 pub mod scenario;

@@ -153,6 +153,33 @@ pub struct ScenarioResult {
     /// Each criu dump, pre-dump, snapshot and restore as criu measured it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub criu_runs: Vec<CriuMeasure>,
+    /// A migration's scenario: how the move went and what it cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MoveMeasure>,
+}
+
+/// What one migration of a scenario cost, and what became of the source's tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveMeasure {
+    /// `images`, `page-server`, `pre-dump=N` or `lazy`.
+    pub mode: String,
+    /// From the final dump's start to the tree running on the target (the dump's own time,
+    /// the handoff's time on the host, the restore's own time; for `lazy`, to the restored
+    /// tree running, not to the last page), ms. `None` when it never ran there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_ms: Option<u64>,
+    /// From the first copy of the memory (a pre-dump, or the dump) to the restore's end
+    /// (the last lazy page included), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+    /// Bytes copied from the source's share to the target's through the host (the images
+    /// and the working directory).
+    pub host_bytes: u64,
+    /// Bytes of pages sent over the private link (page servers, lazy pages).
+    pub link_bytes: u64,
+    /// What became of the tree on the source: `gone` (the move held: killed there),
+    /// `running` (the move failed: it goes on, checked alive), `lost` (it did not survive).
+    pub source: String,
 }
 
 /// One criu run of a scenario: what criu measured (its `stats-dump` or `stats-restore`) and
@@ -327,6 +354,7 @@ impl ScenarioResult {
             attempts: Vec::new(),
             visible_state: None,
             criu_runs: Vec::new(),
+            migration: None,
         }
     }
 }

@@ -242,6 +242,7 @@ mod tests {
             attempts: vec![],
             visible_state: None,
             criu_runs: Vec::new(),
+            migration: None,
         };
         let fail = ScenarioResult::without_steps(
             "ptree1",

@@ -32,6 +32,7 @@ pub fn scenario(
         attempts: vec![],
         visible_state: None,
         criu_runs: Vec::new(),
+        migration: None,
     }
 }
 
@@ -84,6 +85,7 @@ fn cell(
             accel_note: None,
             boots: 1,
             resumes: 0,
+            cpu: None,
         },
         boot_ms: Some(4200),
         prepare_ms: 300,

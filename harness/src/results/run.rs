@@ -183,6 +183,23 @@ pub struct CellReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeOutput>,
     pub scenarios: Vec<ScenarioResult>,
+    /// A migration's pair of cells: this cell is the target (where the processes run
+    /// after the move: its kernel is the one reports name), this says where they came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<PairInfo>,
+}
+
+/// Where a migration's processes came from, and how they moved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PairInfo {
+    /// `images`, `page-server`, `pre-dump=N` or `lazy`.
+    pub mode: String,
+    /// The source cell's id.
+    pub source_id: String,
+    pub source_kernel: KernelInfo,
+    pub source_userland: UserlandInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_cpu: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -245,6 +262,9 @@ pub struct QemuInfo {
     /// How many of them were resumed from the saved ready state.
     #[serde(default)]
     pub resumes: u32,
+    /// QEMU's CPU model of the guests (`--cpu`); absent for the default (`max`, `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
 }
 
 /// Checks that run directories can be made under `root` (creating it when missing).

@@ -39,9 +39,16 @@ pub fn restore_args(images: &Path, log: &Path, pidfile: &Path, extra: &[String])
 }
 
 /// A daemon criu runs beside a dump or a restore: `page-server` (with `--lazy-pages` when it
-/// serves a lazy restore) or `lazy-pages` (fed by a page server when `remote`), on `port`
-/// of the loopback, its images in `images`.
-pub fn daemon_args(action: &str, images: &Path, log: &Path, port: u16, mode: &Mode) -> Vec<String> {
+/// serves a lazy restore) or `lazy-pages` (fed by the page server at `server`, an address
+/// and port, in the remote lazy mode), its images in `images`. A page server listens on
+/// `server`'s port.
+pub fn daemon_args(
+    action: &str,
+    images: &Path,
+    log: &Path,
+    server: (&str, u16),
+    mode: &Mode,
+) -> Vec<String> {
     let mut v: Vec<String> = vec![
         action.into(),
         "--images-dir".into(),
@@ -50,7 +57,7 @@ pub fn daemon_args(action: &str, images: &Path, log: &Path, port: u16, mode: &Mo
         log.display().to_string(),
         "-v4".into(),
     ];
-    let port = port.to_string();
+    let (address, port) = (server.0, server.1.to_string());
     match (action, mode.lazy) {
         ("page-server", Lazy::Remote) => v.extend(["--port".into(), port, "--lazy-pages".into()]),
         ("page-server", _) => {
@@ -60,7 +67,7 @@ pub fn daemon_args(action: &str, images: &Path, log: &Path, port: u16, mode: &Mo
             }
         }
         (_, Lazy::Remote) => {
-            v.extend(["--page-server", "--address", "127.0.0.1", "--port", &port].map(String::from))
+            v.extend(["--page-server", "--address", address, "--port", &port].map(String::from))
         }
         _ => {}
     }
@@ -76,12 +83,12 @@ pub fn daemon_args(action: &str, images: &Path, log: &Path, port: u16, mode: &Mo
 
 /// What the mode adds to a `criu dump` (`last`: the final one, not a pre-dump or a
 /// snapshot), given the images of the copy before it (`prev`, relative to the images) and
-/// the page server's port.
+/// the page server's address and port.
 pub fn dump_mode_args(
     mode: &Mode,
     last: bool,
     prev: Option<&str>,
-    page_server: Option<u16>,
+    page_server: Option<(&str, u16)>,
 ) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     if let Some(prev) = prev {
@@ -90,12 +97,12 @@ pub fn dump_mode_args(
     if prev.is_some() || mode.pre > 0 {
         v.push("--track-mem".into());
     }
-    if let Some(port) = page_server {
+    if let Some((address, port)) = page_server {
         v.extend(
             [
                 "--page-server",
                 "--address",
-                "127.0.0.1",
+                address,
                 "--port",
                 &port.to_string(),
             ]
@@ -203,7 +210,7 @@ mod tests {
         let m = |s: &str| Mode::parse(s).unwrap();
         let pre = m("pre=2+page-server+dedup");
         assert_eq!(
-            dump_mode_args(&pre, false, Some("../pre-1-1"), Some(12345)).join(" "),
+            dump_mode_args(&pre, false, Some("../pre-1-1"), Some(("127.0.0.1", 12345))).join(" "),
             "--prev-images-dir ../pre-1-1 --track-mem --page-server --address 127.0.0.1 \
              --port 12345 --auto-dedup"
         );
@@ -231,16 +238,23 @@ mod tests {
         let d = Path::new("/w/i");
         let l = Path::new("/w/l.log");
         assert_eq!(
-            daemon_args("page-server", d, l, 7, &rl)[6..].join(" "),
+            daemon_args("page-server", d, l, ("127.0.0.1", 7), &rl)[6..].join(" "),
             "--port 7 --lazy-pages"
         );
         assert_eq!(
-            daemon_args("lazy-pages", d, l, 7, &rl)[6..].join(" "),
+            daemon_args("lazy-pages", d, l, ("127.0.0.1", 7), &rl)[6..].join(" "),
             "--page-server --address 127.0.0.1 --port 7"
         );
-        assert!(daemon_args("lazy-pages", d, l, 7, &m("lazy"))[6..].is_empty());
+        assert!(daemon_args("lazy-pages", d, l, ("127.0.0.1", 7), &m("lazy"))[6..].is_empty());
         assert_eq!(
-            daemon_args("page-server", d, l, 7, &m("page-server+dedup"))[6..].join(" "),
+            daemon_args(
+                "page-server",
+                d,
+                l,
+                ("127.0.0.1", 7),
+                &m("page-server+dedup")
+            )[6..]
+                .join(" "),
             "--port 7 --auto-dedup"
         );
     }

@@ -44,6 +44,19 @@ impl Daemon {
         step: StepKind,
         limit: Duration,
     ) -> Result<Daemon, StepError> {
+        Daemon::start_with_env(criu, args, &[], log, out, step, limit)
+    }
+
+    /// [`Daemon::start`] with `env` added to criu's environment.
+    pub fn start_with_env(
+        criu: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+        out: &Path,
+        step: StepKind,
+        limit: Duration,
+    ) -> Result<Daemon, StepError> {
         let command = command::command_line(criu, args);
         let fail = |message: String| {
             let mut e = StepError::fail(step, message).with_outcome(Outcome::Error);
@@ -60,6 +73,7 @@ impl Daemon {
         let child = Command::new(criu)
             .args(args)
             .args(["--status-fd".to_string(), wr.as_raw_fd().to_string()])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(file2)

@@ -21,10 +21,10 @@ impl Run<'_> {
         index: u32,
         dir: &Path,
         ran: &Ran,
-        server: Option<(Daemon, u16)>,
+        server: Option<super::modes::PageServer>,
     ) -> Result<(), StepError> {
         let served = server.is_some();
-        if let Some((d, _)) = server {
+        if let Some(d) = server.and_then(|s| s.daemon) {
             d.finish(self.step_budget())?;
         }
         let dump = crate::ckpt::dir::dump_stats(dir)

@@ -7,7 +7,10 @@ mod argv;
 mod daemons;
 mod measure;
 mod modes;
+mod moves;
 pub mod rpc;
+
+pub(crate) use moves::Peer;
 
 pub use argv::{
     as_config, daemon_args, dump_args, dump_mode_args, restore_args, restore_mode_args,
@@ -131,9 +134,9 @@ impl Run<'_> {
         self.progress_at_checkpoint = self.progress().unwrap_or(0);
         let target = self.target;
         target.before_dump(self)?;
-        let server = self.page_server(&images)?;
-        let port = server.as_ref().map(|s| s.1);
-        extra.extend(dump_mode_args(&mode, true, prev.as_deref(), port));
+        let server = self.page_server(&images, 0)?;
+        let at = server.as_ref().map(modes::PageServer::at);
+        extra.extend(dump_mode_args(&mode, true, prev.as_deref(), at));
         let log = self.work.join(format!("dump-{iteration}.log"));
         let tree = proctree::tree(pid);
         self.ns_init = proctree::is_pid_ns_init(pid);
@@ -156,6 +159,10 @@ impl Run<'_> {
             self.visible_running(Which::Before, pid, iteration);
         }
         let env = reads.as_ref().map(Reads::env).unwrap_or_default();
+        if let Some(port) = self.peer.as_ref().and_then(|p| p.lazy_port) {
+            // A migration's post-copy: the dump goes on serving the pages to the target.
+            return self.dump_serving(iteration, &images, args, &log, &env, reads, port);
+        }
         let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log, &env)?;
         self.dumped("dump", iteration, 0, &images, &ran, server)?;
         if let Some(r) = &reads {
@@ -164,9 +171,13 @@ impl Run<'_> {
         if mode.stop {
             // `--leave-stopped`: the tree, read again now that it stands still (a child
             // born after the walk above is in it), must be stopped; then it goes, as a
-            // dump that kills it would have left it.
+            // dump that kills it would have left it (a migration's source keeps it until
+            // the target has it).
             let stopped = proctree::tree(pid);
             self.all_stopped(StepKind::Checkpoint, &stopped, &ran.command)?;
+            if self.peer.is_some() {
+                return Ok(());
+            }
             for p in &stopped {
                 let _ = kill(*p, Signal::SIGKILL);
             }

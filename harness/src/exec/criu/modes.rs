@@ -5,9 +5,28 @@ use super::argv::{daemon_args, dump_args, dump_mode_args};
 use super::daemons::{next_port, Daemon};
 use crate::exec::context::{Run, StepError};
 use crate::exec::proctree;
+use crate::model::outcome::Outcome;
 use crate::model::scenario::{Lazy, StepKind};
 use nix::unistd::Pid;
 use std::path::Path;
+
+/// The loopback address of the page servers of a move in place.
+const LOOPBACK: &str = "127.0.0.1";
+
+/// The page server a dump sends its pages to: ours (a daemon to see to its end), or the
+/// migration target's.
+pub(super) struct PageServer {
+    pub(super) daemon: Option<Daemon>,
+    pub(super) address: String,
+    pub(super) port: u16,
+}
+
+impl PageServer {
+    /// Its address and port, as `dump_mode_args` takes them.
+    pub(super) fn at(&self) -> (&str, u16) {
+        (&self.address, self.port)
+    }
+}
 
 impl Run<'_> {
     /// Pre-dump (or snapshot, a dump that leaves the tree running) `k` of `iteration` into
@@ -27,7 +46,7 @@ impl Run<'_> {
         self.mkdir(&dir)?;
         let action = if mode.snaps { "snapshot" } else { "pre-dump" };
         let log = self.work.join(format!("{action}-{iteration}-{k}.log"));
-        let server = self.page_server(&dir)?;
+        let server = self.page_server(&dir, k)?;
         let mut args = dump_args(pid.as_raw(), &dir, &log, extra);
         if !mode.snaps {
             args[0] = "pre-dump".into();
@@ -36,50 +55,85 @@ impl Run<'_> {
             &mode,
             false,
             prev,
-            server.as_ref().map(|s| s.1),
+            server.as_ref().map(PageServer::at),
         ));
         let ran = self.criu(StepKind::Checkpoint, iteration, &args, &log, &[])?;
         self.dumped(action, iteration, k, &dir, &ran, server)?;
         Ok(format!("../{name}"))
     }
 
-    /// With `page-server`: a `criu page-server` writing into `images`, and its port.
+    /// With `page-server`: a `criu page-server` writing into `images`, for copy `k` of the
+    /// memory (0: the dump); in a migration, the target's, already listening.
     pub(super) fn page_server(
         &mut self,
         images: &Path,
-    ) -> Result<Option<(Daemon, u16)>, StepError> {
+        k: u32,
+    ) -> Result<Option<PageServer>, StepError> {
         if !self.sc.mode.page_server {
             return Ok(None);
         }
+        if let Some(peer) = &self.peer {
+            // The target's servers: one per pre-dump, then the dump's (see MoveMode).
+            let ports = &peer.page_servers;
+            let port = match k {
+                0 => ports.last(),
+                k => ports.get(k as usize - 1),
+            };
+            let Some(port) = port else {
+                return Err(StepError::fail(
+                    StepKind::Checkpoint,
+                    format!("the target has no page server for copy {k} of the memory"),
+                )
+                .with_outcome(Outcome::Error));
+            };
+            return Ok(Some(PageServer {
+                daemon: None,
+                address: peer.address.clone(),
+                port: *port,
+            }));
+        }
         let port = next_port();
-        let d = self.daemon("page-server", images, port, StepKind::Checkpoint)?;
-        Ok(Some((d, port)))
+        let d = self.daemon(
+            "page-server",
+            images,
+            (LOOPBACK, port),
+            StepKind::Checkpoint,
+        )?;
+        Ok(Some(PageServer {
+            daemon: Some(d),
+            address: LOOPBACK.into(),
+            port,
+        }))
     }
 
     /// With `lazy`: `criu lazy-pages` serving the pages from `images`; with `remote-lazy`,
     /// fed over the loopback by a `criu page-server --lazy-pages` (as the source host's
     /// would). In the order they must finish.
+    /// In a migration, the page server is the source's lazy dump.
     pub(super) fn lazy_daemons(&mut self, images: &Path) -> Result<Vec<Daemon>, StepError> {
         let mode = self.sc.mode;
-        let port = next_port();
+        let (address, port) = match &self.peer {
+            Some(p) => (p.address.clone(), p.lazy_port.unwrap_or(0)),
+            None => (LOOPBACK.to_string(), next_port()),
+        };
         let mut v = Vec::new();
-        if mode.lazy == Lazy::Remote {
-            v.push(self.daemon("page-server", images, port, StepKind::Restore)?);
+        if mode.lazy == Lazy::Remote && self.peer.is_none() {
+            v.push(self.daemon("page-server", images, (&address, port), StepKind::Restore)?);
         }
         if mode.lazy != Lazy::No {
             v.insert(
                 0,
-                self.daemon("lazy-pages", images, port, StepKind::Restore)?,
+                self.daemon("lazy-pages", images, (&address, port), StepKind::Restore)?,
             );
         }
         Ok(v)
     }
 
-    fn daemon(
+    pub(super) fn daemon(
         &mut self,
         action: &str,
         images: &Path,
-        port: u16,
+        server: (&str, u16),
         step: StepKind,
     ) -> Result<Daemon, StepError> {
         let stem = images
@@ -88,7 +142,7 @@ impl Run<'_> {
             .unwrap_or_default();
         let log = self.work.join(format!("{action}-{stem}.log"));
         let out = self.work.join(format!("{action}-{stem}.out"));
-        let args = daemon_args(action, images, &log, port, &self.sc.mode);
+        let args = daemon_args(action, images, &log, server, &self.sc.mode);
         Daemon::start(&self.cfg.criu, &args, &log, &out, step, self.step_budget())
     }
 

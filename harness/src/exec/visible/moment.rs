@@ -209,6 +209,17 @@ impl Reads {
     }
 }
 
+/// A side as JSON (a migration's source hands its "before" side to the target so).
+pub fn side_to_json(side: &Side) -> serde_json::Value {
+    serde_json::to_value(SideFile::from(side)).unwrap_or_default()
+}
+
+/// The side of [`side_to_json`]'s JSON; `None` when it is not one.
+pub fn side_from_json(v: serde_json::Value) -> Option<Side> {
+    let file: SideFile = serde_json::from_value(v).ok()?;
+    side_of(file, "post-dump").ok()
+}
+
 /// criu's configuration file naming `script` as an action script.
 pub fn config_text(script: &Path) -> String {
     format!("action-script {}\n", script.display())

@@ -29,6 +29,18 @@ pub(crate) struct Tracker {
     notes: Vec<String>,
 }
 
+impl Tracker {
+    /// The side read at the current checkpoint.
+    pub(crate) fn before(&self) -> Option<&Side> {
+        self.before.as_ref()
+    }
+
+    /// The side read at the checkpoint, by another guest (a migration's source).
+    pub(crate) fn set_before(&mut self, side: Side) {
+        self.before = Some(side);
+    }
+}
+
 /// Which side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Which {

@@ -10,7 +10,7 @@
 pub mod prepare;
 pub mod recorder;
 pub mod run_cell;
-mod session;
+pub(crate) mod session;
 
 pub use prepare::{
     doctor_evidence, prepare, Cell, CellCriu, CellOptions, CriuChoice, KernelChoice, PrepareError,

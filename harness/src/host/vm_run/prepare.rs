@@ -60,10 +60,14 @@ pub struct CellOptions {
     pub zdtm: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// QEMU's CPU model for the guests (`--cpu`); `None` is QEMU's `max` (TCG) or `host`.
+    pub cpu: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
+    #[error("--cpu `{model}`: QEMU has no such CPU model (`qemu-system-x86_64 -cpu help` lists them{like})")]
+    CpuModel { model: String, like: String },
     #[error(transparent)]
     HostDeps(#[from] crtest_vm::hostdeps::HostDepsError),
     #[error("host apt configuration: {0}")]
@@ -99,6 +103,7 @@ impl PrepareError {
     /// the host.
     pub fn is_bad_input(&self) -> bool {
         match self {
+            PrepareError::CpuModel { .. } => true,
             PrepareError::Kernel(e) => e.is_bad_input(),
             PrepareError::CriuTree(e) => e.is_bad_input(),
             PrepareError::CriuBuild(e) | PrepareError::ZdtmBuild(e) => e.is_bad_input(),
@@ -129,6 +134,8 @@ pub struct Cell {
     pub missing_options: Vec<String>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// QEMU's CPU model of the guests; `None` for the default.
+    pub cpu: Option<String>,
     /// Things the host noticed while preparing (modules left out, ...).
     pub notes: Vec<String>,
     /// Time for a guest to become ready (default [`BOOT_TIMEOUT`]).
@@ -179,6 +186,43 @@ impl CellCriu {
     }
 }
 
+/// A cell's id: `<kernel release>+<suite>[+criu-<rev>][+cpu-<model>]`.
+fn cell_id(release: &str, suite: &str, criu: &CellCriu, cpu: Option<&str>) -> String {
+    let cpu = cpu.map(|m| format!("+cpu-{m}")).unwrap_or_default();
+    format!("{release}+{suite}{}{cpu}", criu.id_suffix())
+}
+
+/// A CPU model QEMU knows (when QEMU cannot be asked, the boot says what is wrong).
+fn check_cpu_model(model: &str) -> Result<(), PrepareError> {
+    let help = crtest_vm::command::run(
+        "qemu-system-x86_64",
+        &["-cpu".into(), "help".into()],
+        Duration::from_secs(10),
+    );
+    let Ok(help) = help else { return Ok(()) };
+    let known = qemu::cpu_models(&help.output);
+    if known.is_empty() || known.iter().any(|k| k == model) {
+        return Ok(());
+    }
+    let lower = model.to_lowercase();
+    let like: Vec<&str> = known
+        .iter()
+        .filter(|k| {
+            let k = k.to_lowercase();
+            k.contains(&lower) || lower.contains(&k)
+        })
+        .map(String::as_str)
+        .take(6)
+        .collect();
+    Err(PrepareError::CpuModel {
+        model: model.into(),
+        like: match like.is_empty() {
+            true => String::new(),
+            false => format!("; like it: {}", like.join(", ")),
+        },
+    })
+}
+
 /// `f`'s result and how long it took (ms).
 fn timed<T>(f: impl FnOnce() -> Result<T, PrepareError>) -> (Result<T, PrepareError>, u64) {
     let t = Instant::now();
@@ -193,6 +237,9 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 /// Fetches or finds every image the cell needs (each cached under a key of its inputs).
 pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, PrepareError> {
     let start = Instant::now();
+    if let Some(model) = &opts.cpu {
+        check_cpu_model(model)?;
+    }
     // A criu tree that is not one is bad input: said before anything is installed or built.
     let tree = match &opts.criu {
         CriuChoice::Package => None,
@@ -312,7 +359,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     .ok()
     .and_then(|r| r.output.lines().next().map(str::to_string));
     Ok(Cell {
-        id: format!("{}+{}{}", kernel.release, suite, criu.id_suffix()),
+        id: cell_id(&kernel.release, &suite, &criu, opts.cpu.as_deref()),
         kernel,
         boot_image,
         userland,
@@ -326,6 +373,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         missing_options,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
+        cpu: opts.cpu.clone(),
         notes: notes.into_iter().chain(cell_notes).collect(),
         boot_timeout: BOOT_TIMEOUT,
         keep_images: false,

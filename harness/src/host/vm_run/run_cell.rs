@@ -81,8 +81,20 @@ pub fn run_cell(
     rec.save()
 }
 
+/// What the cell's criu built from a tree is, for the guest's messages.
+pub fn built_criu(cell: &Cell) -> Option<String> {
+    cell.criu.build.as_ref().map(|b| {
+        format!(
+            "criu {} built from {} ({})",
+            b.version,
+            b.tree.display(),
+            b.source
+        )
+    })
+}
+
 /// The cell's report before any guest: what was paired.
-fn report_of(cell: &Cell) -> CellReport {
+pub fn report_of(cell: &Cell) -> CellReport {
     CellReport {
         id: cell.id.clone(),
         kernel: KernelInfo {
@@ -105,6 +117,7 @@ fn report_of(cell: &Cell) -> CellReport {
             accel_note: cell.accel.why_not_kvm.clone(),
             boots: 0,
             resumes: 0,
+            cpu: cell.cpu.clone(),
         },
         boot_ms: None,
         resume_ms: None,
@@ -113,6 +126,7 @@ fn report_of(cell: &Cell) -> CellReport {
         notes: cell.notes.clone(),
         probes: Vec::new(),
         scenarios: Vec::new(),
+        migration: None,
     }
 }
 
@@ -222,14 +236,8 @@ impl Guests<'_> {
             scenarios,
             keep_images: self.cell.keep_images,
             probes: std::mem::take(&mut self.probes),
-            built_criu: self.cell.criu.build.as_ref().map(|b| {
-                format!(
-                    "criu {} built from {} ({})",
-                    b.version,
-                    b.tree.display(),
-                    b.source
-                )
-            }),
+            built_criu: built_criu(self.cell),
+            moves: None,
         };
         let path = share.join(PLAN_FILE);
         std::fs::write(

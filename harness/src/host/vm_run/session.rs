@@ -56,29 +56,32 @@ struct Watch {
 
 /// One guest of a cell: how QEMU is started for it (booted, or resumed from a saved state)
 /// and the root image it gets.
-pub(super) struct Boot<'a> {
+pub(crate) struct Boot<'a> {
     cell: &'a Cell,
     accel: Accel,
-    console_path: PathBuf,
+    pub(crate) console_path: PathBuf,
     /// The root image: the cell's userland or one of its variants.
     pub(super) rootfs: PathBuf,
     /// Resume from this saved state instead of booting.
-    pub(super) incoming: Option<PathBuf>,
+    pub(crate) incoming: Option<PathBuf>,
+    /// The network card of a migration's guest.
+    pub(crate) link: Option<qemu::Link>,
 }
 
 impl<'a> Boot<'a> {
-    pub(super) fn new(cell: &'a Cell, accel: Accel, run_dir: &Path) -> Boot<'a> {
+    pub(crate) fn new(cell: &'a Cell, accel: Accel, run_dir: &Path) -> Boot<'a> {
         Boot {
             cell,
             accel,
             console_path: run_dir.join("console.log"),
             rootfs: cell.userland.image.clone(),
             incoming: None,
+            link: None,
         }
     }
 
     /// The saved ready state of this boot's guest (found, or saved now).
-    pub(super) fn saved_state(
+    pub(crate) fn saved_state(
         &self,
         saved: &crate::host::resume::SavedVms,
         run_dir: &Path,
@@ -88,6 +91,8 @@ impl<'a> Boot<'a> {
         })?;
         let spec = VmSpec {
             save_mode: true,
+            // Saved with its card joined to nothing; joined to its peer when resumed.
+            link: self.link.as_ref().map(|_| qemu::Link::Unplugged),
             ..self.spec(
                 &run_dir.join(GUEST_DIR),
                 &run_dir.join("events-save.jsonl"),
@@ -98,7 +103,7 @@ impl<'a> Boot<'a> {
         saved.get(&spec, version, run_dir, self.cell.boot_timeout)
     }
 
-    fn spec(&self, share: &Path, events: &Path, sockets: &Path) -> VmSpec {
+    pub(crate) fn spec(&self, share: &Path, events: &Path, sockets: &Path) -> VmSpec {
         VmSpec {
             kernel: self.cell.boot_image.clone(),
             initrd: self.cell.initrd.clone(),
@@ -116,6 +121,8 @@ impl<'a> Boot<'a> {
             memory_mib: self.cell.memory_mib,
             cpus: self.cell.cpus,
             accel: self.accel,
+            cpu: self.cell.cpu.clone(),
+            link: self.link.clone(),
         }
     }
 
@@ -264,8 +271,9 @@ impl<'a> Boot<'a> {
                 rec.progress(&Progress::ScenarioStarted { name });
             }
             Event::StepStarted { .. } => {}
-            Event::SaveReady { .. } => {
-                // Only the host's own save boot is saved; from any other guest this is noise.
+            Event::SaveReady { .. } | Event::MoveDone { .. } | Event::MoveListening => {
+                // Only the host's own save boot is saved, and only a migration's guests move:
+                // from any other guest this is noise.
             }
             Event::ProbeResult {
                 command,

@@ -1,0 +1,14 @@
+//! Migration between cells: a source and a target guest at once, each of its own cell,
+//! joined by a private link no one else shares; each scenario started on the source, moved
+//! in the pair's mode (images through the host, a page server, pre-dumps, lazy pages) and
+//! restored and verified on the target; one result per scenario, one cell per pair.
+//!
+//! [`guest`] drives one guest of the pair, [`pair`] moves the scenarios, [`verdict`] makes
+//! one result of the two sides'. What each guest does is the agent's
+//! ([`crate::guest::mover`], [`crate::exec::mover`]).
+
+pub mod guest;
+pub mod pair;
+pub mod verdict;
+
+pub use pair::{pair_id, run_pair, Pair};
