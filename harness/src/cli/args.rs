@@ -349,6 +349,14 @@ pub struct MigrateArgs {
     /// Where run directories go; `latest` links to the newest.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
+    /// Every (source, target) pair of the cells of --kernels x --criu x --cpu (each a
+    /// comma-separated list here) on --userland, the same cell twice included; prints the
+    /// from x to table.
+    #[arg(long, conflicts_with_all = ["to_kernel", "to_userland", "to_criu", "to_cpu"])]
+    pub matrix: bool,
+    /// The kernels of --matrix (comma-separated suites or paths; default: --kernel's).
+    #[arg(long, value_delimiter = ',', requires = "matrix")]
+    pub kernels: Vec<String>,
     /// The source cell (where the scenarios start and are dumped).
     #[command(flatten)]
     pub cell: CellFlags,
@@ -386,6 +394,19 @@ fn parse_move_mode(s: &str) -> Result<MoveMode, crate::model::migration::MoveMod
 }
 
 impl MigrateArgs {
+    /// The source cell's flags.
+    pub fn cell_flags(&self) -> CellFlags {
+        let src = &self.cell;
+        CellFlags {
+            cell: src.cell.clone(),
+            memory: src.memory,
+            cpus: src.cpus,
+            cpu: src.cpu.clone(),
+            pristine: false,
+            boot_each: src.boot_each,
+        }
+    }
+
     /// The target cell's flags: the source's, with what `--to-*` changes.
     pub fn target(&self) -> CellFlags {
         let src = &self.cell;

@@ -1,19 +1,21 @@
-//! `crtest migrate`: scenarios moved from a source cell to a target cell, one pair.
+//! `crtest migrate`: scenarios moved from a source cell to a target cell (one pair), or
+//! between every pair of a set of cells (`--matrix`).
 
-use crate::cli::args::MigrateArgs;
+use crate::cli::args::{CellArgs, CellFlags, MigrateArgs};
 use crate::cli::exit::{CliError, Done};
 use crate::cli::pipeline;
 use crate::host::catalog::CatalogOptions;
-use crate::host::migrate::{run_pair, Pair};
+use crate::host::migrate::{matrix, run_pair, Pair};
 use crate::host::vm_run;
+use crate::model::scenario::Scenario;
 use crate::report::progress::{Tally, TerminalReporter};
+use crate::results::run::RunDir;
 
 /// The tag of the scenarios a migration moves by default.
 pub const MIGRATE_TAG: &str = "migrate";
 
-/// `crtest migrate`: both cells prepared, the scenarios moved, the results in a run directory.
+/// `crtest migrate`: the cells prepared, the scenarios moved, the results in a run directory.
 pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {
-    let target_flags = args.target();
     let suite = args.cell.cell.spec().choice().ok().map(|c| c.userland);
     let catalog = CatalogOptions {
         scenario_dirs: args.scenario_dirs.clone(),
@@ -30,37 +32,108 @@ pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {
     }
     crate::results::run::check_writable(&args.results)?;
     let mut reporter = TerminalReporter::new(args.verbose);
-    let keep = |cell: vm_run::Cell| vm_run::Cell {
-        keep_images: args.keep_images,
-        ..cell
+    let flags = match args.matrix {
+        true => matrix_cells(args),
+        false => vec![args.cell_flags(), args.target()],
     };
-    let source = keep(pipeline::prepare(&args.cell, None, &mut reporter)?);
-    let target = keep(pipeline::prepare(&target_flags, None, &mut reporter)?);
-    let pair = Pair {
-        source: &source,
-        target: &target,
-        mode: args.mode,
-        fault: args.fault,
+    let mut cells = Vec::new();
+    for f in &flags {
+        let cell = pipeline::prepare(f, None, &mut reporter)?;
+        cells.push(vm_run::Cell {
+            keep_images: args.keep_images,
+            ..cell
+        });
+    }
+    let pairs = match args.matrix {
+        true => matrix::pairs(cells.len()),
+        false => vec![(0, 1)],
     };
     eprintln!(
-        "migrate: {} -> {} ({}), {} scenario(s)",
-        source.id,
-        target.id,
+        "migrate: {} pair(s) of {} cell(s) ({}), {} scenario(s) each",
+        pairs.len(),
+        cells.len(),
         args.mode,
         chosen.len()
     );
     let (run, res) = pipeline::in_run_dir(&args.results, |run| {
         eprintln!("results: {}", run.dir.display());
-        let mut reporter = TerminalReporter::new(args.verbose).counting(Tally::new(chosen.len()));
-        Ok(run_pair(&pair, &chosen, run, &mut reporter)?)
+        move_pairs(args, &cells, &pairs, &chosen, run)
     })?;
     res?;
     for c in &run.report.cells {
         eprint!("\n{}", crate::report::text::cell_summary(c));
+    }
+    if args.matrix {
+        let labels: Vec<String> = cells.iter().map(|c| c.id.clone()).collect();
+        eprint!("\n{}", matrix::table(&labels, &run.report.cells));
     }
     eprintln!("results: {}", run.dir.display());
     if let Some(sig) = crate::host::interrupt::requested() {
         return Ok(Done::Stopped(sig));
     }
     Ok(Done::good_unless(run.any_bad()))
+}
+
+/// Moves `chosen` for each pair of `cells`, one pair after the other.
+fn move_pairs(
+    args: &MigrateArgs,
+    cells: &[vm_run::Cell],
+    pairs: &[(usize, usize)],
+    chosen: &[Scenario],
+    run: &mut RunDir,
+) -> Result<(), CliError> {
+    let total = pairs.len() * chosen.len();
+    let mut reporter = TerminalReporter::new(args.verbose).counting(Tally::new(total));
+    for (s, t) in pairs {
+        if crate::host::interrupt::requested().is_some() {
+            break;
+        }
+        let pair = Pair {
+            source: &cells[*s],
+            target: &cells[*t],
+            mode: args.mode,
+            fault: args.fault,
+        };
+        run_pair(&pair, chosen, run, &mut reporter)?;
+    }
+    Ok(())
+}
+
+/// The cells of `--matrix`: --kernels x --criu x --cpu (comma-separated lists) on
+/// --userland.
+fn matrix_cells(args: &MigrateArgs) -> Vec<CellFlags> {
+    let list = |v: &Option<String>| -> Vec<Option<String>> {
+        match v {
+            None => vec![None],
+            Some(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|x| Some(x.to_string()))
+                .collect(),
+        }
+    };
+    let kernels = match args.kernels.is_empty() {
+        true => vec![args.cell.cell.kernel.clone()],
+        false => args.kernels.iter().map(|k| Some(k.clone())).collect(),
+    };
+    let mut flags = Vec::new();
+    for kernel in &kernels {
+        for criu in list(&args.cell.cell.criu) {
+            for cpu in list(&args.cell.cpu) {
+                flags.push(CellFlags {
+                    cell: CellArgs {
+                        kernel: kernel.clone(),
+                        modules: None,
+                        config: None,
+                        userland: args.cell.cell.userland.clone(),
+                        criu: criu.clone(),
+                    },
+                    cpu,
+                    ..args.cell_flags()
+                });
+            }
+        }
+    }
+    flags
 }

@@ -138,6 +138,12 @@ mod tests {
         "missing-kernel-feature"
     )]
     #[case("Error (criu/util.c:637): execvp(\"iptables-restore\", ...) failed: No such file or directory", Some("ENOENT"), "missing-tool")]
+    #[case("Error (criu/arch/x86/crtools.c:378): x86: FPU xsave area present, but host cpu doesn't support it", None, "cpu-mismatch")]
+    #[case(
+        "Error (criu/arch/x86/cpu.c:297): cpu: CPU capabilities do not match run time",
+        None,
+        "cpu-mismatch"
+    )]
     #[case(
         "Error (criu/libnetlink.c:84): ERROR -95 reported by netlink",
         Some("EOPNOTSUPP"),

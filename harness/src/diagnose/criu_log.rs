@@ -88,6 +88,15 @@ fn meaningful_error_line(log: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The pages a `criu lazy-pages` daemon copied in, summed over its processes' `UFFD
+/// transferred pages: (copied/total)` lines.
+pub fn lazy_pages_copied(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("UFFD transferred pages: (").nth(1))
+        .filter_map(|rest| rest.split('/').next()?.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// What getopt says when criu refuses its command line (it writes no log then): the line
 /// naming the option (`criu: unrecognized option '--no-ghost-fiemap'`), not the usage text
 /// or the `Try -h|--help for more info` hint printed after it.
@@ -109,6 +118,13 @@ pub fn usage_error_line(output: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lazy_pages_are_summed_over_the_tree() {
+        let log = "(00.1) uffd: 20002-1: UFFD transferred pages: (4081/4081)\n(00.2) uffd: 20003-2: UFFD transferred pages: (12/20)\nUFFD transferred pages: (x/1)\n";
+        assert_eq!(lazy_pages_copied(log), 4093);
+        assert_eq!(lazy_pages_copied(""), 0);
+    }
 
     #[test]
     fn an_unreachable_page_server_is_the_cause_not_the_unfreezing() {

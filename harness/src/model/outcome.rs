@@ -209,6 +209,10 @@ pub struct CriuMeasure {
     pub lazy_running_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lazy_done_ms: Option<u64>,
+    /// A lazy restore: the pages the lazy-pages daemon copied in (its log's `UFFD transferred
+    /// pages`, summed over the tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_pages: Option<u64>,
 }
 
 /// criu's `dump_stats_entry`.

@@ -100,9 +100,18 @@ impl Run<'_> {
             restore,
             lazy_running_ms,
             lazy_done_ms,
+            lazy_pages: lazy_done_ms.map(|_| self.lazy_pages_copied(dir)),
             ..CriuMeasure::default()
         });
         Ok(())
+    }
+
+    /// The pages the lazy-pages daemon of the restore from `dir` copied in (its log).
+    fn lazy_pages_copied(&self, dir: &Path) -> u64 {
+        let stem = dir.file_name().unwrap_or_default().to_string_lossy();
+        let log = self.work.join(format!("lazy-pages-{stem}.log"));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        crate::diagnose::criu_log::lazy_pages_copied(&text)
     }
 
     /// How criu was given its options.

@@ -23,7 +23,7 @@ pub(crate) struct Peer {
     /// lazy-pages daemon fetches them from.
     pub(crate) lazy_port: Option<u16>,
     /// Source: the lazy dump, serving until the target has every page.
-    serving: Option<(Daemon, std::path::PathBuf)>,
+    serving: Option<Daemon>,
     /// Target: the page servers taking the source's copies.
     servers: Vec<Daemon>,
 }
@@ -119,33 +119,25 @@ impl Run<'_> {
             self.visible_taken(r, Moment::Dumped, pid, iteration);
         }
         if let Some(peer) = self.peer.as_mut() {
-            peer.serving = Some((daemon, images.to_path_buf()));
+            peer.serving = Some(daemon);
         }
         Ok(())
     }
 
-    /// The source's lazy dump seen to its end (the target has every page); its statistics,
-    /// written only now, completed in the dump's measure. Without `wait` (the move failed)
-    /// it is stopped at once: it holds the tree until a target that is not coming has every
-    /// page. `Ok` without a lazy dump.
+    /// The source's lazy dump seen to its end (the target has every page). Without `wait`
+    /// (the move failed) it is stopped at once: it holds the tree until a target that is not
+    /// coming has every page. (Its statistics do not count the pages it served, and its
+    /// frozen time runs on to its end: the target's lazy-pages daemon counts the pages.)
+    /// `Ok` without a lazy dump.
     pub(crate) fn lazy_dump_done(&mut self, wait: bool) -> Result<(), StepError> {
-        let Some((daemon, images)) = self.peer.as_mut().and_then(|p| p.serving.take()) else {
+        let Some(daemon) = self.peer.as_mut().and_then(|p| p.serving.take()) else {
             return Ok(());
         };
         if !wait {
             drop(daemon);
             return Ok(());
         }
-        daemon.finish(self.step_budget())?;
-        let stats = crate::ckpt::dir::dump_stats(&images).ok().flatten();
-        if let (Some(s), Some(m)) = (stats, self.last_dump_mut()) {
-            let d = m.dump.get_or_insert_with(Default::default);
-            d.pages_lazy = s.pages_lazy;
-            d.pages_written = s.pages_written;
-            d.pages_scanned = s.pages_scanned;
-            d.frozen_us = s.frozen_time.into();
-        }
-        Ok(())
+        daemon.finish(self.step_budget()).map(|_| ())
     }
 
     /// The measure of the last dump (not a pre-dump).

@@ -4,10 +4,12 @@
 //! restored and verified on the target; one result per scenario, one cell per pair.
 //!
 //! [`guest`] drives one guest of the pair, [`pair`] moves the scenarios, [`verdict`] makes
-//! one result of the two sides'. What each guest does is the agent's
+//! one result of the two sides', [`matrix`] pairs a set of cells and draws the from x to
+//! table. What each guest does is the agent's
 //! ([`crate::guest::mover`], [`crate::exec::mover`]).
 
 pub mod guest;
+pub mod matrix;
 pub mod pair;
 pub mod verdict;
 

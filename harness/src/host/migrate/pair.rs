@@ -309,6 +309,11 @@ fn move_one(
         restore_sent = Some(Instant::now());
         let r = ask(dst, cmd, limit, &mut first)?;
         target_half = r.half.map(|h| adopted(*h, "target"));
+        if mode == MoveMode::Lazy {
+            // The lazy dump's own statistics do not count its pages: the target's daemon does.
+            let lazy = target_half.iter().flat_map(|h| &h.criu_runs);
+            m.link_bytes = lazy.filter_map(|c| c.lazy_pages).sum::<u64>() * 4096;
+        }
     }
     let restored = Instant::now();
     if started {
