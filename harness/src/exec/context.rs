@@ -188,9 +188,17 @@ impl Run<'_> {
                 )
             }
         };
+        // 128 + N: the signal that ended it (SIGILL after a move to a CPU without an
+        // instruction it used, SIGSEGV, ...).
+        let signal = (129..160)
+            .contains(&status)
+            .then(|| nix::sys::signal::Signal::try_from(status - 128).ok())
+            .flatten()
+            .map(|s| format!(" (killed by {})", s.as_str()))
+            .unwrap_or_default();
         let mut e = StepError::fail(
             step,
-            format!("the workload exited with status {status}; {from}: {detail}"),
+            format!("the workload exited with status {status}{signal}; {from}: {detail}"),
         );
         e.failure.exit_status = Some(status);
         e.failure.errno = errno::find(&detail);

@@ -134,6 +134,7 @@ impl<'a> Mover<'a> {
             outcome: Outcome::Pass,
             failure: None,
             criu_ms: None,
+            handoff_ms: 0,
             link_bytes: 0,
             half: None,
         };
@@ -238,7 +239,10 @@ impl<'a> Mover<'a> {
                 pages * 4096
             })
             .sum();
-        self.write_handoff().map_err(|e| {
+        let t = Instant::now();
+        let written = self.write_handoff();
+        report.handoff_ms = t.elapsed().as_millis() as u64;
+        written.map_err(|e| {
             StepError::fail(StepKind::Checkpoint, format!("the handoff: {e}"))
                 .with_outcome(Outcome::Error)
         })

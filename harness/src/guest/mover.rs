@@ -110,6 +110,7 @@ fn refused(cmd: MoveCommand, why: String) -> Event {
             ..Failure::default()
         }),
         criu_ms: None,
+        handoff_ms: 0,
         link_bytes: 0,
         half: None,
     })

@@ -261,6 +261,28 @@ pub struct MovePlan {
     pub mode: MoveMode,
 }
 
+/// The probe each guest of a migration runs first: its CPU's flags.
+pub const CPU_FLAGS_PROBE: &[&str] = &["grep", "-m1", "^flags", "/proc/cpuinfo"];
+
+/// The flags of a `/proc/cpuinfo` `flags` line.
+pub fn cpu_flags(line: &str) -> Vec<String> {
+    line.split_once(':')
+        .map(|(_, f)| f.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The instruction-set flags `source` has and `target` lacks (what a process may have
+/// chosen at its start and will not find after the move), in `source`'s order.
+pub fn missing_cpu_flags(source: &[String], target: &[String]) -> Vec<String> {
+    // Flags of the machine, not of the instructions a process runs.
+    const NOT_INSTRUCTIONS: &[&str] = &["hypervisor", "tsc_known_freq", "rep_good", "nopl"];
+    source
+        .iter()
+        .filter(|f| !target.contains(f) && !NOT_INSTRUCTIONS.contains(&f.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// The folder of the guest's share where a scenario's handoff goes (the source writes it,
 /// the host copies it into the target's share): `moves/<index>`.
 pub fn handoff_dir(index: usize) -> String {
@@ -377,6 +399,9 @@ pub struct MoveReport {
     /// The dump: its own time (the final `criu dump`), for the freeze time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criu_ms: Option<u64>,
+    /// The dump: the time the handoff took to write (the tree stopped meanwhile).
+    #[serde(default)]
+    pub handoff_ms: u64,
     /// The dump: bytes of pages sent over the link to the target's page servers (or, lazily,
     /// left to be served).
     #[serde(default)]
@@ -431,6 +456,15 @@ mod tests {
         );
         assert!(MoveMode::Images.page_servers().is_empty());
         assert_eq!(MoveMode::Lazy.lazy_port(), Some(FIRST_PORT));
+    }
+
+    #[test]
+    fn missing_cpu_features_are_the_sources_the_target_lacks() {
+        let src = cpu_flags("flags\t\t: fpu sse2 avx avx2 fma hypervisor");
+        let dst = cpu_flags("flags : fpu sse2 avx");
+        assert_eq!(missing_cpu_flags(&src, &dst), ["avx2", "fma"]);
+        assert!(missing_cpu_flags(&dst, &src).is_empty());
+        assert!(cpu_flags("no colon").is_empty());
     }
 
     #[test]

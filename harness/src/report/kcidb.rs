@@ -187,6 +187,23 @@ fn test(
         "run_id": run.run_id,
         "phases_ms": s.phases,
     });
+    if let Some(pair) = &cell.migration {
+        // A migration: the build is the target's kernel; where the process came from.
+        let mut m = json!({
+            "mode": pair.mode,
+            "source_cell": pair.source_id,
+            "source_kernel": pair.source_kernel.release,
+            "source_criu": pair.source_userland.criu,
+            "source_userland": pair.source_userland.suite,
+            "source_cpu": pair.source_cpu,
+            "freeze_ms": s.migration.as_ref().and_then(|m| m.freeze_ms),
+            "source_tree": s.migration.as_ref().map(|m| m.source.clone()),
+        });
+        if let Value::Object(o) = &mut m {
+            o.retain(|_, v| !v.is_null());
+        }
+        misc["migration"] = m;
+    }
     if !s.attempts.is_empty() {
         misc["attempts"] = json!(s
             .attempts

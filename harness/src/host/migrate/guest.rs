@@ -57,6 +57,8 @@ pub struct MoveGuest {
     pub ready_ms: Option<u64>,
     pub kernel_release: Option<String>,
     pub notes: Vec<String>,
+    /// Its CPU's flags (`/proc/cpuinfo`), from the plan's probe.
+    pub cpu_flags: Vec<String>,
     /// QEMU's sockets (removed with the guest).
     _sockets: tempfile::TempDir,
 }
@@ -120,6 +122,7 @@ impl MoveGuest {
             ready_ms: None,
             kernel_release: None,
             notes,
+            cpu_flags: Vec::new(),
             _sockets: sockets_dir,
         };
         if g.resumed {
@@ -154,6 +157,9 @@ impl MoveGuest {
                         self.ready_ms = Some(started.elapsed().as_millis() as u64);
                         self.kernel_release = Some(kernel_release);
                         self.notes.extend(notes);
+                    }
+                    Event::ProbeResult { output, .. } => {
+                        self.cpu_flags = crate::model::migration::cpu_flags(&output);
                     }
                     Event::MoveListening => return Ok(()),
                     Event::AgentError { message } => {

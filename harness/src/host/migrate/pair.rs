@@ -159,7 +159,10 @@ fn start_guests(
     let plan = |cell: &Cell, role| GuestPlan {
         scenarios: scenarios.to_vec(),
         keep_images: cell.keep_images,
-        probes: Vec::new(),
+        probes: vec![crate::model::migration::CPU_FLAGS_PROBE
+            .iter()
+            .map(|s| s.to_string())
+            .collect()],
         built_criu: built_criu(cell),
         moves: Some(MovePlan { role, mode: p.mode }),
     };
@@ -285,7 +288,7 @@ fn move_one(
             let sent = Instant::now();
             let d = ask(src, MoveCommand::Dump { index }, limit, &mut first)?;
             m.link_bytes = d.link_bytes;
-            dump = Some((sent, Instant::now(), d.criu_ms));
+            dump = Some((sent, Instant::now(), d.criu_ms.map(|c| c + d.handoff_ms)));
         }
         if first.is_none() {
             match copy_handoff(&src.dir, &dst.dir, index) {
@@ -345,6 +348,7 @@ fn move_one(
         }
     }
     m.duration_ms = t0.elapsed().as_millis() as u64;
+    m.cpu_missing = crate::model::migration::missing_cpu_flags(&src.cpu_flags, &dst.cpu_flags);
     Ok(merged(
         sc,
         &mode.to_string(),

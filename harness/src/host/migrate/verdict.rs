@@ -39,6 +39,8 @@ pub struct Measured {
     pub total_ms: Option<u64>,
     pub host_bytes: u64,
     pub link_bytes: u64,
+    /// The CPU flags the source's CPU has and the target's lacks.
+    pub cpu_missing: Vec<String>,
 }
 
 /// The scenario's result from the source's and the target's halves.
@@ -91,6 +93,9 @@ pub fn merged(
             r.outcome = f.outcome;
             let mut failure = f.failure.clone();
             failure.message = format!("on the {}: {}", f.side, failure.message);
+            if f.side == "target" {
+                name_missing_cpu_features(&mut failure, &m.cpu_missing);
+            }
             r.failure = Some(failure);
             detail.push(match source_fate.as_str() {
                 "running" => "the move failed; the process goes on on the source (verified)".into(),
@@ -122,6 +127,26 @@ pub fn merged(
         source: source_fate,
     });
     r
+}
+
+/// A failure on the target that a CPU without the source's features explains (criu's CPU
+/// check refused the images, or a restored process died of SIGILL): its class is
+/// `cpu-mismatch` and its message names the features.
+fn name_missing_cpu_features(f: &mut Failure, missing: &[String]) {
+    let sigill = f.message.contains("(killed by SIGILL)");
+    if missing.is_empty() || !(sigill || f.class.as_deref() == Some("cpu-mismatch")) {
+        return;
+    }
+    const SHOWN: usize = 12;
+    let mut named = missing[..missing.len().min(SHOWN)].join(" ");
+    if missing.len() > SHOWN {
+        named.push_str(&format!(" and {} more", missing.len() - SHOWN));
+    }
+    f.class = Some("cpu-mismatch".into());
+    f.message = format!(
+        "{}; the target's CPU lacks what the source's had: {named}",
+        f.message
+    );
 }
 
 #[cfg(test)]
@@ -172,6 +197,7 @@ mod tests {
             total_ms: Some(500),
             host_bytes: 4096,
             link_bytes: 0,
+            cpu_missing: Vec::new(),
         };
         let r = merged(
             &scenario(),
@@ -210,6 +236,7 @@ mod tests {
                 ..Failure::default()
             }),
             criu_ms: None,
+            handoff_ms: 0,
             link_bytes: 0,
             half: None,
         };
@@ -220,7 +247,10 @@ mod tests {
             first,
             Some(half(&[("checkpoint", 20), ("verify", 3)], Some("running"))),
             Some(half(&[("restore", 30)], None)),
-            Measured::default(),
+            Measured {
+                cpu_missing: vec!["avx2".into()],
+                ..Measured::default()
+            },
         );
         assert_eq!(r.outcome, Outcome::Fail);
         let f = r.failure.unwrap();
