@@ -357,6 +357,9 @@ pub struct MigrateArgs {
     /// The kernels of --matrix (comma-separated suites or paths; default: --kernel's).
     #[arg(long, value_delimiter = ',', requires = "matrix")]
     pub kernels: Vec<String>,
+    /// Move only this share of the matrix's pairs, e.g. 2/4 (`crtest merge` joins them).
+    #[arg(long, value_name = "i/n", requires = "matrix")]
+    pub shard: Option<Shard>,
     /// The source cell (where the scenarios start and are dumped).
     #[command(flatten)]
     pub cell: CellFlags,

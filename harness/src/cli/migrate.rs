@@ -36,18 +36,25 @@ pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {
         true => matrix_cells(args),
         false => vec![args.cell_flags(), args.target()],
     };
-    let mut cells = Vec::new();
-    for f in &flags {
-        let cell = pipeline::prepare(f, None, &mut reporter)?;
-        cells.push(vm_run::Cell {
-            keep_images: args.keep_images,
-            ..cell
-        });
-    }
-    let pairs = match args.matrix {
-        true => matrix::pairs(cells.len()),
+    let all_pairs = match args.matrix {
+        true => matrix::pairs(flags.len()),
         false => vec![(0, 1)],
     };
+    // A shard's pairs (of the same list on every machine). Every cell is prepared (cached
+    // after the first machine's), so that every shard names the cells alike.
+    let pairs: Vec<(usize, (usize, usize))> = all_pairs
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|s| s.takes(*i, all_pairs.len())))
+        .collect();
+    let mut cells = Vec::new();
+    for f in &flags {
+        cells.push(vm_run::Cell {
+            keep_images: args.keep_images,
+            ..pipeline::prepare(f, None, &mut reporter)?
+        });
+    }
     eprintln!(
         "migrate: {} pair(s) of {} cell(s) ({}), {} scenario(s) each",
         pairs.len(),
@@ -57,13 +64,25 @@ pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {
     );
     let (run, res) = pipeline::in_run_dir(&args.results, |run| {
         eprintln!("results: {}", run.dir.display());
+        if args.matrix {
+            // The plan, as `crtest matrix` writes it: rows the sources, columns the targets,
+            // each pair's folder (so that `crtest merge` joins shards).
+            let ids: Vec<String> = cells.iter().map(|c| c.id.clone()).collect();
+            run.report.matrix = Some(crate::results::run::MatrixInfo {
+                kernels: ids.clone(),
+                userlands: ids,
+                scenarios: chosen.iter().map(|s| s.name.clone()).collect(),
+                shard: args.shard.map(|s| s.to_string()),
+                ..Default::default()
+            });
+        }
         move_pairs(args, &cells, &pairs, &chosen, run)
     })?;
     res?;
     for c in &run.report.cells {
         eprint!("\n{}", crate::report::text::cell_summary(c));
     }
-    if args.matrix {
+    if args.matrix && args.shard.is_none() {
         let labels: Vec<String> = cells.iter().map(|c| c.id.clone()).collect();
         eprint!("\n{}", matrix::table(&labels, &run.report.cells));
     }
@@ -74,31 +93,53 @@ pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {
     Ok(Done::good_unless(run.any_bad()))
 }
 
-/// Moves `chosen` for each pair of `cells`, one pair after the other.
+/// Moves `chosen` for each pair (its place in the whole list, and its cells' places), one
+/// pair after the other; a matrix's pairs each in a folder of their own (`pairs/<place>`).
 fn move_pairs(
     args: &MigrateArgs,
     cells: &[vm_run::Cell],
-    pairs: &[(usize, usize)],
+    pairs: &[(usize, (usize, usize))],
     chosen: &[Scenario],
     run: &mut RunDir,
 ) -> Result<(), CliError> {
     let total = pairs.len() * chosen.len();
     let mut reporter = TerminalReporter::new(args.verbose).counting(Tally::new(total));
-    for (s, t) in pairs {
+    for (place, (s, t)) in pairs {
         if crate::host::interrupt::requested().is_some() {
             break;
         }
+        let (source, target) = (&cells[*s], &cells[*t]);
         let pair = Pair {
-            source: &cells[*s],
-            target: &cells[*t],
+            source,
+            target,
             mode: args.mode,
             fault: args.fault,
+            dir: match args.matrix {
+                true => format!("pairs/{place}"),
+                false => String::new(),
+            },
         };
+        let started = std::time::Instant::now();
         run_pair(&pair, chosen, run, &mut reporter)?;
+        let id = run
+            .report
+            .cells
+            .last()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
+        if let Some(m) = run.report.matrix.as_mut() {
+            m.cells.push(crate::results::run::MatrixCell {
+                id,
+                kernel: source.id.clone(),
+                userland: target.id.clone(),
+                dir: Some(pair.dir.clone()),
+                wall_ms: Some(started.elapsed().as_millis() as u64),
+            });
+        }
+        run.save()?;
     }
     Ok(())
 }
-
 /// The cells of `--matrix`: --kernels x --criu x --cpu (comma-separated lists) on
 /// --userland.
 fn matrix_cells(args: &MigrateArgs) -> Vec<CellFlags> {

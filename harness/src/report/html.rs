@@ -70,11 +70,11 @@ pub fn render(report: &RunReport, history: &[Entry]) -> String {
          <title>{}</title><style>{STYLE}</style></head><body>\n",
         escape(&title)
     );
-    let _ = writeln!(
-        h,
-        "<h1>Kernels &times; userlands: {}</h1>",
-        escape(&report.run_id)
-    );
+    let what = match migrations(report) {
+        true => "Migrations, from &times; to",
+        false => "Kernels &times; userlands",
+    };
+    let _ = writeln!(h, "<h1>{what}: {}</h1>", escape(&report.run_id));
     h.push_str(&meta(report));
     h.push_str(
         "<p class=\"legend\"><span class=\"v-pass\">pass</span><span class=\"v-partial\">partial\
@@ -136,8 +136,17 @@ fn first_cell(
     verdict::representative(report, indices)
 }
 
+/// A run of `crtest migrate`: its cells are pairs, its table from (rows) x to (columns).
+fn migrations(report: &RunReport) -> bool {
+    !report.cells.is_empty() && report.cells.iter().all(|c| c.migration.is_some())
+}
+
 fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {
-    let mut h = String::from("<table class=\"matrix\"><thead><tr><th>kernel \\ userland</th>");
+    let corner = match migrations(report) {
+        true => "from \\ to",
+        false => "kernel \\ userland",
+    };
+    let mut h = format!("<table class=\"matrix\"><thead><tr><th>{corner}</th>");
     for (ui, u) in grid.userlands.iter().enumerate() {
         let c = first_cell(report, grid.cells.iter().map(|row| row[ui]));
         let versions = c.map_or(String::new(), |c| {
@@ -157,7 +166,15 @@ fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {
     h.push_str("</tr></thead><tbody>\n");
     for (ki, k) in grid.kernels.iter().enumerate() {
         let c = first_cell(report, grid.cells[ki].iter().copied());
-        let mut versions = c.map_or(String::new(), |c| c.kernel.release.clone());
+        let mut versions = c.map_or(String::new(), |c| match &c.migration {
+            // A pair's row is its source.
+            Some(pair) => format!(
+                "{}, criu {}",
+                pair.source_kernel.release,
+                pair.source_userland.criu_text()
+            ),
+            None => c.kernel.release.clone(),
+        });
         let missing = c.map_or(0, |c| c.kernel.missing_options.len());
         if missing > 0 {
             versions.push_str(&format!(", {missing} required options missing"));

@@ -190,6 +190,10 @@ pub fn grid(report: &RunReport) -> Grid {
     let mut kernels: Vec<String> = Vec::new();
     let mut userlands: Vec<String> = Vec::new();
     let axes = |c: &CellReport| -> (String, String) {
+        if let Some(pair) = &c.migration {
+            // A migration's pair: from (rows) x to (columns).
+            return (pair.source_id.clone(), pair.target_id.clone());
+        }
         match report.matrix_cell(&c.id) {
             Some(m) => (m.kernel.clone(), m.userland.clone()),
             None => (c.kernel.release.clone(), c.userland.suite.clone()),

@@ -196,6 +196,9 @@ pub struct PairInfo {
     pub mode: String,
     /// The source cell's id.
     pub source_id: String,
+    /// The target cell's id.
+    #[serde(default)]
+    pub target_id: String,
     pub source_kernel: KernelInfo,
     pub source_userland: UserlandInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]

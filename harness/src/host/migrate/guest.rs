@@ -60,12 +60,13 @@ pub struct MoveGuest {
     /// Its CPU's flags (`/proc/cpuinfo`), from the plan's probe.
     pub cpu_flags: Vec<String>,
     /// QEMU's sockets (removed with the guest).
-    _sockets: tempfile::TempDir,
+    _sockets: Option<tempfile::TempDir>,
 }
 
 impl MoveGuest {
     /// Starts the guest of `cell` in `dir` with `plan`, its QEMU sockets in `sockets` and its
-    /// card sending to `peer_sockets`'s.
+    /// card sending to `peer_sockets`'s: resumed from the cell's saved guest (with a card),
+    /// or booted when there is none or the resume fails (said in its notes).
     pub fn start(
         cell: &Cell,
         role: Role,
@@ -74,7 +75,6 @@ impl MoveGuest {
         sockets_dir: tempfile::TempDir,
         peer_sockets: &Path,
     ) -> Result<MoveGuest, Lost> {
-        let sockets = sockets_dir.path();
         let share = dir.join(GUEST_DIR);
         std::fs::create_dir_all(&share)
             .map_err(|e| Lost::error(format!("cannot make {}: {e}", share.display())))?;
@@ -95,11 +95,42 @@ impl MoveGuest {
             }
         }
         boot.link = Some(Link::Peer {
-            local: sockets.join(LINK_SOCKET),
+            local: sockets_dir.path().join(LINK_SOCKET),
             remote: peer_sockets.join(LINK_SOCKET),
         });
+        match MoveGuest::spawn(&boot, role, dir, sockets_dir.path()) {
+            Ok(mut g) => {
+                g.notes = notes;
+                g._sockets = Some(sockets_dir);
+                Ok(g)
+            }
+            Err(why) if boot.incoming.is_some() => {
+                // As a cell's guests do: a resume that fails is a boot.
+                boot.incoming = None;
+                let mut g = MoveGuest::spawn(&boot, role, dir, sockets_dir.path())
+                    .map_err(|e| Lost::error(e.message))?;
+                notes.push(format!(
+                    "the {} boots: its resume failed ({})",
+                    role.as_str(),
+                    why.message
+                ));
+                g.notes = notes;
+                g._sockets = Some(sockets_dir);
+                Ok(g)
+            }
+            Err(lost) => Err(lost),
+        }
+    }
+
+    /// QEMU started as `boot` says (sent on when resumed).
+    fn spawn(boot: &Boot, role: Role, dir: &Path, sockets: &Path) -> Result<MoveGuest, Lost> {
+        let share = dir.join(GUEST_DIR);
         let events_path = dir.join("events.jsonl");
         let _ = std::fs::remove_file(&events_path);
+        // A QEMU before this one (a resume that failed) bound these.
+        for sock in [LINK_SOCKET, "control.sock", "qmp.sock"] {
+            let _ = std::fs::remove_file(sockets.join(sock));
+        }
         let spec = boot.spec(&share, &events_path, sockets);
         let argv = qemu::argv(&spec);
         let command = crtest_vm::command::command_line("qemu-system-x86_64", &argv);
@@ -121,22 +152,16 @@ impl MoveGuest {
             resumed: boot.incoming.is_some(),
             ready_ms: None,
             kernel_release: None,
-            notes,
+            notes: Vec::new(),
             cpu_flags: Vec::new(),
-            _sockets: sockets_dir,
+            _sockets: None,
         };
         if g.resumed {
             match crate::host::resume::send_on(&spec) {
                 Ok(c) => g.control = Some(c),
                 Err(e) => {
-                    if let Some(state) = &boot.incoming {
-                        crate::host::resume::forget(state);
-                    }
-                    return Err(g.lost(format!(
-                        "the resumed {} did not run: {}",
-                        role.as_str(),
-                        crate::diagnose::chain::chain(&e)
-                    )));
+                    g.qemu.kill();
+                    return Err(Lost::error(crate::diagnose::chain::chain(&e)));
                 }
             }
         }

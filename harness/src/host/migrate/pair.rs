@@ -30,6 +30,19 @@ pub struct Pair<'a> {
     pub mode: MoveMode,
     /// A fault put in the way of every move.
     pub fault: Option<Fault>,
+    /// The pair's folder in the run directory (`""` for the run's one pair, `pairs/N` in a
+    /// matrix): its guests' files are under `<dir>/source/` and `<dir>/target/`.
+    pub dir: String,
+}
+
+impl Pair<'_> {
+    /// A guest's folder, relative to the run directory.
+    fn side_dir(&self, side: &str) -> String {
+        match self.dir.is_empty() {
+            true => side.to_string(),
+            false => format!("{}/{side}", self.dir),
+        }
+    }
 }
 
 /// The id of a pair's cell: both cells' ids and the mode.
@@ -52,6 +65,7 @@ fn pair_report(p: &Pair) -> CellReport {
     r.migration = Some(PairInfo {
         mode: p.mode.to_string(),
         source_id: p.source.id.clone(),
+        target_id: p.target.id.clone(),
         source_kernel: src.kernel,
         source_userland: src.userland,
         source_cpu: p.source.cpu.clone(),
@@ -122,8 +136,8 @@ pub fn run_pair(
     src.end();
     dst.end();
     for (side, dir) in [
-        ("source", &rec.run.dir.join("source")),
-        ("target", &rec.run.dir.join("target")),
+        ("source", &rec.run.dir.join(p.side_dir("source"))),
+        ("target", &rec.run.dir.join(p.side_dir("target"))),
     ] {
         for n in crate::host::guest_share::sweep(&dir.join(GUEST_DIR)) {
             rec.cell().notes.push(format!("{side}: {n}"));
@@ -170,7 +184,7 @@ fn start_guests(
     let mut src = MoveGuest::start(
         p.source,
         Role::Source,
-        &run_dir.join("source"),
+        &run_dir.join(p.side_dir("source")),
         &plan(p.source, Role::Source),
         s_sock,
         &t_path,
@@ -178,7 +192,7 @@ fn start_guests(
     let mut dst = MoveGuest::start(
         p.target,
         Role::Target,
-        &run_dir.join("target"),
+        &run_dir.join(p.side_dir("target")),
         &plan(p.target, Role::Target),
         t_sock,
         &s_path,
@@ -311,7 +325,7 @@ fn move_one(
         };
         restore_sent = Some(Instant::now());
         let r = ask(dst, cmd, limit, &mut first)?;
-        target_half = r.half.map(|h| adopted(*h, "target"));
+        target_half = r.half.map(|h| adopted(*h, &p.side_dir("target")));
         if mode == MoveMode::Lazy {
             // The lazy dump's own statistics do not count its pages: the target's daemon does.
             let lazy = target_half.iter().flat_map(|h| &h.criu_runs);
@@ -323,7 +337,7 @@ fn move_one(
         // The source ends its part whatever happened after its start.
         let keep = first.is_some();
         let r = ask(src, MoveCommand::Finish { index, keep }, limit, &mut first)?;
-        source_half = r.half.map(|h| adopted(*h, "source"));
+        source_half = r.half.map(|h| adopted(*h, &p.side_dir("source")));
     }
     if let (Some((sent, done, criu_ms)), Some(restore_sent)) = (dump, restore_sent) {
         let restore_ms = target_half.as_ref().and_then(|h| {
@@ -398,11 +412,12 @@ fn host_failure(step: &str, message: String) -> FirstFailure {
     }
 }
 
-/// A half's paths made relative to the run directory (`source/guest/...`).
-fn adopted(mut half: ScenarioResult, side: &str) -> ScenarioResult {
+/// A half's paths made relative to the run directory (`source/guest/...`), `dir` being the
+/// side's folder.
+fn adopted(mut half: ScenarioResult, dir: &str) -> ScenarioResult {
     crate::host::guest_share::adopt_paths(&mut half);
     for p in half.paths_mut() {
-        *p = format!("{side}/{p}");
+        *p = format!("{dir}/{p}");
     }
     half
 }
