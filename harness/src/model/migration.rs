@@ -271,16 +271,52 @@ pub fn cpu_flags(line: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The instruction-set flags `source` has and `target` lacks (what a process may have
-/// chosen at its start and will not find after the move), in `source`'s order.
+/// The flags `source` has and `target` lacks (what a process may have chosen at its start
+/// and will not find after the move): the instruction sets libraries choose routines by
+/// first (vector extensions, then the others), then the rest in `source`'s order.
 pub fn missing_cpu_flags(source: &[String], target: &[String]) -> Vec<String> {
-    // Flags of the machine, not of the instructions a process runs.
-    const NOT_INSTRUCTIONS: &[&str] = &["hypervisor", "tsc_known_freq", "rep_good", "nopl"];
-    source
+    const FIRST: &[&str] = &[
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512dq",
+        "avx512cd",
+        "avx2",
+        "avx",
+        "fma",
+        "bmi2",
+        "bmi1",
+        "movbe",
+        "sse4_2",
+        "sse4_1",
+        "ssse3",
+        "sse3",
+        "popcnt",
+        "lzcnt",
+        "abm",
+        "adx",
+        "aes",
+        "pclmulqdq",
+        "sha_ni",
+        "vaes",
+        "vpclmulqdq",
+        "f16c",
+        "rdrand",
+        "rdseed",
+        "erms",
+        "fsrm",
+        "xsave",
+        "xsaveopt",
+        "xsavec",
+        "pku",
+    ];
+    let mut v: Vec<String> = source
         .iter()
-        .filter(|f| !target.contains(f) && !NOT_INSTRUCTIONS.contains(&f.as_str()))
+        .filter(|f| !target.contains(f))
         .cloned()
-        .collect()
+        .collect();
+    v.sort_by_key(|f| FIRST.iter().position(|x| x == f).unwrap_or(FIRST.len()));
+    v
 }
 
 /// The folder of the guest's share where a scenario's handoff goes (the source writes it,
@@ -460,9 +496,12 @@ mod tests {
 
     #[test]
     fn missing_cpu_features_are_the_sources_the_target_lacks() {
-        let src = cpu_flags("flags\t\t: fpu sse2 avx avx2 fma hypervisor");
+        let src = cpu_flags("flags\t\t: fpu acpi sse2 avx 3dnow fma avx2");
         let dst = cpu_flags("flags : fpu sse2 avx");
-        assert_eq!(missing_cpu_flags(&src, &dst), ["avx2", "fma"]);
+        assert_eq!(
+            missing_cpu_flags(&src, &dst),
+            ["avx2", "fma", "acpi", "3dnow"]
+        );
         assert!(missing_cpu_flags(&dst, &src).is_empty());
         assert!(cpu_flags("no colon").is_empty());
     }
