@@ -7,8 +7,12 @@
 //! When the guest cannot be had the trials are reported ignored with the reason, never
 //! passed; with `CRTEST_REQUIRE_VM=1` (CI) that is a failure.
 
+mod common {
+    pub mod cell;
+}
+
 use crtest::host::migrate::{run_pair, Pair};
-use crtest::host::vm_run::{self, CellOptions, KernelChoice};
+use crtest::host::vm_run;
 use crtest::model::migration::{Fault, MoveMode};
 use crtest::model::outcome::{Outcome, ScenarioResult};
 use crtest::report::progress::TerminalReporter;
@@ -98,31 +102,14 @@ fn main() {
     let mut unavailable = None;
     let cell = match wanted {
         false => None,
-        true => {
-            let opts = CellOptions {
-                kernel: KernelChoice::Debian,
-                suite: None,
-                criu: Default::default(),
-                zdtm: None,
-                memory_mib: 2048,
-                cpus: 2,
-                cpu: None,
-            };
-            let prepared = crtest_vm::hostdeps::ensure_for_tests()
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    vm_run::prepare(&opts, &mut TerminalReporter::new(false))
-                        .map_err(|e| e.to_string())
-                });
-            match prepared {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    eprintln!("vm_migrate: the guest cannot be had: {e}");
-                    unavailable = Some(e);
-                    None
-                }
+        true => match common::cell::default_cell() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("vm_migrate: the guest cannot be had: {e}");
+                unavailable = Some(e);
+                None
             }
-        }
+        },
     };
     let require = std::env::var("CRTEST_REQUIRE_VM").is_ok_and(|v| v == "1");
     // One migration at a time: each runs two guests.

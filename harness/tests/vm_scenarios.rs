@@ -10,11 +10,12 @@
 //! that becomes a failure instead.
 
 mod common {
+    pub mod cell;
     pub mod kcidb;
     pub mod tap;
 }
 
-use crtest::host::vm_run::{self, CellOptions, KernelChoice};
+use crtest::host::vm_run;
 use crtest::model::outcome::{Outcome, ScenarioResult};
 use crtest::model::scenario::Scenario;
 use crtest::report::progress::TerminalReporter;
@@ -95,22 +96,7 @@ fn main() {
     let cell = if args.list || (selected.is_empty() && !faults_selected) {
         None
     } else {
-        let opts = CellOptions {
-            kernel: KernelChoice::Debian,
-            suite: None,
-            criu: Default::default(),
-            zdtm: None,
-            memory_mib: 2048,
-            cpus: 2,
-            cpu: None,
-        };
-        // Every host package any test needs, in one apt call (or named, when not root).
-        let prepared = crtest_vm::hostdeps::ensure_for_tests()
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                vm_run::prepare(&opts, &mut TerminalReporter::new(false)).map_err(|e| e.to_string())
-            });
-        match prepared {
+        match common::cell::default_cell() {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("vm trials: the guest cannot be had: {e}");

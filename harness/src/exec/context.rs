@@ -90,6 +90,32 @@ impl StepError {
     }
 }
 
+impl<'a> Run<'a> {
+    /// The run of `sc` starting now, in its own working directory under `cfg`'s, with the
+    /// other guest of a migration when there is one.
+    pub(crate) fn new(
+        cfg: &'a ExecConfig,
+        sc: &'a Scenario,
+        peer: Option<crate::exec::criu::Peer>,
+    ) -> Run<'a> {
+        Run {
+            cfg,
+            sc,
+            target: crate::exec::target::of(&sc.target),
+            work: cfg.work_root.join(&sc.name),
+            deadline: Instant::now() + Duration::from_secs(sc.timeout_s),
+            pid: None,
+            progress_at_checkpoint: 0,
+            detail: None,
+            substeps: Vec::new(),
+            ns_init: false,
+            visible: Default::default(),
+            criu_runs: Vec::new(),
+            peer,
+        }
+    }
+}
+
 impl Run<'_> {
     /// The time this step may take: the step limit, cut by what is left of the scenario's.
     pub(crate) fn step_budget(&self) -> Duration {

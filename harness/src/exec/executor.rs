@@ -25,23 +25,8 @@ pub fn run_scenario(
     emit: &mut dyn FnMut(Event),
 ) -> ScenarioResult {
     let started = Instant::now();
-    let work = cfg.work_root.join(&sc.name);
-    let target = crate::exec::target::of(&sc.target);
-    let mut run = Run {
-        cfg,
-        sc,
-        target,
-        work: work.clone(),
-        deadline: started + Duration::from_secs(sc.timeout_s),
-        pid: None,
-        progress_at_checkpoint: 0,
-        detail: None,
-        substeps: Vec::new(),
-        ns_init: false,
-        visible: Default::default(),
-        criu_runs: Vec::new(),
-        peer: None,
-    };
+    let mut run = Run::new(cfg, sc, None);
+    let (work, target) = (run.work.clone(), run.target);
     let mut steps_of = Steps {
         backend: backend_of(sc),
         desktop: sc.vnc.clone().map(Desktop::new),

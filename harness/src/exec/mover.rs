@@ -91,21 +91,7 @@ impl<'a> Mover<'a> {
         peer.page_servers = mode.page_servers().iter().map(|s| s.port).collect();
         peer.lazy_port = mode.lazy_port();
         let started = Instant::now();
-        let run = Run {
-            cfg,
-            sc,
-            target: crate::exec::target::of(&sc.target),
-            work: cfg.work_root.join(&sc.name),
-            deadline: started + Duration::from_secs(sc.timeout_s),
-            pid: None,
-            progress_at_checkpoint: 0,
-            detail: None,
-            substeps: Vec::new(),
-            ns_init: false,
-            visible: Default::default(),
-            criu_runs: Vec::new(),
-            peer: Some(peer),
-        };
+        let run = Run::new(cfg, sc, Some(peer));
         Mover {
             run,
             role,
