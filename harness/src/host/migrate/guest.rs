@@ -272,7 +272,11 @@ impl MoveGuest {
         if let Some(status) = self.qemu.try_wait() {
             let log = std::fs::read_to_string(&self.qemu_log).unwrap_or_default();
             let said = crtest_vm::command::tail_lines(&log, 3).join(" / ");
-            return Err(self.lost(format!("QEMU exited ({status}): {said}")));
+            let said = match said.is_empty() {
+                true => String::new(),
+                false => format!(": {said}"),
+            };
+            return Err(self.lost(format!("QEMU exited ({status}){said}")));
         }
         if let Some(sig) = crate::host::interrupt::requested() {
             let mut l = self.lost(format!(

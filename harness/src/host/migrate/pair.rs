@@ -324,7 +324,11 @@ fn move_one(
             false => MoveCommand::Finish { index, keep: false },
         };
         restore_sent = Some(Instant::now());
-        let r = ask(dst, cmd, limit, &mut first)?;
+        let r = match ask(dst, cmd, limit, &mut first) {
+            Ok(r) => r,
+            Err(lost) if started => return Err(rescue(src, index, limit, lost)),
+            Err(lost) => return Err(lost),
+        };
         target_half = r.half.map(|h| adopted(*h, &p.side_dir("target")));
         if mode == MoveMode::Lazy {
             // The lazy dump's own statistics do not count its pages: the target's daemon does.
@@ -371,6 +375,30 @@ fn move_one(
         target_half,
         m,
     ))
+}
+
+/// The target was lost mid-move: the source lets its tree go on and verifies it, and the
+/// loss says what became of it.
+fn rescue(src: &mut MoveGuest, index: usize, limit: Duration, mut lost: Lost) -> Lost {
+    let mut ignored = None;
+    let fate = ask(
+        src,
+        MoveCommand::Finish { index, keep: true },
+        limit,
+        &mut ignored,
+    )
+    .ok()
+    .and_then(|r| r.half)
+    .and_then(|h| h.migration)
+    .map_or("unknown".to_string(), |m| m.source);
+    lost.message = match fate.as_str() {
+        "running" => format!(
+            "{}; the process goes on on the source (verified)",
+            lost.message
+        ),
+        other => format!("{}; the source's tree: {other}", lost.message),
+    };
+    lost
 }
 
 /// The fault `link-cut`: the target's end of the link cut (QMP `set_link`); when QEMU
