@@ -80,6 +80,14 @@ const CASES: &[Case] = &[
         to_cpu: None,
         check: dump_cannot_reach_the_page_server,
     },
+    Case {
+        name: "fault_page_server_killed",
+        scenarios: &["bigmem-small"],
+        mode: "page-server",
+        fault: Some(Fault::PageServerKilled),
+        to_cpu: None,
+        check: page_server_gone,
+    },
     // TCG's `max` has AVX2; SandyBridge has AVX, not AVX2: criu's CPU check lets the images
     // through, and the restored process dies of SIGILL in an AVX2 routine its libc chose
     // at its start.
@@ -282,11 +290,25 @@ fn failed_at(r: &ScenarioResult, side: &str, step: &str, says: &str) -> Result<(
 }
 
 fn refused_by_the_target(r: &ScenarioResult) -> Result<(), String> {
+    let class = r.failure.as_ref().and_then(|f| f.class.as_deref());
+    if class != Some("damaged-images") {
+        return Err(format!("class {class:?}, not damaged-images"));
+    }
     failed_at(r, "target", "restore", "inventory.img")
 }
 
 fn dump_cannot_reach_the_page_server(r: &ScenarioResult) -> Result<(), String> {
     failed_at(r, "source", "checkpoint", "Can't connect to server")
+}
+
+/// Killed before the dump connects, or while it sends: either way the source's dump fails
+/// naming the page server, and the source's tree goes on.
+fn page_server_gone(r: &ScenarioResult) -> Result<(), String> {
+    let f = r.failure.as_ref().ok_or("no failure")?;
+    if f.class.as_deref() != Some("peer-unreachable") {
+        return Err(format!("class {:?}, not peer-unreachable", f.class));
+    }
+    failed_at(r, "source", "checkpoint", "server")
 }
 
 fn named_the_missing_cpu_features(r: &ScenarioResult) -> Result<(), String> {

@@ -381,7 +381,8 @@ pub struct MigrateArgs {
     pub mode: MoveMode,
     /// Put a fault in the way of every move, to check that the verdict is clear and the
     /// source's tree survives: `link-cut` (the target's link cut before the pages cross it),
-    /// `corrupt-images` (the inventory cut short on its way to the target).
+    /// `corrupt-images` (the inventory cut short on its way to the target),
+    /// `page-server-killed` (the target's page servers killed as the dump starts sending).
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<crate::model::migration::Fault>,
     /// Keep the images of moves that held too.

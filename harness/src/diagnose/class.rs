@@ -145,6 +145,27 @@ mod tests {
         "cpu-mismatch"
     )]
     #[case(
+        "Error (criu/files-reg.c:2175): File usr/bin/bash has bad size 1298416 (expect 1265648)",
+        None,
+        "files-differ"
+    )]
+    #[case(
+        "Error (criu/pie/util-vdso.c:117): vdso: ELF header magic mismatch",
+        None,
+        "version-mismatch"
+    )]
+    #[case("Can't connect to server 10.77.0.2:27100", None, "peer-unreachable")]
+    #[case(
+        "Error (criu/protobuf.c:76): Read 2 bytes while 4 expected on /tmp/crtest/counterloop/images-1/inventory.img: Success",
+        None,
+        "damaged-images"
+    )]
+    #[case(
+        "Error (criu/page-xfer.c:1510): page-xfer: The page server doesn't answer: No such file or directory",
+        Some("ENOENT"),
+        "peer-unreachable"
+    )]
+    #[case(
         "Error (criu/libnetlink.c:84): ERROR -95 reported by netlink",
         Some("EOPNOTSUPP"),
         "missing-kernel-feature"

@@ -16,6 +16,10 @@ pub fn parse_version(output: &str) -> Option<String> {
 /// collected`).
 pub fn errno_of(log: &str, first_error: Option<&str>) -> Option<String> {
     use crate::diagnose::errno;
+    if first_error.is_some_and(|f| QUIET_CAUSES.iter().any(|c| f.contains(c))) {
+        // The errors after a quiet cause are its follow-ons: their errno is not its.
+        return first_error.and_then(errno::find);
+    }
     first_error
         .and_then(errno::find)
         .or_else(|| first_error.and_then(errno::find_numeric))
@@ -133,6 +137,8 @@ mod tests {
             first_error_line(log).as_deref(),
             Some("Can't connect to server 10.77.0.2:27100")
         );
+        let first = first_error_line(log);
+        assert_eq!(errno_of(log, first.as_deref()), None);
     }
 
     #[test]

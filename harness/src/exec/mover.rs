@@ -129,6 +129,10 @@ impl<'a> Mover<'a> {
             MoveCommand::Start { .. } => self.start(),
             MoveCommand::Dump { .. } => self.dump(&mut report),
             MoveCommand::Restore { .. } => self.restore(),
+            MoveCommand::KillServers { .. } => {
+                self.run.kill_page_servers();
+                Ok(())
+            }
             MoveCommand::Finish { keep, .. } => self.finish(keep),
             MoveCommand::End => Ok(()),
         };

@@ -169,6 +169,8 @@ pub enum Fault {
     /// One image of the handoff (the inventory) cut short on its way to the target: the
     /// target's criu must refuse the images.
     CorruptImages,
+    /// The target's page servers killed while the source dumps to them.
+    PageServerKilled,
 }
 
 impl std::str::FromStr for Fault {
@@ -177,8 +179,9 @@ impl std::str::FromStr for Fault {
         match s {
             "link-cut" => Ok(Fault::LinkCut),
             "corrupt-images" => Ok(Fault::CorruptImages),
+            "page-server-killed" => Ok(Fault::PageServerKilled),
             _ => Err(format!(
-                "unknown fault `{s}` (known: link-cut, corrupt-images)"
+                "unknown fault `{s}` (known: link-cut, corrupt-images, page-server-killed)"
             )),
         }
     }
@@ -189,6 +192,7 @@ impl std::fmt::Display for Fault {
         f.write_str(match self {
             Fault::LinkCut => "link-cut",
             Fault::CorruptImages => "corrupt-images",
+            Fault::PageServerKilled => "page-server-killed",
         })
     }
 }
@@ -338,6 +342,8 @@ pub enum MoveCommand {
     Dump { index: usize },
     /// Target: the handoff (copied by the host) put in place, restored, verified.
     Restore { index: usize },
+    /// Target: its page servers killed (the fault `page-server-killed`).
+    KillServers { index: usize },
     /// Source: the move held (`keep` false: the stopped tree goes) or not (`keep`: it goes
     /// on, checked alive and verified). Target: the move ended before its restore.
     Finish { index: usize, keep: bool },
@@ -356,6 +362,7 @@ impl MoveCommand {
             MoveCommand::Start { index } => format!("move start {index}"),
             MoveCommand::Dump { index } => format!("move dump {index}"),
             MoveCommand::Restore { index } => format!("move restore {index}"),
+            MoveCommand::KillServers { index } => format!("move kill-servers {index}"),
             MoveCommand::Finish { index, keep } => {
                 format!("move {} {index}", if *keep { "abort" } else { "confirm" })
             }
@@ -385,6 +392,7 @@ impl MoveCommand {
             "start" => MoveCommand::Start { index },
             "dump" => MoveCommand::Dump { index },
             "restore" => MoveCommand::Restore { index },
+            "kill-servers" => MoveCommand::KillServers { index },
             "confirm" => MoveCommand::Finish { index, keep: false },
             "abort" => MoveCommand::Finish { index, keep: true },
             _ => return None,
@@ -398,6 +406,7 @@ impl MoveCommand {
             MoveCommand::Start { .. } => "start",
             MoveCommand::Dump { .. } => "dump",
             MoveCommand::Restore { .. } => "restore",
+            MoveCommand::KillServers { .. } => "kill-servers",
             MoveCommand::Finish { keep: false, .. } => "confirm",
             MoveCommand::Finish { keep: true, .. } => "abort",
             MoveCommand::End => "end",
@@ -410,6 +419,7 @@ impl MoveCommand {
             | MoveCommand::Start { index }
             | MoveCommand::Dump { index }
             | MoveCommand::Restore { index }
+            | MoveCommand::KillServers { index }
             | MoveCommand::Finish { index, .. } => Some(*index),
             MoveCommand::End => None,
         }
@@ -513,6 +523,7 @@ mod tests {
             MoveCommand::Start { index: 3 },
             MoveCommand::Dump { index: 3 },
             MoveCommand::Restore { index: 12 },
+            MoveCommand::KillServers { index: 2 },
             MoveCommand::Finish {
                 index: 1,
                 keep: false,

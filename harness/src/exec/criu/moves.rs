@@ -61,6 +61,14 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The target's page servers killed (a fault put in a move's way).
+    pub(crate) fn kill_page_servers(&mut self) {
+        if let Some(p) = self.peer.as_mut() {
+            // Each is killed as it is dropped.
+            p.servers.clear();
+        }
+    }
+
     /// The target's page servers seen to their end: each exits once its dump is done.
     pub(crate) fn page_servers_done(&mut self) -> Result<(), StepError> {
         let servers = self

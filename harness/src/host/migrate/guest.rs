@@ -197,7 +197,7 @@ impl MoveGuest {
         }
     }
 
-    /// Writes `cmd` on the control port.
+    /// Writes `cmd` on the control port (its answer is read with [`MoveGuest::answer`]).
     pub fn send(&mut self, cmd: MoveCommand) -> Result<(), Lost> {
         if self.control.is_none() {
             // A booted guest: its control socket is QEMU's, there from its start.

@@ -300,7 +300,18 @@ fn move_one(
         }
         if first.is_none() {
             let sent = Instant::now();
-            let d = ask(src, MoveCommand::Dump { index }, limit, &mut first)?;
+            let cmd = MoveCommand::Dump { index };
+            if served && fault(Fault::PageServerKilled) {
+                src.send(cmd)?;
+                kill_servers(dst, index, &mut first)?;
+            }
+            let d = match served && fault(Fault::PageServerKilled) {
+                true => src.answer(cmd, limit)?,
+                false => ask(src, cmd, limit, &mut first)?,
+            };
+            if first.is_none() {
+                first = FirstFailure::of("source", &d);
+            }
             m.link_bytes = d.link_bytes;
             dump = Some((sent, Instant::now(), d.criu_ms.map(|c| c + d.handoff_ms)));
         }
@@ -399,6 +410,23 @@ fn rescue(src: &mut MoveGuest, index: usize, limit: Duration, mut lost: Lost) ->
         other => format!("{}; the source's tree: {other}", lost.message),
     };
     lost
+}
+
+/// The fault `page-server-killed`: the target's page servers killed while the source's
+/// dump (just sent) starts sending to them.
+fn kill_servers(
+    dst: &mut MoveGuest,
+    index: usize,
+    first: &mut Option<FirstFailure>,
+) -> Result<(), Lost> {
+    std::thread::sleep(Duration::from_millis(300));
+    let cmd = MoveCommand::KillServers { index };
+    dst.send(cmd)?;
+    let r = dst.answer(cmd, Duration::from_secs(30))?;
+    if r.outcome != Outcome::Pass {
+        *first = FirstFailure::of("target", &r);
+    }
+    Ok(())
 }
 
 /// The fault `link-cut`: the target's end of the link cut (QMP `set_link`); when QEMU
