@@ -156,6 +156,16 @@ mod tests {
     )]
     #[case("Can't connect to server 10.77.0.2:27100", None, "peer-unreachable")]
     #[case(
+        "Error: configured runtime does not support checkpoint/restore",
+        None,
+        "runtime-without-criu"
+    )]
+    #[case(
+        "Error (soccr/soccr.c:529): Can't connect inet socket back: Network is unreachable",
+        Some("ENETUNREACH"),
+        "netns-unreachable"
+    )]
+    #[case(
         "Error (criu/protobuf.c:76): Read 2 bytes while 4 expected on /tmp/crtest/counterloop/images-1/inventory.img: Success",
         None,
         "damaged-images"

@@ -212,6 +212,9 @@ fn backend_of(sc: &Scenario) -> Box<dyn Backend> {
         (Target::External(e), _) => Box::new(crate::exec::external::ExternalRun(e.clone())),
         (Target::Zdtm(z), _) if z.via_zdtm_py => Box::new(crate::exec::zdtm_py::ZdtmPy(z.clone())),
         (_, Named::Lxc) => Box::new(crate::exec::lxc::Lxc::default()),
+        (_, Named::Podman | Named::Runc | Named::Crun) => {
+            Box::new(crate::exec::oci::Oci::default())
+        }
         (_, Named::Criu) => Box::new(crate::exec::criu::Criu),
     }
 }

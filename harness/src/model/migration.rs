@@ -206,6 +206,13 @@ pub fn unmovable(sc: &Scenario) -> Option<String> {
                 .into(),
         );
     }
+    if sc.backend.is_oci() {
+        return Some(format!(
+            "a {:?} scenario does not move with criu's images: its runtime's state would have to \
+             travel too (podman's `--export`/`--import` moves it within one guest)",
+            sc.backend
+        ));
+    }
     match &sc.target {
         Target::Workload(_) | Target::Program(_) => {}
         Target::Zdtm(_) => return Some("zdtm tests do not move yet".into()),

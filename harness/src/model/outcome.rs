@@ -213,6 +213,13 @@ pub struct CriuMeasure {
     /// pages`, summed over the tree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lazy_pages: Option<u64>,
+    /// An OCI engine's whole checkpoint or restore as it timed it (podman's
+    /// `--print-stats`), in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_us: Option<u64>,
+    /// The OCI runtime's part of it (`runc checkpoint`, ...), in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_us: Option<u64>,
 }
 
 /// criu's `dump_stats_entry`.
@@ -230,6 +237,21 @@ pub struct DumpMeasure {
     pub pages_lazy: u64,
 }
 
+impl From<crate::ckpt::entries::DumpStats> for DumpMeasure {
+    fn from(s: crate::ckpt::entries::DumpStats) -> DumpMeasure {
+        DumpMeasure {
+            freezing_us: s.freezing_time.into(),
+            frozen_us: s.frozen_time.into(),
+            memdump_us: s.memdump_time.into(),
+            memwrite_us: s.memwrite_time.into(),
+            pages_scanned: s.pages_scanned,
+            pages_skipped_parent: s.pages_skipped_parent,
+            pages_written: s.pages_written,
+            pages_lazy: s.pages_lazy,
+        }
+    }
+}
+
 /// criu's `restore_stats_entry`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreMeasure {
@@ -239,6 +261,18 @@ pub struct RestoreMeasure {
     pub pages_skipped_cow: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pages_restored: Option<u64>,
+}
+
+impl From<crate::ckpt::entries::RestoreStats> for RestoreMeasure {
+    fn from(s: crate::ckpt::entries::RestoreStats) -> RestoreMeasure {
+        RestoreMeasure {
+            forking_us: s.forking_time.into(),
+            restore_us: s.restore_time.into(),
+            pages_compared: s.pages_compared,
+            pages_skipped_cow: s.pages_skipped_cow,
+            pages_restored: s.pages_restored,
+        }
+    }
 }
 
 /// One attempt of a scenario run several times.

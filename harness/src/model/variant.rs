@@ -46,6 +46,12 @@ pub const VARIANTS: &[UserlandVariant] = &[
         why: "CRIU's zdtm tests: their hooks' tools (mount, python) and zdtm.py's python \
               and make; the libraries the tests link are added from their build",
     },
+    UserlandVariant {
+        name: "oci",
+        packages: &["podman", "conmon", "runc", "crun", "catatonit"],
+        why: "OCI runtimes: podman with conmon, runc and crun (crun has CRIU through \
+              libcriu from trixie on)",
+    },
 ];
 
 /// Packages a variant needs that only some suites name so: zdtm's hooks import pycriu, which
@@ -54,6 +60,9 @@ pub fn suite_packages(variant: &str, suite: &str) -> Vec<&'static str> {
     match (variant, suite) {
         ("zdtm", "bookworm" | "bullseye") => vec![],
         ("zdtm", _) => vec!["python3-pycriu"],
+        // crun loads libcriu.so.2 when it checkpoints; bookworm's crun has no CRIU.
+        ("oci", "bookworm" | "bullseye") => vec![],
+        ("oci", _) => vec!["libcriu2"],
         _ => vec![],
     }
 }
@@ -87,7 +96,7 @@ mod tests {
         let vnc = packages(Some("vnc"));
         assert!(vnc.starts_with(&base));
         assert!(vnc.contains(&"tigervnc-standalone-server"));
-        assert_eq!(names(), ["vnc", "zdtm"]);
+        assert_eq!(names(), ["vnc", "zdtm", "oci"]);
         assert!(find("gnome").is_none());
         assert_eq!(suite_packages("zdtm", "trixie"), ["python3-pycriu"]);
         assert!(suite_packages("zdtm", "bookworm").is_empty());

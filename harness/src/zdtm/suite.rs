@@ -284,6 +284,7 @@ pub fn scenario_in(build: &ZdtmBuild, t: &BuiltTest, flavor: ZdtmFlavor) -> Scen
         expect,
         backend: Backend::Criu,
         lxc: None,
+        oci: None,
         vnc: None,
         before: vec![],
         after: vec![],

@@ -30,16 +30,7 @@ impl Run<'_> {
         let dump = crate::ckpt::dir::dump_stats(dir)
             .ok()
             .flatten()
-            .map(|s| DumpMeasure {
-                freezing_us: s.freezing_time.into(),
-                frozen_us: s.frozen_time.into(),
-                memdump_us: s.memdump_time.into(),
-                memwrite_us: s.memwrite_time.into(),
-                pages_scanned: s.pages_scanned,
-                pages_skipped_parent: s.pages_skipped_parent,
-                pages_written: s.pages_written,
-                pages_lazy: s.pages_lazy,
-            });
+            .map(DumpMeasure::from);
         let page_server_bytes = served
             .then(|| dump.as_ref().map(|d| d.pages_written * PAGE))
             .flatten();
@@ -84,13 +75,7 @@ impl Run<'_> {
         let restore = crate::ckpt::dir::restore_stats(dir)
             .ok()
             .flatten()
-            .map(|s| RestoreMeasure {
-                forking_us: s.forking_time.into(),
-                restore_us: s.restore_time.into(),
-                pages_compared: s.pages_compared,
-                pages_skipped_cow: s.pages_skipped_cow,
-                pages_restored: s.pages_restored,
-            });
+            .map(RestoreMeasure::from);
         self.criu_runs.push(CriuMeasure {
             action: "restore".into(),
             iteration,

@@ -24,17 +24,16 @@
 pub mod config;
 pub mod state;
 mod tools;
-mod tree;
 
 use crate::diagnose::errno;
 use crate::exec::backend::Backend;
 use crate::exec::context::{Run, StepError};
 use crate::exec::lxc::config::{self as conf, Dump, Info};
-use crate::exec::lxc::state::{Container, Member};
+use crate::exec::lxc::state::Container;
 use crate::exec::lxc::tools::{
     keep_log, log_command, note, record, tool, tool_env, tool_failed, tool_quiet, wait_state,
 };
-use crate::exec::lxc::tree::{describe, host_pid, members, tree_diff};
+use crate::exec::nstree::{describe, host_pid, members, tree_diff, Member};
 use crate::exec::visible::freeze;
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;

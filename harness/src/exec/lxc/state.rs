@@ -1,6 +1,7 @@
 //! What the harness knows of an `lxc` scenario's container while it runs: the state the
 //! lxc backend keeps in the step context between steps.
 
+use crate::exec::nstree::Member;
 use crate::model::scenario::LxcOptions;
 use nix::unistd::Pid;
 use std::path::PathBuf;
@@ -24,19 +25,4 @@ pub(crate) struct Container {
     /// The step and iteration under way, which name the sub-step records.
     pub(crate) phase: &'static str,
     pub(crate) iteration: u32,
-}
-
-/// One process of the container, as seen inside it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Member {
-    pub(crate) pid: i32,
-    /// 0 for the container's init (its parent is outside).
-    pub(crate) ppid: i32,
-    pub(crate) comm: String,
-}
-
-impl std::fmt::Display for Member {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} (parent {})", self.pid, self.comm, self.ppid)
-    }
 }

@@ -53,6 +53,14 @@ fn held_states_alike(side: &mut Side) {
     }
 }
 
+/// [`running`], to be compared with a side read frozen: task states folded as that side's
+/// are (`alive`).
+pub fn running_against_frozen(root: Pid) -> Result<Side, ReadError> {
+    let mut side = running(root)?;
+    held_states_alike(&mut side);
+    Ok(side)
+}
+
 /// Reads the tree rooted at `root` while it runs: three times, a few milliseconds apart;
 /// an item that changes between the reads is the tree's own doing and is left out
 /// (`unstable`). Only for a side that cannot be read frozen.

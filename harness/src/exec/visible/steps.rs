@@ -16,6 +16,10 @@ use std::path::Path;
 /// How the "after" side of a dump that left the tree running is read.
 const LET_GO: &str = "frozen by the cgroup freezer from criu's post-dump on: as criu let it go";
 
+/// How a container read frozen before the checkpoint is described.
+const FROZEN_BY_HARNESS: &str =
+    "frozen in the container's cgroup before the checkpoint: as criu then found it";
+
 /// The comparison's part of one scenario's run.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
@@ -27,6 +31,9 @@ pub(crate) struct Tracker {
     pub(crate) cgroup: Option<TreeCgroup>,
     /// Why a side was not read as it should have been, for the next comparison's `reads`.
     notes: Vec<String>,
+    /// Relaxations the backend adds, each with its reason (a runtime that restores some
+    /// item another way by design).
+    pub(crate) relax: Vec<crate::model::visible::Ignore>,
 }
 
 impl Tracker {
@@ -60,6 +67,23 @@ impl Run<'_> {
             self.work.join(format!("visible-{stage}-{iteration}")),
             self.cfg.bin_dir.join(AGENT_BINARY),
         )
+    }
+
+    /// Freezes the cgroup `cg` (a container's), waits until it is frozen and reads the tree
+    /// rooted at `root` as the checkpoint that follows will find it; the cgroup stays frozen
+    /// (the caller thaws it). Read running when it cannot be frozen, and said.
+    pub(crate) fn visible_frozen_in(&mut self, cg: &Path, root: Pid, iteration: u32) {
+        let frozen = freeze::freeze_now(cg).and_then(|()| freeze::wait_frozen(cg));
+        match frozen {
+            Ok(()) => {
+                let side = capture::frozen(root, FROZEN_BY_HARNESS);
+                self.visible_side(Which::Before, side, iteration);
+            }
+            Err(e) => {
+                self.note_visible(format!("the container's cgroup could not be frozen: {e}"));
+                self.visible_running(Which::Before, root, iteration);
+            }
+        }
     }
 
     /// Reads the tree rooted at `root` while it runs (a side that cannot be read frozen).
@@ -154,6 +178,7 @@ impl Run<'_> {
                 };
                 let mut ignore = self.sc.expect.visible_state_ignore.clone();
                 ignore.extend(asked_for(&self.sc.restore_args));
+                ignore.extend(self.visible.relax.iter().cloned());
                 let mut side = side;
                 if self.sc.mode.lazy != Lazy::No {
                     lazy_restore_registrations(&before, &mut side);

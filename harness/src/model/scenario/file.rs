@@ -77,6 +77,9 @@ struct ScenarioFile {
     /// Container settings, with `backend = "lxc"`.
     #[serde(default)]
     lxc: Option<LxcOptions>,
+    /// Container settings, with `backend = "podman"`, `"runc"` or `"crun"`.
+    #[serde(default)]
+    oci: Option<OciOptions>,
     /// A desktop seen through VNC: screenshots and keys (see [`VncOptions`]).
     #[serde(default)]
     vnc: Option<VncOptions>,
@@ -137,10 +140,10 @@ fn external(
             "an external test runs its own tools: no `[vnc]`".into(),
         ));
     }
-    if file.backend != Backend::Criu || file.lxc.is_some() {
+    if file.backend != Backend::Criu || file.lxc.is_some() || file.oci.is_some() {
         return Err(invalid(
             "backend",
-            "an external test runs its own tools: no `backend` or `[lxc]`".into(),
+            "an external test runs its own tools: no `backend`, `[lxc]` or `[oci]`".into(),
         ));
     }
     confine_files(&mut e.files, base, "external.files", invalid)?;
@@ -171,6 +174,7 @@ fn external(
         expect: file.expect,
         backend: Backend::Criu,
         lxc: None,
+        oci: None,
         vnc: None,
         before: file.before,
         after: file.after,
@@ -232,7 +236,7 @@ fn lxc_of(file: &mut ScenarioFile, invalid: &Invalid) -> Result<Option<LxcOption
     if file.lxc.is_some() && file.backend != Backend::Lxc {
         return Err(invalid("lxc", "`[lxc]` needs `backend = \"lxc\"`".into()));
     }
-    if file.backend == Backend::Criu {
+    if file.backend != Backend::Lxc {
         return Ok(None);
     }
     let o = file.lxc.take().unwrap_or_default();
@@ -246,6 +250,51 @@ fn lxc_of(file: &mut ScenarioFile, invalid: &Invalid) -> Result<Option<LxcOption
         return Err(invalid(
             "criu-args",
             "lxc-checkpoint chooses criu's options itself: no `criu-args`, `dump-args` or `restore-args` with `backend = \"lxc\"`".into(),
+        ));
+    }
+    Ok(Some(o))
+}
+
+/// The container options of an OCI scenario (`backend = "podman"`, `"runc"`, `"crun"`;
+/// defaults when `[oci]` is left out): their userland variant is `oci`.
+fn oci_of(file: &mut ScenarioFile, invalid: &Invalid) -> Result<Option<OciOptions>, ScenarioError> {
+    if !file.backend.is_oci() {
+        if file.oci.is_some() {
+            return Err(invalid(
+                "oci",
+                "`[oci]` needs `backend = \"podman\"`, `\"runc\"` or `\"crun\"`".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let o = file.oci.take().unwrap_or_default();
+    if let Some((key, why)) = o.misfit(file.backend) {
+        return Err(invalid(key, format!("{why} (backend {:?})", file.backend)));
+    }
+    if !(file.criu_args.is_empty() && file.dump_args.is_empty() && file.restore_args.is_empty()) {
+        return Err(invalid(
+            "criu-args",
+            "the OCI runtime chooses criu's options itself: give them in `[oci]` \
+             (`tcp-established`, `file-locks`)"
+                .into(),
+        ));
+    }
+    match file.userland_variant.as_deref() {
+        None => file.userland_variant = Some("oci".into()),
+        Some("oci") => {}
+        Some(v) => {
+            return Err(invalid(
+                "userland-variant",
+                format!(
+                    "an OCI scenario runs in the `oci` userland (podman, runc, crun), not `{v}`"
+                ),
+            ))
+        }
+    }
+    if !file.between.is_empty() {
+        return Err(invalid(
+            "between",
+            "the runtime keeps the images where it likes: nothing runs between".into(),
         ));
     }
     Ok(Some(o))
@@ -339,7 +388,8 @@ impl Scenario {
             return Some(self.clone());
         }
         let external = matches!(self.target, Target::External(_));
-        if !self.mode.is_plain() || external || (self.backend == Backend::Lxc && !mode.lxc_can()) {
+        let container = self.backend == Backend::Lxc || self.backend.is_oci();
+        if !self.mode.is_plain() || external || (container && !mode.lxc_can()) {
             return None;
         }
         let mut s = self.clone();
@@ -470,6 +520,7 @@ impl Scenario {
         }
         let target = target_of(&mut file, base, &invalid)?;
         let lxc = lxc_of(&mut file, &invalid)?;
+        let oci = oci_of(&mut file, &invalid)?;
         check_limits(&file, &invalid)?;
         let steps = file.steps.as_deref().unwrap_or(DEFAULT_STEPS);
         let expanded = expand_steps(steps, file.iterations).map_err(|m| invalid("steps", m))?;
@@ -493,6 +544,7 @@ impl Scenario {
             expect: file.expect,
             backend: file.backend,
             lxc,
+            oci,
             vnc: file.vnc,
             before: file.before,
             after: file.after,

@@ -220,6 +220,9 @@ pub struct Scenario {
     pub expect: Expect,
     pub backend: Backend,
     pub lxc: Option<LxcOptions>,
+    /// The container of an OCI backend (`podman`, `runc`, `crun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciOptions>,
     /// Screenshots and keys through VNC.
     #[serde(default)]
     pub vnc: Option<VncOptions>,
@@ -360,8 +363,8 @@ fn in_named_mode(all: &[Scenario], name: &str) -> Result<Option<Scenario>, Scena
         .ok_or_else(|| ScenarioError::Mode {
             name: name.to_string(),
             message: format!(
-                "`{}` cannot run in mode `{m}` (lxc-checkpoint has plain, leave-running and \
-             pre-dump; an external test runs its own tools)",
+                "`{}` cannot run in mode `{m}` (lxc-checkpoint and the OCI runtimes have \
+             plain, leave-running and pre-dump; an external test runs its own tools)",
                 base.name
             ),
         })

@@ -51,6 +51,149 @@ pub enum Backend {
     Criu,
     /// The workload in an LXC container; `lxc-checkpoint` (criu underneath).
     Lxc,
+    /// The workload in a podman container; `podman container checkpoint` / `restore`, with
+    /// the OCI runtime of `[oci] runtime` (runc or crun) driving criu.
+    Podman,
+    /// The workload in an OCI bundle run by `runc` alone; `runc checkpoint` / `restore`
+    /// (criu through its RPC, as go-criu drives it).
+    Runc,
+    /// The same with `crun` (criu through libcriu).
+    Crun,
+}
+
+impl Backend {
+    /// Whether the backend is an OCI engine or runtime (`[oci]` applies).
+    pub fn is_oci(self) -> bool {
+        matches!(self, Backend::Podman | Backend::Runc | Backend::Crun)
+    }
+}
+
+/// The OCI runtime under podman, or run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OciRuntime {
+    /// runc: criu through its RPC (go-criu).
+    #[default]
+    Runc,
+    /// crun: criu through libcriu (`libcriu.so.2`); Debian's crun has it from trixie on.
+    Crun,
+}
+
+impl OciRuntime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciRuntime::Runc => "runc",
+            OciRuntime::Crun => "crun",
+        }
+    }
+}
+
+/// How `podman container checkpoint --export` compresses the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The archive's file name ending.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "tar",
+            Compression::Gzip => "tar.gz",
+            Compression::Zstd => "tar.zst",
+        }
+    }
+}
+
+/// How the container of a `podman`, `runc` or `crun` scenario is run, checkpointed and
+/// restored (all off by default: `podman container checkpoint NAME`, `restore NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OciOptions {
+    /// podman only: the OCI runtime it drives (default runc).
+    #[serde(default)]
+    pub runtime: Option<OciRuntime>,
+    /// podman only: `--export FILE --compress C` at the checkpoint; the container is then
+    /// removed and `restore --import FILE` brings it back.
+    #[serde(default)]
+    pub export: Option<Compression>,
+    /// podman only, with `export`: the restore makes a copy under a new `--name`; the
+    /// checkpointed container stays (stopped) beside it.
+    #[serde(default)]
+    pub new_name: bool,
+    /// podman only, with `export`: `--ignore-rootfs` at export and import (the container's
+    /// root changes are not carried).
+    #[serde(default)]
+    pub ignore_rootfs: bool,
+    /// podman only: `--create-image IMAGE` at the checkpoint; the container is removed and
+    /// restored from that image.
+    #[serde(default)]
+    pub create_image: bool,
+    /// `--keep`: criu's images and logs stay (podman; runc and crun keep theirs anyway), and
+    /// are checked to be there.
+    #[serde(default)]
+    pub keep: bool,
+    /// `--tcp-established` at the checkpoint and the restore.
+    #[serde(default)]
+    pub tcp_established: bool,
+    /// `--file-locks` at the checkpoint and the restore.
+    #[serde(default)]
+    pub file_locks: bool,
+    /// podman only: `--init`, catatonit as the container's PID 1 above the workload.
+    #[serde(default)]
+    pub init: bool,
+}
+
+impl OciOptions {
+    /// The runtime that drives criu for `backend`.
+    pub fn runtime_of(&self, backend: Backend) -> OciRuntime {
+        match backend {
+            Backend::Crun => OciRuntime::Crun,
+            Backend::Runc => OciRuntime::Runc,
+            _ => self.runtime.unwrap_or_default(),
+        }
+    }
+
+    /// The first option that `backend` does not have, with why; `None` when all fit.
+    pub fn misfit(&self, backend: Backend) -> Option<(&'static str, &'static str)> {
+        let podman_only = [
+            ("oci.runtime", self.runtime.is_some()),
+            ("oci.export", self.export.is_some()),
+            ("oci.new-name", self.new_name),
+            ("oci.ignore-rootfs", self.ignore_rootfs),
+            ("oci.create-image", self.create_image),
+            ("oci.init", self.init),
+        ];
+        if backend != Backend::Podman {
+            if let Some((key, _)) = podman_only.iter().find(|(_, on)| *on) {
+                return Some((key, "is podman's: runc and crun alone have no such option"));
+            }
+        }
+        if (self.new_name || self.ignore_rootfs) && self.export.is_none() {
+            return Some((
+                "oci.export",
+                "`new-name` and `ignore-rootfs` go with `export`",
+            ));
+        }
+        if self.create_image && self.export.is_some() {
+            return Some((
+                "oci.create-image",
+                "give `export` or `create-image`, not both",
+            ));
+        }
+        None
+    }
 }
 
 /// How the container of an `lxc` scenario is set up.

@@ -1,11 +1,26 @@
-//! The container's processes as the host sees them: the members below its init, each with
-//! its pid inside the container (`NSpid`) and on the host, and how two trees differ.
+//! A container's processes as the host sees them: the members below its init, each with
+//! its pid inside the container (`NSpid`) and on the host, and how two trees differ. The
+//! lxc and OCI backends share it.
 
-use crate::exec::lxc::state::Member;
 use nix::unistd::Pid;
 
+/// One process of the container, as seen inside it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Member {
+    pub(crate) pid: i32,
+    /// 0 for the container's init (its parent is outside).
+    pub(crate) ppid: i32,
+    pub(crate) comm: String,
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} (parent {})", self.pid, self.comm, self.ppid)
+    }
+}
+
 /// The container's processes below its init (host pid `init`), each with its host pid.
-pub(super) fn members(init: Pid) -> Vec<(Pid, Member)> {
+pub(crate) fn members(init: Pid) -> Vec<(Pid, Member)> {
     let status = |p: Pid| std::fs::read_to_string(format!("/proc/{p}/status")).ok();
     let field = |text: &str, key: &str| -> Option<String> {
         text.lines()
@@ -55,14 +70,14 @@ pub(super) fn members(init: Pid) -> Vec<(Pid, Member)> {
     out
 }
 
-pub(super) fn host_pid(members: &[(Pid, Member)], inner: i32) -> Option<Pid> {
+pub(crate) fn host_pid(members: &[(Pid, Member)], inner: i32) -> Option<Pid> {
     members
         .iter()
         .find(|(_, m)| m.pid == inner)
         .map(|(h, _)| *h)
 }
 
-pub(super) fn describe(members: &[(Pid, Member)]) -> String {
+pub(crate) fn describe(members: &[(Pid, Member)]) -> String {
     let v: Vec<String> = members.iter().map(|(_, m)| m.to_string()).collect();
     if v.is_empty() {
         "none".into()
