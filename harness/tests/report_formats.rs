@@ -81,6 +81,7 @@ fn run_with_every_outcome(root: &std::path::Path) -> RunDir {
                     criu: Some("4.1.1".into()),
                     criu_source: Some("git:a44aa6d985472d995d04fef7eae22d63c7500f8c".into()),
                     lxc: None,
+                    oci: Default::default(),
                 }
             } else {
                 UserlandInfo {
@@ -88,6 +89,7 @@ fn run_with_every_outcome(root: &std::path::Path) -> RunDir {
                     criu: Some("3.17.1-2+deb12u2".into()),
                     criu_source: Some("debian:criu=3.17.1-2+deb12u2".into()),
                     lxc: None,
+                    oci: Default::default(),
                 }
             },
             scenarios,

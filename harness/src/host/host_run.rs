@@ -101,6 +101,7 @@ pub fn run_host(
                 .map(|p| format!("host:{}", p.display())),
             criu: criu_version,
             lxc: None,
+            oci: Default::default(),
         },
         qemu: QemuInfo {
             accel: "none".into(),

@@ -242,6 +242,7 @@ pub fn unprepared(planned: &PlannedCell, why: &str) -> CellReport {
                 CriuChoice::Package => None,
             },
             lxc: None,
+            oci: Default::default(),
         },
         notes: vec![format!("could not prepare the cell: {why}")],
         scenarios: planned

@@ -237,21 +237,6 @@ pub struct DumpMeasure {
     pub pages_lazy: u64,
 }
 
-impl From<crate::ckpt::entries::DumpStats> for DumpMeasure {
-    fn from(s: crate::ckpt::entries::DumpStats) -> DumpMeasure {
-        DumpMeasure {
-            freezing_us: s.freezing_time.into(),
-            frozen_us: s.frozen_time.into(),
-            memdump_us: s.memdump_time.into(),
-            memwrite_us: s.memwrite_time.into(),
-            pages_scanned: s.pages_scanned,
-            pages_skipped_parent: s.pages_skipped_parent,
-            pages_written: s.pages_written,
-            pages_lazy: s.pages_lazy,
-        }
-    }
-}
-
 /// criu's `restore_stats_entry`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreMeasure {
@@ -261,18 +246,6 @@ pub struct RestoreMeasure {
     pub pages_skipped_cow: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pages_restored: Option<u64>,
-}
-
-impl From<crate::ckpt::entries::RestoreStats> for RestoreMeasure {
-    fn from(s: crate::ckpt::entries::RestoreStats) -> RestoreMeasure {
-        RestoreMeasure {
-            forking_us: s.forking_time.into(),
-            restore_us: s.restore_time.into(),
-            pages_compared: s.pages_compared,
-            pages_skipped_cow: s.pages_skipped_cow,
-            pages_restored: s.pages_restored,
-        }
-    }
 }
 
 /// One attempt of a scenario run several times.

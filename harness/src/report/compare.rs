@@ -127,7 +127,13 @@ pub fn compare(
                 o.userland.lxc.clone().unwrap_or_default(),
                 n.userland.lxc.clone().unwrap_or_default(),
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(crate::results::run::OCI_TOOLS.iter().filter_map(|t| {
+            // An OCI tool compared where both runs ran OCI scenarios.
+            let (a, b) = (o.userland.oci.get(*t)?, n.userland.oci.get(*t)?);
+            Some((*t, a.clone(), b.clone()))
+        })) {
             if a != b && prepared(o) && prepared(n) {
                 c.versions.push(VersionChange {
                     cell: key.clone(),

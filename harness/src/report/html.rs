@@ -151,9 +151,10 @@ fn matrix_table(report: &RunReport, grid: &Grid, history: &[Entry]) -> String {
         let c = first_cell(report, grid.cells.iter().map(|row| row[ui]));
         let versions = c.map_or(String::new(), |c| {
             format!(
-                "criu {}, lxc {}",
+                "criu {}, lxc {}{}",
                 c.userland.criu_text(),
-                c.userland.lxc.as_deref().unwrap_or("-")
+                c.userland.lxc.as_deref().unwrap_or("-"),
+                c.userland.oci_text()
             )
         });
         let _ = write!(

@@ -167,11 +167,12 @@ fn test(
         "environment".into(),
         json!({
             "comment": format!(
-                "cell {}: userland {}, criu {}, lxc {}, QEMU {}",
+                "cell {}: userland {}, criu {}, lxc {}{}, QEMU {}",
                 cell.id,
                 cell.userland.suite,
                 cell.userland.criu_text(),
                 cell.userland.lxc.as_deref().unwrap_or("?"),
+                cell.userland.oci_text(),
                 cell.qemu.accel
             ),
         }),
@@ -187,6 +188,9 @@ fn test(
         "run_id": run.run_id,
         "phases_ms": s.phases,
     });
+    if !cell.userland.oci.is_empty() {
+        misc["oci"] = json!(cell.userland.oci);
+    }
     if let Some(pair) = &cell.migration {
         // A migration: the build is the target's kernel; where the process came from.
         let mut m = json!({

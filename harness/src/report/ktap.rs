@@ -47,6 +47,15 @@ fn cell_block(out: &mut String, number: usize, cell: &CellReport) {
         one_line(&cell.userland.criu_text()),
         one_line(cell.userland.lxc.as_deref().unwrap_or("?")),
     );
+    if !cell.userland.oci.is_empty() {
+        let tools: Vec<String> = cell
+            .userland
+            .oci
+            .iter()
+            .map(|(p, v)| format!("{p} {}", one_line(v)))
+            .collect();
+        let _ = writeln!(out, "  # {}", tools.join(" | "));
+    }
     let _ = writeln!(out, "  1..{}", cell.scenarios.len());
     for (i, s) in cell.scenarios.iter().enumerate() {
         scenario_lines(out, i + 1, s);

@@ -137,7 +137,7 @@ pub fn cell_summary(cell: &CellReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "cell {}: kernel {} ({}), userland {} (criu {}{}), {}{}{}",
+        "cell {}: kernel {} ({}), userland {} (criu {}{}{}), {}{}{}",
         cell.id,
         cell.kernel.release,
         cell.kernel.source,
@@ -148,6 +148,7 @@ pub fn cell_summary(cell: &CellReport) -> String {
             .as_deref()
             .map(|v| format!(", lxc {v}"))
             .unwrap_or_default(),
+        cell.userland.oci_text(),
         cell.qemu.accel,
         cell.boot_ms
             .map(|ms| format!(", boot {:.1} s", ms as f64 / 1000.0))
@@ -273,6 +274,7 @@ mod tests {
                 criu: Some("3.17.1".into()),
                 criu_source: None,
                 lxc: None,
+                oci: Default::default(),
             },
             qemu: QemuInfo {
                 accel: "tcg".into(),

@@ -78,6 +78,7 @@ fn cell(
             criu: Some(criu.into()),
             criu_source: None,
             lxc: None,
+            oci: Default::default(),
         },
         qemu: QemuInfo {
             accel: "tcg".into(),

@@ -4,6 +4,7 @@
 use crate::diagnose::doctor::ProbeOutput;
 use crate::model::outcome::{Outcome, ScenarioResult};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Bumped when run.json changes incompatibly.
@@ -214,6 +215,9 @@ pub struct KernelInfo {
     pub missing_options: Vec<String>,
 }
 
+/// The packages of the `oci` variant a cell report names.
+pub const OCI_TOOLS: &[&str] = &["podman", "conmon", "runc", "crun", "libcriu2"];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserlandInfo {
     /// Debian suite, or `host`.
@@ -225,9 +229,23 @@ pub struct UserlandInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criu_source: Option<String>,
     pub lxc: Option<String>,
+    /// The OCI tools of the `oci` userland variant, when its scenarios ran: package name ->
+    /// version (podman, conmon, runc, crun, libcriu2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oci: BTreeMap<String, String>,
 }
 
 impl UserlandInfo {
+    /// The OCI tools for reports: `, podman 4.3.1+ds1-8, runc 1.1.5+ds1-1, ...` (empty
+    /// when the cell ran no OCI scenario).
+    pub fn oci_text(&self) -> String {
+        self.oci
+            .iter()
+            .filter(|(p, _)| OCI_TOOLS.contains(&p.as_str()))
+            .map(|(p, v)| format!(", {p} {v}"))
+            .collect()
+    }
+
     /// The criu for reports: its version, and where it came from unless that is the
     /// userland's package (`4.1.1 (git:a44aa6d98547)`, `9.8.7 (tree:0011223344556677)`);
     /// `?` when unknown.
@@ -425,6 +443,7 @@ mod tests {
             criu: criu.map(String::from),
             criu_source: source.map(String::from),
             lxc: None,
+            oci: Default::default(),
         };
         assert_eq!(u(Some("3.17.1-2"), None).criu_text(), "3.17.1-2");
         assert_eq!(

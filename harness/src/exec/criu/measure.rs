@@ -108,3 +108,31 @@ impl Run<'_> {
         }
     }
 }
+
+// criu's statistics as run.json keeps them (here: `model` reads no images).
+impl From<crate::ckpt::entries::DumpStats> for DumpMeasure {
+    fn from(s: crate::ckpt::entries::DumpStats) -> DumpMeasure {
+        DumpMeasure {
+            freezing_us: s.freezing_time.into(),
+            frozen_us: s.frozen_time.into(),
+            memdump_us: s.memdump_time.into(),
+            memwrite_us: s.memwrite_time.into(),
+            pages_scanned: s.pages_scanned,
+            pages_skipped_parent: s.pages_skipped_parent,
+            pages_written: s.pages_written,
+            pages_lazy: s.pages_lazy,
+        }
+    }
+}
+
+impl From<crate::ckpt::entries::RestoreStats> for RestoreMeasure {
+    fn from(s: crate::ckpt::entries::RestoreStats) -> RestoreMeasure {
+        RestoreMeasure {
+            forking_us: s.forking_time.into(),
+            restore_us: s.restore_time.into(),
+            pages_compared: s.pages_compared,
+            pages_skipped_cow: s.pages_skipped_cow,
+            pages_restored: s.pages_restored,
+        }
+    }
+}

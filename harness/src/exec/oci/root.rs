@@ -31,6 +31,11 @@ pub enum RootError {
     },
     #[error("cannot run `{command}`: {message}")]
     Start { command: String, message: String },
+    #[error("cannot make the container image {image}: {message}")]
+    Image {
+        image: &'static str,
+        message: String,
+    },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RootError + 'a {
@@ -83,7 +88,7 @@ fn run_tool(program: &str, args: &[String], limit: Duration) -> Result<(), RootE
 /// The base image in podman's storage: imported once per boot (`podman image exists`
 /// first: a saved guest may have it already). The error is kept for the boot's later
 /// scenarios.
-pub(super) fn base_image() -> Result<(), String> {
+pub(super) fn base_image() -> Result<(), RootError> {
     static DONE: Mutex<Option<Result<(), String>>> = Mutex::new(None);
     let mut guard = DONE.lock().unwrap_or_else(|e| e.into_inner());
     guard
@@ -94,9 +99,13 @@ pub(super) fn base_image() -> Result<(), String> {
             {
                 return Ok(());
             }
-            import().map_err(|e| format!("cannot make the container image {BASE_IMAGE}: {e}"))
+            import().map_err(|e| e.to_string())
         })
         .clone()
+        .map_err(|message| RootError::Image {
+            image: BASE_IMAGE,
+            message,
+        })
 }
 
 fn import() -> Result<(), RootError> {

@@ -79,7 +79,8 @@ pub(super) fn start(run: &mut Run, slot: &mut Option<Container>) -> Result<(), S
     let command = vec!["/bin/sh".to_string(), launcher.display().to_string()];
     let binds = root::binds(&run.cfg.bin_dir, &run.work);
     let ran = if backend == Backend::Podman {
-        root::base_image().map_err(|e| StepError::fail(step, e).with_outcome(Outcome::Error))?;
+        root::base_image()
+            .map_err(|e| StepError::fail(step, e.to_string()).with_outcome(Outcome::Error))?;
         let args = argv::podman_run(&name, runtime, &c.opts, &binds, &command);
         tool(run, c, step, "podman", &args)?
     } else {

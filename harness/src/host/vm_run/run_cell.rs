@@ -110,6 +110,7 @@ pub fn report_of(cell: &Cell) -> CellReport {
             criu: cell.criu.version.clone(),
             criu_source: cell.criu.source.clone(),
             lxc: cell.userland.packages.get("lxc").cloned(),
+            oci: Default::default(),
         },
         qemu: QemuInfo {
             accel: cell.accel.accel.as_str().into(),
@@ -150,7 +151,7 @@ struct Guests<'c> {
     /// Commands the next guest runs first (`crtest doctor`).
     probes: Vec<Vec<String>>,
     /// The userland variants' images built so far.
-    images: Vec<(String, PathBuf)>,
+    images: Vec<(String, PathBuf, Packages)>,
     /// Set once saving or resuming failed: the rest of the cell boots.
     resume_note: Option<String>,
 }
@@ -170,7 +171,17 @@ impl Guests<'_> {
         let mut boot = Boot::new(cell, self.accel, &rec.run.dir);
         if let Some(v) = &variant {
             match variant_image(cell, v, &mut self.images, rec.reporter) {
-                Ok(image) => boot.rootfs = image,
+                Ok((image, packages)) => {
+                    boot.rootfs = image;
+                    if v == "oci" {
+                        // The OCI tools' versions, beside criu's in the cell report.
+                        rec.cell().userland.oci = packages
+                            .iter()
+                            .filter(|(p, _)| crate::results::run::OCI_TOOLS.contains(&p.as_str()))
+                            .map(|(p, v)| (p.clone(), v.clone()))
+                            .collect();
+                    }
+                }
                 Err(e) => {
                     // Only the variant's scenarios are lost; the others ran already.
                     let (mut lost, rest): (Vec<Scenario>, Vec<Scenario>) =
@@ -297,11 +308,11 @@ fn batch(cell: &Cell, remaining: &[Scenario], variant: &Option<String>) -> Vec<S
 fn variant_image(
     cell: &Cell,
     name: &str,
-    built: &mut Vec<(String, PathBuf)>,
+    built: &mut Vec<(String, PathBuf, Packages)>,
     reporter: &mut dyn Reporter,
-) -> Result<PathBuf, PrepareError> {
-    if let Some((_, image)) = built.iter().find(|(n, _)| n == name) {
-        return Ok(image.clone());
+) -> Result<(PathBuf, Packages), PrepareError> {
+    if let Some((_, image, packages)) = built.iter().find(|(n, ..)| n == name) {
+        return Ok((image.clone(), packages.clone()));
     }
     let suite = &cell.userland.suite;
     reporter.on(&Progress::Prepare {
@@ -326,6 +337,9 @@ fn variant_image(
         what: format!("userland {suite}+{name}"),
         ms: t.elapsed().as_millis() as u64,
     });
-    built.push((name.to_string(), image.clone()));
-    Ok(image)
+    built.push((name.to_string(), image.clone(), userland.packages.clone()));
+    Ok((image, userland.packages))
 }
+
+/// A userland's installed packages: name -> version.
+type Packages = std::collections::BTreeMap<String, String>;
