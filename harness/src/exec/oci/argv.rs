@@ -20,9 +20,19 @@ pub const ROOT_LINKS: &[(&str, &str)] = &[
     ("lib", "usr/lib"),
     ("lib64", "usr/lib64"),
 ];
-/// The files a container's `/proc` and `/sys` mask with `/dev/null` (the runtimes' and
-/// podman's defaults; directories are masked with a read-only tmpfs).
-pub const MASKED_FILES: &[&str] = &["/proc/kcore", "/proc/keys", "/proc/timer_list"];
+/// The files a container's `/proc` masks with `/dev/null` (podman's defaults,
+/// containers/common's, which newer podman extends: `/proc/interrupts` on sid's; the
+/// directories are masked with a read-only tmpfs). The bundles of runc and crun alone mask
+/// the first three, as `runc spec` does.
+pub const MASKED_FILES: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/interrupts",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/timer_stats",
+];
 
 /// The capabilities a container gets (podman's default set; the runtimes alone get the same).
 pub const CAPABILITIES: &[&str] = &[
@@ -328,7 +338,7 @@ pub fn bundle_config(spec: &BundleSpec) -> Value {
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
                            {"type": "uts"}, {"type": "mount"}],
-            "maskedPaths": MASKED_FILES.iter().copied().chain(["/sys/firmware"]).collect::<Vec<_>>(),
+            "maskedPaths": MASKED_FILES[..3].iter().copied().chain(["/sys/firmware"]).collect::<Vec<_>>(),
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                               "/proc/sysrq-trigger"]
         }

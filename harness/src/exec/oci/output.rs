@@ -155,10 +155,13 @@ pub fn podman_stats(output: &str) -> Option<Stats> {
 /// message where the line break is the two characters `\n`).
 pub fn criu_log_path(output: &str) -> Option<PathBuf> {
     let text = bounded(output);
-    let at = text.find("log file: ")? + "log file: ".len();
+    // runc: `log file: PATH`; crun: `Please check CRIU logfile PATH: <error>`.
+    let at = ["log file: ", "CRIU logfile "]
+        .iter()
+        .find_map(|m| text.find(m).map(|i| i + m.len()))?;
     let path: String = text[at..]
         .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '\\')
+        .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\\' | ':'))
         .take(4096)
         .collect();
     path.starts_with('/').then(|| PathBuf::from(path))
@@ -276,6 +279,10 @@ mod tests {
             "criu failed: type NOTIFY errno 0"
         );
         assert_eq!(criu_log_path("log file: relative.log"), None);
+        assert_eq!(
+            criu_log_path("CRIU checkpointing failed -52.  Please check CRIU logfile /var/lib/c/userdata/dump.log: Invalid exchange").unwrap(),
+            PathBuf::from("/var/lib/c/userdata/dump.log")
+        );
         assert_eq!(first_error("all good\n"), None);
     }
 

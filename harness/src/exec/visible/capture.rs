@@ -53,6 +53,22 @@ fn held_states_alike(side: &mut Side) {
     }
 }
 
+/// Leaves out of `side` (read frozen) what the same tree read running a moment before did not
+/// hold steadily: items that changed between those reads, or that they did not see at all
+/// (an fd opened for a moment). Named `unstable`, as a running side's are.
+pub fn leave_out_unsteady(side: &mut Side, running: &Side) {
+    let unsteady: Vec<_> = side
+        .items
+        .keys()
+        .filter(|k| running.unstable.contains(*k) || !running.items.contains_key(*k))
+        .cloned()
+        .collect();
+    for k in unsteady {
+        side.items.remove(&k);
+        side.unstable.insert(k);
+    }
+}
+
 /// [`running`], to be compared with a side read frozen: task states folded as that side's
 /// are (`alive`).
 pub fn running_against_frozen(root: Pid) -> Result<Side, ReadError> {
@@ -185,6 +201,36 @@ fn natural(who: &str) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An fd the workload held for a moment when frozen, and an item that changed between
+    /// the running reads, are left out of the frozen side; what it held steadily stays.
+    #[test]
+    fn the_frozen_side_keeps_only_what_the_tree_held_steadily() {
+        let item = |k: &str, v: &str| (("pid 1".to_string(), k.to_string()), v.to_string());
+        let mut frozen = Side {
+            items: [
+                item("fds.3.pos", "10"),
+                item("fds.5.flags", "02000001"),
+                item("creds.uid", "0"),
+            ]
+            .into_iter()
+            .collect(),
+            ..Side::default()
+        };
+        let mut running = Side {
+            items: [item("creds.uid", "0")].into_iter().collect(),
+            ..Side::default()
+        };
+        running
+            .unstable
+            .insert(("pid 1".into(), "fds.3.pos".into()));
+        leave_out_unsteady(&mut frozen, &running);
+        assert_eq!(frozen.items.len(), 1);
+        assert!(frozen
+            .items
+            .contains_key(&("pid 1".to_string(), "creds.uid".to_string())));
+        assert_eq!(frozen.unstable.len(), 2);
+    }
 
     #[test]
     fn pids_sort_as_numbers() {

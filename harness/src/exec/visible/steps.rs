@@ -72,11 +72,21 @@ impl Run<'_> {
     /// Freezes the cgroup `cg` (a container's), waits until it is frozen and reads the tree
     /// rooted at `root` as the checkpoint that follows will find it; the cgroup stays frozen
     /// (the caller thaws it). Read running when it cannot be frozen, and said.
+    ///
+    /// The "after" side of such a container can only be read once the runtime resumed it:
+    /// what the workload changes by itself (an fd it opens for a moment) is found first by
+    /// reading the tree running, and left out of the frozen side as unstable.
     pub(crate) fn visible_frozen_in(&mut self, cg: &Path, root: Pid, iteration: u32) {
+        let running = capture::running(root);
         let frozen = freeze::freeze_now(cg).and_then(|()| freeze::wait_frozen(cg));
         match frozen {
             Ok(()) => {
-                let side = capture::frozen(root, FROZEN_BY_HARNESS);
+                let side = capture::frozen(root, FROZEN_BY_HARNESS).map(|mut side| {
+                    if let Ok(r) = &running {
+                        capture::leave_out_unsteady(&mut side, r);
+                    }
+                    side
+                });
                 self.visible_side(Which::Before, side, iteration);
             }
             Err(e) => {
