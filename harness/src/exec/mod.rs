@@ -6,6 +6,7 @@
 //! keeps its own state.
 
 pub mod backend;
+pub mod command_log;
 pub mod context;
 pub mod criu;
 pub mod executor;

@@ -86,6 +86,45 @@ pub(crate) fn describe(members: &[(Pid, Member)]) -> String {
     }
 }
 
+/// The container's tree below `init` as it stands (recorded before a checkpoint), and its
+/// description for the backend's command log.
+pub(crate) fn record(init: Pid) -> (Vec<Member>, String) {
+    let members = members(init);
+    let text = describe(&members);
+    (members.into_iter().map(|(_, m)| m).collect(), text)
+}
+
+/// What a restored container does not hold as checkpointed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TreeError {
+    #[error("the container's process tree is not the one checkpointed: {0}")]
+    Differs(String),
+    #[error(
+        "the workload (pid {app} inside the container) is not back; the container holds: {holds}"
+    )]
+    WorkloadGone { app: i32, holds: String },
+}
+
+/// Whether the tree below `init` is `recorded` again: the description of what is there now,
+/// or the difference.
+pub(crate) fn same_tree(recorded: &[Member], init: Pid) -> Result<String, TreeError> {
+    let (now, text) = record(init);
+    match tree_diff(recorded, &now) {
+        None => Ok(text),
+        Some(diff) => Err(TreeError::Differs(diff)),
+    }
+}
+
+/// The host pid of the workload (pid `app` inside the container) below a restored `init`;
+/// the error names what the container holds instead.
+pub(crate) fn workload_back(init: Pid, app: i32) -> Result<Pid, TreeError> {
+    let members = members(init);
+    host_pid(&members, app).ok_or_else(|| TreeError::WorkloadGone {
+        app,
+        holds: describe(&members),
+    })
+}
+
 /// What differs between the tree before the checkpoint and after the restore.
 pub(crate) fn tree_diff(before: &[Member], after: &[Member]) -> Option<String> {
     let missing: Vec<String> = before

@@ -33,7 +33,7 @@ use crate::exec::lxc::state::Container;
 use crate::exec::lxc::tools::{
     keep_log, log_command, note, record, tool, tool_env, tool_failed, tool_quiet, wait_state,
 };
-use crate::exec::nstree::{describe, host_pid, members, tree_diff, Member};
+use crate::exec::nstree::{self, describe, host_pid, members};
 use crate::exec::visible::freeze;
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
@@ -346,16 +346,9 @@ fn died(run: &mut Run, c: &mut Container, step: StepKind, when: &str) -> StepErr
 
 fn check_tree(run: &mut Run, c: &mut Container, step: StepKind) -> Result<(), StepError> {
     let init = c.init.expect("a running container has an init");
-    let members = members(init);
-    note(run, &format!("after the restore: {}", describe(&members)));
-    let now: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
-    match tree_diff(&c.tree, &now) {
-        None => Ok(()),
-        Some(diff) => Err(StepError::fail(
-            step,
-            format!("the container's process tree is not the one checkpointed: {diff}"),
-        )),
-    }
+    let now = nstree::same_tree(&c.tree, init).map_err(|e| StepError::fail(step, e.to_string()))?;
+    note(run, &format!("after the restore: {now}"));
+    Ok(())
 }
 
 // ---- checkpoint and restore ----
@@ -371,16 +364,13 @@ fn checkpoint(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), St
         ));
     };
     run.progress_at_checkpoint = run.progress().unwrap_or(0);
-    let members = members(init);
+    let (tree, text) = nstree::record(init);
+    let progress = run.progress_at_checkpoint;
     note(
         run,
-        &format!(
-            "before the checkpoint: progress {}; {}",
-            run.progress_at_checkpoint,
-            describe(&members)
-        ),
+        &format!("before the checkpoint: progress {progress}; {text}"),
     );
-    c.tree = members.into_iter().map(|(_, m)| m).collect();
+    c.tree = tree;
     // The modes lxc-checkpoint has (`Mode::lxc_can`): plain, leave-running, one pre-dump.
     let mode = run.sc.mode;
     match (mode.leave_running, mode.pre) {
@@ -554,16 +544,8 @@ fn restore(run: &mut Run, c: &mut Container, iteration: u32) -> Result<(), StepE
     }
     check_address(c, step, &info)?;
     let app = c.app.expect("ready before checkpoint");
-    let members = members(init);
-    let Some(host) = host_pid(&members, app) else {
-        return Err(StepError::fail(
-            step,
-            format!(
-                "the workload (pid {app} inside the container) is not back; the container holds: {}",
-                describe(&members)
-            ),
-        ));
-    };
+    let host =
+        nstree::workload_back(init, app).map_err(|e| StepError::fail(step, e.to_string()))?;
     // The restored processes have new host pids; their pids inside are the old ones.
     note(
         run,

@@ -4,13 +4,13 @@
 
 use super::{config as conf, STATE_WAIT};
 use crate::diagnose::errno;
+use crate::exec::command_log;
 use crate::exec::context::{Run, StepError};
 use crate::exec::lxc::config::Info;
 use crate::exec::lxc::state::Container;
 use crate::model::outcome::{Outcome, StepRecord};
 use crate::model::scenario::StepKind;
 use crtest_vm::command::{Cmd, CommandError, Ran};
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -223,30 +223,16 @@ pub(super) fn record(run: &mut Run, c: &Container, what: &str, since: Instant, o
     });
 }
 
+/// The backend's command log.
+const LOG: &str = "lxc-commands.log";
+
 /// Appends what the harness saw to `lxc-commands.log`.
 pub(super) fn note(run: &Run, text: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.work.join("lxc-commands.log"))
-    {
-        let _ = writeln!(f, "## {text}");
-    }
+    command_log::note(&run.work.join(LOG), text);
 }
 
 /// Appends a command, its status and output to `lxc-commands.log`.
 pub(super) fn log_command(run: &Run, line: &str, status: Option<(i32, u64)>, output: &str) {
-    let path = run.work.join("lxc-commands.log");
-    let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    else {
-        return;
-    };
-    let said = match status {
-        Some((s, ms)) => format!("status {s}, {ms} ms"),
-        None => "started".into(),
-    };
-    let _ = writeln!(f, "$ {line}\n# {said}\n{}", output.trim_end());
+    let said = command_log::status_text(status, "started");
+    command_log::command(&run.work.join(LOG), line, &said, output);
 }

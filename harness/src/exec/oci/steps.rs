@@ -9,7 +9,7 @@ use super::root::{self, OCI_DIR};
 use super::state::Container;
 use super::tools::{failed, log_command, note, quiet, record, tool};
 use crate::exec::context::{Run, StepError};
-use crate::exec::nstree::{describe, host_pid, members, tree_diff, Member};
+use crate::exec::nstree::{self, describe, host_pid, members};
 use crate::exec::visible::{capture, freeze, Which};
 use crate::model::outcome::{CriuMeasure, Outcome};
 use crate::model::scenario::{Backend, StepKind};
@@ -25,7 +25,7 @@ const AS_LEFT: &str = "frozen: criu leaves the container's cgroup as it found it
 /// How long the container may take to reach the state a step expects.
 const STATE_WAIT: Duration = Duration::from_secs(30);
 
-/// The container name of a scenario: `crtest-` and the name with `@` and `=` spelled out.
+/// The container name of a scenario: `crtest-` and its name, `@`, `=` and `+` made `_`.
 pub(super) fn container_name(scenario: &str) -> String {
     let tail: String = scenario
         .chars()
@@ -71,11 +71,10 @@ pub(super) fn start(run: &mut Run, slot: &mut Option<Container>) -> Result<(), S
     let (program, args) = run.command();
     let launcher = run.work.join("oci-launch");
     let script = crate::exec::lxc::config::launcher_script(&run.work, &program, &args);
-    let setup = std::fs::write(&launcher, script).map_err(|e| {
+    std::fs::write(&launcher, script).map_err(|e| {
         StepError::fail(step, format!("cannot write {}: {e}", launcher.display()))
             .with_outcome(Outcome::Error)
-    });
-    setup?;
+    })?;
     let command = vec!["/bin/sh".to_string(), launcher.display().to_string()];
     let binds = root::binds(&run.cfg.bin_dir, &run.work);
     let ran = if backend == Backend::Podman {
@@ -319,16 +318,9 @@ pub(super) fn wait_ready(run: &mut Run, c: &mut Container) -> Result<(), StepErr
 
 fn check_tree(run: &mut Run, c: &mut Container, step: StepKind) -> Result<(), StepError> {
     let init = c.init.expect("a running container has an init");
-    let members = members(init);
-    note(run, &format!("after the restore: {}", describe(&members)));
-    let now: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
-    match tree_diff(&c.tree, &now) {
-        None => Ok(()),
-        Some(diff) => Err(StepError::fail(
-            step,
-            format!("the container's process tree is not the one checkpointed: {diff}"),
-        )),
-    }
+    let now = nstree::same_tree(&c.tree, init).map_err(|e| StepError::fail(step, e.to_string()))?;
+    note(run, &format!("after the restore: {now}"));
+    Ok(())
 }
 
 // ---- checkpoint ----
@@ -376,16 +368,13 @@ pub(super) fn checkpoint(
         ));
     };
     run.progress_at_checkpoint = run.progress().unwrap_or(0);
-    let members = members(init);
+    let (tree, text) = nstree::record(init);
+    let progress = run.progress_at_checkpoint;
     note(
         run,
-        &format!(
-            "before the checkpoint: progress {}; {}",
-            run.progress_at_checkpoint,
-            describe(&members)
-        ),
+        &format!("before the checkpoint: progress {progress}; {text}"),
     );
-    c.tree = members.into_iter().map(|(_, m)| m).collect();
+    c.tree = tree;
     let images = run.work.join(format!("images-{iteration}"));
     run.mkdir(&images)?;
     let mode = run.sc.mode;
@@ -618,16 +607,8 @@ pub(super) fn restore(run: &mut Run, c: &mut Container, iteration: u32) -> Resul
     let after = capture::running_against_frozen(init);
     run.visible_side(Which::After, after, iteration);
     let app = c.app.expect("ready before checkpoint");
-    let members = members(init);
-    let Some(host) = host_pid(&members, app) else {
-        return Err(StepError::fail(
-            step,
-            format!(
-                "the workload (pid {app} inside the container) is not back; the container holds: {}",
-                describe(&members)
-            ),
-        ));
-    };
+    let host =
+        nstree::workload_back(init, app).map_err(|e| StepError::fail(step, e.to_string()))?;
     note(
         run,
         &format!("restored: the workload (pid {app} inside) is host pid {host}"),

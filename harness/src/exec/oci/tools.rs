@@ -5,11 +5,11 @@
 use super::output;
 use super::state::Container;
 use crate::diagnose::errno;
+use crate::exec::command_log;
 use crate::exec::context::{Run, StepError};
 use crate::model::outcome::{Outcome, StepRecord};
 use crate::model::scenario::StepKind;
 use crtest_vm::command::{Cmd, Ran};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -159,26 +159,16 @@ pub(super) fn record(run: &mut Run, c: &Container, what: &str, since: Instant, o
     });
 }
 
+/// The backend's command log.
+const LOG: &str = "oci-commands.log";
+
 /// Appends what the harness saw to `oci-commands.log`.
 pub(super) fn note(run: &Run, text: &str) {
-    append(run, &format!("## {text}"));
+    command_log::note(&run.work.join(LOG), text);
 }
 
 /// Appends a command, its status and output to `oci-commands.log`.
 pub(super) fn log_command(run: &Run, line: &str, status: Option<(i32, u64)>, output: &str) {
-    let said = match status {
-        Some((s, ms)) => format!("status {s}, {ms} ms"),
-        None => "did not start".into(),
-    };
-    append(run, &format!("$ {line}\n# {said}\n{}", output.trim_end()));
-}
-
-fn append(run: &Run, text: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.work.join("oci-commands.log"))
-    {
-        let _ = writeln!(f, "{text}");
-    }
+    let said = command_log::status_text(status, "did not start");
+    command_log::command(&run.work.join(LOG), line, &said, output);
 }

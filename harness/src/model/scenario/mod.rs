@@ -654,6 +654,30 @@ mod tests {
         "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"lxc\"\ncriu-args = [\"--shell-job\"]\n",
         "lxc-checkpoint chooses"
     )]
+    #[case::oci_without_backend(
+        "description = \"d\"\nworkload = \"fileio1\"\n[oci]\nkeep = true\n",
+        "`[oci]` needs"
+    )]
+    #[case::oci_podman_key_with_runc_alone(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"runc\"\n[oci]\nruntime = \"crun\"\n",
+        "oci.runtime"
+    )]
+    #[case::oci_new_name_without_export(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"podman\"\n[oci]\nnew-name = true\n",
+        "go with `export`"
+    )]
+    #[case::oci_unknown_compression(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"podman\"\n[oci]\nexport = \"xz\"\n",
+        "xz"
+    )]
+    #[case::oci_with_criu_args(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"crun\"\ndump-args = [\"--shell-job\"]\n",
+        "the OCI runtime chooses"
+    )]
+    #[case::oci_in_another_variant(
+        "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"podman\"\nuserland-variant = \"vnc\"\n",
+        "runs in the `oci` userland"
+    )]
     #[case::external_with_steps(
         "description = \"d\"\nsteps = [\"start\"]\n[external]\ncommand = [\"true\"]\n",
         "no `steps`"
@@ -717,6 +741,31 @@ mod tests {
                 .lxc,
             None
         );
+    }
+
+    #[test]
+    fn oci_scenarios_run_in_the_oci_variant_in_the_modes_their_tools_have() {
+        let s =
+            parse("description = \"d\"\nworkload = \"fileio1\"\nbackend = \"podman\"\n").unwrap();
+        assert_eq!(s.userland_variant.as_deref(), Some("oci"));
+        let o = s.oci.clone().unwrap();
+        assert_eq!(o.runtime_of(Backend::Podman), OciRuntime::Runc);
+        assert_eq!(o.runtime_of(Backend::Crun), OciRuntime::Crun);
+        assert!(s.in_mode("leave-running".parse().unwrap()).is_some());
+        assert!(s.in_mode("pre-dump".parse().unwrap()).is_some());
+        assert!(s.in_mode("lazy".parse().unwrap()).is_none());
+        let s = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\nbackend = \"podman\"\n[oci]\nruntime = \"crun\"\nexport = \"zstd\"\nnew-name = true\n",
+        )
+        .unwrap();
+        let o = s.oci.unwrap();
+        assert_eq!(o.runtime_of(Backend::Podman), OciRuntime::Crun);
+        assert_eq!(o.export.map(Compression::extension), Some("tar.zst"));
+        assert!(crate::model::migration::unmovable(
+            &parse("description = \"d\"\nworkload = \"fileio1\"\nbackend = \"runc\"\n").unwrap()
+        )
+        .unwrap()
+        .contains("Runc scenario does not move"));
     }
 
     #[test]
