@@ -384,7 +384,14 @@ pub(super) fn checkpoint(
         let _thaw = cg.as_deref().map(freeze::thaw_on_drop);
         read_before(run, cg.as_deref(), init, iteration);
         dump(run, c, iteration, &images, Dump::LeaveRunning)?;
-        let after = capture::frozen(init, AS_LEFT);
+        let still = cg.as_deref().map(freeze::wait_frozen);
+        let after = match still {
+            Some(Ok(())) => capture::frozen(init, AS_LEFT),
+            _ => {
+                run.note_visible("criu did not leave the container frozen".into());
+                capture::running_against_frozen(init)
+            }
+        };
         run.visible_side(Which::After, after, iteration);
         drop(_thaw);
         let s = wait_state(run, c, step, true)?;
