@@ -48,11 +48,36 @@ pub const VARIANTS: &[UserlandVariant] = &[
     },
     UserlandVariant {
         name: "oci",
-        packages: &["podman", "conmon", "runc", "crun", "catatonit"],
+        packages: OCI_PACKAGES,
         why: "OCI runtimes: podman with conmon, runc and crun (crun has CRIU through \
               libcriu from trixie on)",
     },
+    UserlandVariant {
+        name: "oci-vnc",
+        packages: &[
+            "podman",
+            "conmon",
+            "runc",
+            "crun",
+            "catatonit",
+            "tigervnc-standalone-server",
+            "twm",
+            "xterm",
+            "vim-tiny",
+            "x11-xserver-utils",
+            "xfonts-base",
+        ],
+        why: "the VNC desktop in an OCI container: `oci` and `vnc` together",
+    },
 ];
+
+/// The `oci` variant's packages (the `oci-vnc` variant has them too).
+const OCI_PACKAGES: &[&str] = &["podman", "conmon", "runc", "crun", "catatonit"];
+
+/// Whether `variant` is one of the OCI backends' userlands.
+pub fn is_oci(variant: &str) -> bool {
+    variant == "oci" || variant == "oci-vnc"
+}
 
 /// Packages a variant needs that only some suites name so: zdtm's hooks import pycriu, which
 /// bookworm's `criu` package carries and later suites split into `python3-pycriu`.
@@ -61,8 +86,8 @@ pub fn suite_packages(variant: &str, suite: &str) -> Vec<&'static str> {
         ("zdtm", "bookworm" | "bullseye") => vec![],
         ("zdtm", _) => vec!["python3-pycriu"],
         // crun loads libcriu.so.2 when it checkpoints; bookworm's crun has no CRIU.
-        ("oci", "bookworm" | "bullseye") => vec![],
-        ("oci", _) => vec!["libcriu2"],
+        (v, "bookworm" | "bullseye") if is_oci(v) => vec![],
+        (v, _) if is_oci(v) => vec!["libcriu2"],
         _ => vec![],
     }
 }
@@ -96,7 +121,12 @@ mod tests {
         let vnc = packages(Some("vnc"));
         assert!(vnc.starts_with(&base));
         assert!(vnc.contains(&"tigervnc-standalone-server"));
-        assert_eq!(names(), ["vnc", "zdtm", "oci"]);
+        assert_eq!(names(), ["vnc", "zdtm", "oci", "oci-vnc"]);
+        assert!(packages(Some("oci-vnc")).contains(&"tigervnc-standalone-server"));
+        assert!(OCI_PACKAGES
+            .iter()
+            .all(|p| packages(Some("oci-vnc")).contains(p)));
+        assert_eq!(suite_packages("oci-vnc", "sid"), ["libcriu2"]);
         assert!(find("gnome").is_none());
         assert_eq!(suite_packages("zdtm", "trixie"), ["python3-pycriu"]);
         assert!(suite_packages("zdtm", "bookworm").is_empty());

@@ -174,12 +174,17 @@ pub(super) fn cannot_checkpoint(runtime: &str) -> Option<String> {
     why
 }
 
-/// The binds every container gets: the guest's `/usr` read-only, the workload binaries and
-/// the working directory at their guest paths.
-pub(super) fn binds<'a>(bin_dir: &'a Path, work: &'a Path) -> [Bind<'a>; 3] {
+/// The binds every container gets: the guest's `/usr` and `/etc/alternatives` read-only
+/// (Debian's `vi`, `Xvnc`, `x-terminal-emulator` are links through it), the workload
+/// binaries and the working directory at their guest paths.
+pub(super) fn binds<'a>(bin_dir: &'a Path, work: &'a Path) -> [Bind<'a>; 4] {
     [
         Bind {
             path: Path::new("/usr"),
+            read_only: true,
+        },
+        Bind {
+            path: Path::new("/etc/alternatives"),
             read_only: true,
         },
         Bind {

@@ -173,7 +173,7 @@ impl Guests<'_> {
             match variant_image(cell, v, &mut self.images, rec.reporter) {
                 Ok((image, packages)) => {
                     boot.rootfs = image;
-                    if v == "oci" {
+                    if crate::model::variant::is_oci(v) {
                         // The OCI tools' versions, beside criu's in the cell report.
                         rec.cell().userland.oci = packages
                             .iter()

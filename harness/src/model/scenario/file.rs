@@ -281,12 +281,13 @@ fn oci_of(file: &mut ScenarioFile, invalid: &Invalid) -> Result<Option<OciOption
     }
     match file.userland_variant.as_deref() {
         None => file.userland_variant = Some("oci".into()),
-        Some("oci") => {}
+        Some(v) if crate::model::variant::is_oci(v) => {}
         Some(v) => {
             return Err(invalid(
                 "userland-variant",
                 format!(
-                    "an OCI scenario runs in the `oci` userland (podman, runc, crun), not `{v}`"
+                    "an OCI scenario runs in the `oci` userland (podman, runc, crun), or \
+                     `oci-vnc` for a desktop, not `{v}`"
                 ),
             ))
         }
