@@ -103,6 +103,32 @@ pub(crate) enum TreeError {
         "the workload (pid {app} inside the container) is not back; the container holds: {holds}"
     )]
     WorkloadGone { app: i32, holds: String },
+    #[error("cannot find the workload in the container ({}); the container holds: {holds}",
+            .app.map_or("it names no pid".to_string(), |a| format!("no process has pid {a} inside")))]
+    NoWorkload { app: Option<i32>, holds: String },
+}
+
+/// The workload in a running container below `init`: the pid it names inside (`named`), or
+/// else the lowest child of `parent` inside (a program is the init's child, or the init
+/// itself: parent 0); with its host pid and the container described.
+pub(crate) fn find_workload(
+    init: Pid,
+    named: Option<i32>,
+    parent: i32,
+) -> Result<(i32, Pid, String), TreeError> {
+    let members = members(init);
+    let app = named.or_else(|| {
+        members
+            .iter()
+            .filter(|(_, m)| m.ppid == parent)
+            .map(|(_, m)| m.pid)
+            .min()
+    });
+    let holds = describe(&members);
+    match app.and_then(|a| host_pid(&members, a).map(|h| (a, h))) {
+        Some((a, h)) => Ok((a, h, holds)),
+        None => Err(TreeError::NoWorkload { app, holds }),
+    }
 }
 
 /// Whether the tree below `init` is `recorded` again: the description of what is there now,

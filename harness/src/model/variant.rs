@@ -54,20 +54,8 @@ pub const VARIANTS: &[UserlandVariant] = &[
     },
     UserlandVariant {
         name: "oci-vnc",
-        packages: &[
-            "podman",
-            "conmon",
-            "runc",
-            "crun",
-            "catatonit",
-            "tigervnc-standalone-server",
-            "twm",
-            "xterm",
-            "vim-tiny",
-            "x11-xserver-utils",
-            "xfonts-base",
-        ],
-        why: "the VNC desktop in an OCI container: `oci` and `vnc` together",
+        packages: &[],
+        why: "the VNC desktop in an OCI container: `oci` and `vnc` together (see [`packages`])",
     },
 ];
 
@@ -104,7 +92,13 @@ pub fn names() -> Vec<&'static str> {
 pub fn packages(variant: Option<&str>) -> Vec<&'static str> {
     let mut p = crtest_vm::userland::DEFAULT_PACKAGES.to_vec();
     p.extend_from_slice(LXC_PACKAGES);
-    if let Some(v) = variant.and_then(find) {
+    // A variant made of others has their packages.
+    let parts: &[&str] = match variant {
+        Some("oci-vnc") => &["oci", "vnc"],
+        Some(v) => &[v][..],
+        None => &[],
+    };
+    for v in parts.iter().filter_map(|v| find(v)) {
         p.extend_from_slice(v.packages);
     }
     p

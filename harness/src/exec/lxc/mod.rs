@@ -33,7 +33,7 @@ use crate::exec::lxc::state::Container;
 use crate::exec::lxc::tools::{
     keep_log, log_command, note, record, tool, tool_env, tool_failed, tool_quiet, wait_state,
 };
-use crate::exec::nstree::{self, describe, host_pid, members};
+use crate::exec::nstree;
 use crate::exec::visible::freeze;
 use crate::exec::visible::moment::{Moment, Reads};
 use crate::exec::visible::Which;
@@ -283,36 +283,15 @@ fn wait_ready(run: &mut Run, c: &mut Container) -> Result<(), StepError> {
     }
     wait_state(run, c, StepKind::WaitReady, "RUNNING")?;
     let init = c.init.expect("a running container has an init");
-    let members = members(init);
     // The workload names its pid as it sees it: inside the container.
     // A target that names no root (a program) is the init's child.
-    let app = run.target.named_root(run).or_else(|| {
-        members
-            .iter()
-            .filter(|(_, m)| m.ppid == 1)
-            .map(|(_, m)| m.pid)
-            .min()
-    });
-    let Some(app) = app else {
-        return Err(StepError::fail(
-            StepKind::WaitReady,
-            "cannot tell the workload's pid inside the container",
-        ));
-    };
-    let Some(host) = host_pid(&members, app) else {
-        return Err(StepError::fail(
-            StepKind::WaitReady,
-            format!(
-                "no process of the container has pid {app} inside it: {}",
-                describe(&members)
-            ),
-        ));
-    };
+    let named = run.target.named_root(run);
+    let (app, host, holds) = nstree::find_workload(init, named, 1)
+        .map_err(|e| StepError::fail(StepKind::WaitReady, e.to_string()))?;
     note(
         run,
         &format!(
-            "workload: pid {app} inside the container is host pid {host}; the container: {}",
-            describe(&members)
+            "workload: pid {app} inside the container is host pid {host}; the container: {holds}"
         ),
     );
     c.app = Some(app);

@@ -9,7 +9,7 @@ use super::root::{self, OCI_DIR};
 use super::state::Container;
 use super::tools::{failed, log_command, note, quiet, record, tool};
 use crate::exec::context::{Run, StepError};
-use crate::exec::nstree::{self, describe, host_pid, members};
+use crate::exec::nstree;
 use crate::exec::visible::{capture, freeze, Which};
 use crate::model::outcome::{CriuMeasure, Outcome};
 use crate::model::scenario::{Backend, StepKind};
@@ -283,32 +283,16 @@ pub(super) fn wait_ready(run: &mut Run, c: &mut Container) -> Result<(), StepErr
     let state = wait_state(run, c, step, true)?;
     let init = Pid::from_raw(state.pid);
     c.init = Some(init);
-    let members = members(init);
     // The workload names its pid as it sees it: inside the container. A target that names
     // no root (a program) is the container's init, or its child under `--init`.
-    let app = run.target.named_root(run).or_else(|| {
-        let want_parent = if c.opts.init { 1 } else { 0 };
-        members
-            .iter()
-            .filter(|(_, m)| m.ppid == want_parent)
-            .map(|(_, m)| m.pid)
-            .min()
-    });
-    let found = app.and_then(|a| host_pid(&members, a).map(|h| (a, h)));
-    let Some((app, host)) = found else {
-        return Err(StepError::fail(
-            step,
-            format!(
-                "cannot find the workload in the container (pid {app:?} inside); the container holds: {}",
-                describe(&members)
-            ),
-        ));
-    };
+    let named = run.target.named_root(run);
+    let parent = if c.opts.init { 1 } else { 0 };
+    let (app, host, holds) = nstree::find_workload(init, named, parent)
+        .map_err(|e| StepError::fail(step, e.to_string()))?;
     note(
         run,
         &format!(
-            "workload: pid {app} inside the container is host pid {host}; the container: {}",
-            describe(&members)
+            "workload: pid {app} inside the container is host pid {host}; the container: {holds}"
         ),
     );
     c.app = Some(app);
