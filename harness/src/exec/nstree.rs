@@ -86,6 +86,30 @@ pub(crate) fn describe(members: &[(Pid, Member)]) -> String {
     }
 }
 
+/// Before a container's checkpoint: its init (a step error when it runs none), the
+/// workload's progress kept in `run`, the tree recorded, and what was seen for the
+/// backend's command log.
+pub(crate) fn before_checkpoint(
+    run: &mut crate::exec::context::Run,
+    init: Option<Pid>,
+) -> Result<(Pid, Vec<Member>, String), crate::exec::context::StepError> {
+    use crate::model::scenario::StepKind;
+    let Some(init) = init else {
+        return Err(crate::exec::context::StepError::fail(
+            StepKind::Checkpoint,
+            "the container does not run: nothing to checkpoint",
+        ));
+    };
+    run.progress_at_checkpoint = run.progress().unwrap_or(0);
+    let (tree, text) = record(init);
+    let progress = run.progress_at_checkpoint;
+    Ok((
+        init,
+        tree,
+        format!("before the checkpoint: progress {progress}; {text}"),
+    ))
+}
+
 /// The container's tree below `init` as it stands (recorded before a checkpoint), and its
 /// description for the backend's command log.
 pub(crate) fn record(init: Pid) -> (Vec<Member>, String) {

@@ -345,19 +345,8 @@ pub(super) fn checkpoint(
     iteration: u32,
 ) -> Result<(), StepError> {
     let step = StepKind::Checkpoint;
-    let Some(init) = c.init else {
-        return Err(StepError::fail(
-            step,
-            "the container does not run: nothing to checkpoint",
-        ));
-    };
-    run.progress_at_checkpoint = run.progress().unwrap_or(0);
-    let (tree, text) = nstree::record(init);
-    let progress = run.progress_at_checkpoint;
-    note(
-        run,
-        &format!("before the checkpoint: progress {progress}; {text}"),
-    );
+    let (init, tree, seen) = nstree::before_checkpoint(run, c.init)?;
+    note(run, &seen);
     c.tree = tree;
     let images = run.work.join(format!("images-{iteration}"));
     run.mkdir(&images)?;
