@@ -232,3 +232,52 @@ fn zdtm_tests_are_not_run_on_the_host() {
     check(&out, 2, "--zdtm");
     check(&out, 2, "cannot be used with");
 }
+
+#[test]
+fn bisect_needs_a_tree_with_history_and_revisions_in_it() {
+    let results = tempfile::tempdir().unwrap();
+    let res = results.path().to_str().unwrap();
+    let base = ["--scenario", "counterloop", "--results", res];
+    let out = crtest(&[&["bisect", "--good", "a", "--bad", "b"], &base[..]].concat());
+    check(&out, 2, "bisect needs the tree to bisect: --criu TREE");
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path().to_str().unwrap();
+    let bisect = |good: &str, bad: &str, more: &[&str]| {
+        crtest(&[&["bisect", "--criu", t, "--good", good, "--bad", bad], more].concat())
+    };
+    check(&bisect("a", "b", &base), 2, "not a git checkout");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(tree.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(tree.path().join("f"), "x").unwrap();
+    git(&["add", "f"]);
+    git(&["commit", "-q", "-m", "one"]);
+    check(
+        &bisect("HEAD", "v9.9", &base),
+        2,
+        "`v9.9` is not a commit of this tree",
+    );
+    check(
+        &bisect(
+            "HEAD",
+            "HEAD",
+            &["--scenario", "no-such-scenario", "--results", res],
+        ),
+        2,
+        "unknown scenario `no-such-scenario`",
+    );
+    assert_eq!(
+        std::fs::read_dir(results.path()).unwrap().count(),
+        0,
+        "nothing is written for bad input"
+    );
+}

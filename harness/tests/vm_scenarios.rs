@@ -236,6 +236,7 @@ const FAULTS: &[(&str, Fault)] = &[
     ("repeat_rounds", repeat_rounds),
     ("criu_from_tree", criu_from_tree),
     ("criu_tree_broken", criu_tree_broken),
+    ("criu_bisect", criu_bisect),
     ("zdtm_fixture", zdtm_fixture),
     ("zdtm_ci_profile", zdtm_ci_profile),
     ("saved_vm", saved_vm),
@@ -752,6 +753,127 @@ fn criu_tree_broken(_cell: vm_run::Cell) -> Result<(), String> {
         return Err(format!(
             "want error naming the criu that does not start: {code:?} {s:?}\n{stderr}"
         ));
+    }
+    Ok(())
+}
+
+/// `git -C dir ARGS` for the bisect trial's history.
+fn git_in(dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=crtest",
+            "-c",
+            "user.email=crtest@example.org",
+        ])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `crtest bisect --criu TREE`: a history of the fixture tree in which one commit breaks
+/// the build (mended by the next) and a later one every restore: the endpoints say
+/// regression, the broken build is skipped, the culprit is named on stdout and confirmed,
+/// bisect.json holds every step and the failure at the culprit, the tree is left as it was.
+fn criu_bisect(_cell: vm_run::Cell) -> Result<(), String> {
+    let tree = fixture_tree(|_| Ok(()))?;
+    let t = tree.path();
+    git_in(t, &["init", "-q"])?;
+    let mut shas = Vec::new();
+    let mut commit = |msg: &str| -> Result<(), String> {
+        git_in(t, &["add", "-A"])?;
+        git_in(t, &["commit", "-q", "-m", msg])?;
+        shas.push(git_in(t, &["rev-parse", "HEAD"])?);
+        Ok(())
+    };
+    commit("fixture: version 9.8.7")?;
+    let note = |text: &str| std::fs::write(t.join("NOTES"), text).map_err(|e| e.to_string());
+    note("a note\n")?;
+    commit("docs: a note")?;
+    note("two notes\n")?;
+    commit("docs: another note")?;
+    // git bisect's first pick in this history of 7: the build that fails.
+    let c = t.join("criu/crtools.c");
+    let good_c = std::fs::read_to_string(&c).map_err(|e| e.to_string())?;
+    std::fs::write(&c, format!("{good_c}\nthis is not C\n")).map_err(|e| e.to_string())?;
+    commit("criu: a syntax error")?;
+    std::fs::write(&c, &good_c).map_err(|e| e.to_string())?;
+    commit("criu: the syntax error mended")?;
+    std::fs::write(t.join("criu/norestore"), "").map_err(|e| e.to_string())?;
+    commit("criu: restore refused")?;
+    note("three notes\n")?;
+    commit("docs: a third note")?;
+    let results = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(["bisect", "--criu", t.to_str().ok_or("path")?])
+        .args(["--good", &shas[0], "--bad", &shas[6]])
+        .args(["--scenario", "counterloop", "--confirm", "1", "--results"])
+        .arg(results.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let want = format!("first bad commit: {} criu: restore refused", shas[5]);
+    if out.status.code() != Some(0) || stdout.trim() != want {
+        return Err(format!(
+            "want exit 0 and `{want}`: {:?}\n{stdout}\n{stderr}",
+            out.status.code()
+        ));
+    }
+    let dir = std::fs::read_dir(results.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("bisect.json").is_file())
+        .ok_or("no bisect.json")?;
+    let text = std::fs::read_to_string(dir.join("bisect.json")).map_err(|e| e.to_string())?;
+    let r: crtest::host::bisect::record::BisectRecord =
+        serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let skipped = r
+        .steps
+        .iter()
+        .find(|s| s.commit == shas[3])
+        .map(|s| (s.build.ok, s.mark.clone()));
+    if r.direction != Some(crtest::host::bisect::judge::Direction::Regression)
+        || r.commits != 6
+        || skipped != Some((false, Some("skip".to_string())))
+        || !r.confirmation.as_ref().is_some_and(|c| c.confirmed)
+        || r.steps.iter().any(|s| {
+            s.runs
+                .iter()
+                .any(|run| !dir.join(&run.dir).join("run.json").is_file())
+        })
+    {
+        return Err(format!("bisect.json is not as the history says:\n{text}"));
+    }
+    let f = r.failure.as_ref().ok_or("no failure in bisect.json")?;
+    if f.commit != shas[5] || f.scenario != "counterloop" || f.failure.step != "restore" {
+        return Err(format!(
+            "the failure should be the culprit's restore: {f:?}"
+        ));
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).map_err(|e| e.to_string())?;
+    if !summary.contains(&want) || !summary.contains("git bisect start") {
+        return Err(format!(
+            "summary.md lacks the verdict or the git log:\n{summary}"
+        ));
+    }
+    if git_in(t, &["rev-parse", "HEAD"])? != shas[6]
+        || !git_in(t, &["status", "--porcelain"])?.is_empty()
+    {
+        return Err("the user's tree was changed".into());
     }
     Ok(())
 }

@@ -182,7 +182,9 @@ impl Cache {
     }
 }
 
-fn lock(path: &Path) -> Result<Flock<File>, CacheError> {
+/// An exclusive `flock` on `path` (made when missing), held until the returned guard drops;
+/// waits for another holder.
+pub fn lock(path: &Path) -> Result<Flock<File>, CacheError> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)

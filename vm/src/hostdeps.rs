@@ -54,6 +54,19 @@ pub const DEFAULT_TOOLS: &[HostTool] = &[
     },
 ];
 
+/// What `crtest bisect --kernel-tree` needs besides [`KERNEL_BUILD_TOOLS`]: git for the
+/// bisection, ccache so that a step going back to a revision compiles nothing twice.
+pub const BISECT_TOOLS: &[HostTool] = &[
+    HostTool {
+        command: "git",
+        package: "git",
+    },
+    HostTool {
+        command: "ccache",
+        package: "ccache",
+    },
+];
+
 /// What `crtest kernel build` needs besides [`DEFAULT_TOOLS`]: a compiler toolchain and the
 /// kernel's build dependencies. Headers are named by their path.
 pub const KERNEL_BUILD_TOOLS: &[HostTool] = &[

@@ -45,6 +45,10 @@ pub enum Command {
     /// --userland, --criu, --cpu), restored and verified in a target guest (--to-kernel, ...),
     /// the two joined by a private link.
     Migrate(MigrateArgs),
+    /// From a cell that fails (or passes since) to the commit: bisect a CRIU tree
+    /// (`--criu TREE`) or a kernel tree (`--kernel-tree TREE`) between --good and --bad,
+    /// each step built, run and judged; writes bisect.json and summary.md.
+    Bisect(BisectArgs),
     /// What changed between two runs: regressions (exit 1), fixes, new skips, timing.
     Compare(CompareArgs),
     /// Runs in other formats: `--kcidb DIR` writes a KernelCI KCIDB document.
@@ -339,6 +343,54 @@ impl CkptinfoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// Bisect this kernel tree (a git checkout): each step's kernel built as `kernel build`
+    /// builds one, in one work directory kept across steps, through ccache. Without it,
+    /// --criu names the CRIU tree (a git checkout) to bisect.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["kernel", "modules", "config"])]
+    pub kernel_tree: Option<PathBuf>,
+    /// A revision on one side of the change (a tag, a commit, a branch of the tree).
+    #[arg(long, value_name = "REV")]
+    pub good: String,
+    /// The revision on the other side. Which one is older is read from the history; which
+    /// way the change goes (a regression, or a fix) from the endpoints' runs.
+    #[arg(long, value_name = "REV")]
+    pub bad: String,
+    /// Only this failure counts as failing: a failure class (`version-mismatch`) or a text
+    /// of the failure (its message, first error line, errno); another failure at a step
+    /// judges nothing.
+    #[arg(long = "match", value_name = "CLASS|TEXT")]
+    pub hunted: Option<String>,
+    /// Runs of the scenarios per step, each in a fresh guest: a step fails when at least
+    /// max(2, N/6) runs failed (all of them below 2 runs), passes when none failed and at
+    /// least half passed, and is skipped otherwise.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub runs: u32,
+    /// Runs of the culprit and of its parent afterwards, to confirm it (0: none).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub confirm: u32,
+    /// With --kernel-tree: start from this .config instead of `make defconfig`.
+    #[arg(long, value_name = "FILE", requires = "kernel_tree")]
+    pub base_config: Option<PathBuf>,
+    /// With --kernel-tree: parallel make jobs (default: the number of cores).
+    #[arg(short = 'j', long, requires = "kernel_tree")]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// The scenarios judged at each step (comma-separated names).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub scenario: Vec<String>,
+    /// Where the bisection's directory (`bisect-<id>/`) goes.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    #[command(flatten)]
+    pub cell: CellFlags,
+    /// Show every step of every scenario and the QEMU command line.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// Add the scenario files of this directory to the catalog (repeatable).
     #[arg(long = "scenarios", value_name = "DIR")]
@@ -589,6 +641,8 @@ impl BuildArgs {
             config_only: self.config_only,
             allow_missing: self.allow_missing,
             jobs: self.jobs,
+            work: None,
+            ccache: false,
         }
     }
 }

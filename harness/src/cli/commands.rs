@@ -71,8 +71,13 @@ pub fn list_line(s: &Scenario) -> String {
     }
     if s.expect.outcome == scenario::ExpectedOutcome::Fail {
         line.push_str(&format!(
-            " expect fail({})",
-            s.expect.class.as_deref().unwrap_or("any")
+            " expect fail({}{})",
+            s.expect.class.as_deref().unwrap_or("any"),
+            s.expect
+                .criu
+                .as_deref()
+                .map(|c| format!(", criu {c}"))
+                .unwrap_or_default()
         ));
     }
     line.push_str(&format!("  {}", s.description));

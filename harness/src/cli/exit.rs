@@ -124,6 +124,7 @@ macro_rules! from_errors {
 }
 
 from_errors!(judged:
+    crate::host::bisect::driver::BisectError,
     crate::host::vm_run::PrepareError,
     crate::host::host_run::HostError,
     crate::host::kernel_build::BuildError,

@@ -1,13 +1,14 @@
 //! The `crtest` command line, the only room that knows clap and exit codes: `args` (every
 //! option and the library options it becomes), `commands` (what runs guests: run, list,
 //! doctor, repro, bench, setup), `tools` (what reads and writes results: ckptinfo, compare,
-//! merge, export, matrix, kernel), `migrate` (one pair of cells), `pipeline` (prepare -> run directory -> run -> finish),
+//! merge, export, matrix, kernel), `migrate` (one pair of cells), `bisect` (a tree to its commit), `pipeline` (prepare -> run directory -> run -> finish),
 //! `exit` (the one mapping to exit codes).
 //!
 //! Exit codes: 0 all good, 1 a scenario failed, 2 bad usage or bad input, 3 infrastructure
 //! could not run, 128+N stopped by signal N.
 
 pub mod args;
+pub mod bisect;
 pub mod commands;
 pub mod exit;
 pub mod migrate;
@@ -38,6 +39,7 @@ pub fn main() -> i32 {
         Command::Merge(args) => tools::merge(&args),
         Command::Export(args) => tools::export(&args),
         Command::Kernel(args) => tools::kernel(&args),
+        Command::Bisect(args) => bisect::bisect(&args),
     };
     if let Err(e) = &result {
         eprintln!("crtest: {e}");

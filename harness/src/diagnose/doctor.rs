@@ -141,6 +141,9 @@ pub struct RuleHit {
     pub symptom: String,
     pub cause: String,
     pub fix: String,
+    /// The commit that made or mended the incompatibility, as `crtest bisect` named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The facts that made the rule apply.
     pub evidence: Vec<String>,
 }
@@ -165,6 +168,8 @@ struct Rule {
     symptom: String,
     cause: String,
     fix: String,
+    /// `SHA subject (first release; how it was found)`: the commit a bisection named.
+    commit: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +340,7 @@ fn analyze_with(e: &Evidence, rules: &[Rule]) -> DoctorReport {
                 symptom: r.symptom.clone(),
                 cause: r.cause.clone(),
                 fix: r.fix.clone(),
+                commit: r.commit.clone(),
                 evidence,
             });
         }
@@ -451,6 +457,9 @@ pub fn render(r: &DoctorReport) -> String {
         let _ = writeln!(o, "    symptom:  {}", h.symptom);
         let _ = writeln!(o, "    cause:    {}", h.cause);
         let _ = writeln!(o, "    fix:      {}", h.fix);
+        if let Some(c) = &h.commit {
+            let _ = writeln!(o, "    commit:   {c}");
+        }
         let _ = writeln!(o, "    evidence: {}", h.evidence.join(", "));
     }
     let _ = writeln!(
@@ -611,6 +620,15 @@ mod tests {
         };
         assert_eq!(applying("7.2.13+deb14-amd64", "4.1.1"), RULES);
         assert!(applying("7.2.13+deb14-amd64", "4.2.1").is_empty());
+        // The commit a bisection found is shown with the rule.
+        let r = analyze(&evidence("7.2.13+deb14-amd64", "4.1.1", true));
+        let hit = r.rules.iter().find(|h| h.id == RULES[0]).unwrap();
+        assert!(hit
+            .commit
+            .as_deref()
+            .is_some_and(|c| c.starts_with("4b73985955ec")));
+        assert!(render(&r)
+            .contains("    commit:   4b73985955ecc01604d8ed1247605a5875042e4c criu/sockets"));
         // Before 6.16 neither applies.
         assert!(applying("6.12.118+deb13-amd64", "4.1.1").is_empty());
     }

@@ -43,6 +43,12 @@ pub struct BuildOptions {
     pub allow_missing: bool,
     /// Parallel make jobs (default: the number of cores).
     pub jobs: Option<usize>,
+    /// Build in this directory (`O=`), kept from one revision of the tree to the next, so
+    /// that a bisect's step rebuilds only what changed (default: one per source revision).
+    pub work: Option<PathBuf>,
+    /// Compile through `ccache` when the host has it (a bisect going back to a revision it
+    /// built already compiles nothing).
+    pub ccache: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -552,10 +558,12 @@ pub fn build(args: &BuildOptions) -> Result<PathBuf, BuildError> {
         return Ok(hit);
     }
 
-    let work = cache.root().join("kernel-build-work").join(key_of(&[
-        src.as_os_str().as_encoded_bytes(),
-        revision.as_bytes(),
-    ]));
+    let work = args.work.clone().unwrap_or_else(|| {
+        cache.root().join("kernel-build-work").join(key_of(&[
+            src.as_os_str().as_encoded_bytes(),
+            revision.as_bytes(),
+        ]))
+    });
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
     let log = work.join("build.log");
     let jobs = args
@@ -599,11 +607,11 @@ pub fn build(args: &BuildOptions) -> Result<PathBuf, BuildError> {
 
     let t = Instant::now();
     let jobs_s = jobs.to_string();
-    run_logged(
-        &make_argv(&src, &work, Some(jobs), &["bzImage", "modules"]),
-        &log,
-        &format!("bzImage modules (-j{jobs_s})"),
-    )?;
+    let mut argv = make_argv(&src, &work, Some(jobs), &["bzImage", "modules"]);
+    if args.ccache && crtest_vm::hostdeps::present("ccache") {
+        argv.push("CC=ccache gcc".into());
+    }
+    run_logged(&argv, &log, &format!("bzImage modules (-j{jobs_s})"))?;
     stage(&mut stages, "compile", t);
     let release = kernel_release(&src, &work).unwrap_or_else(|| version.clone());
     let t = Instant::now();

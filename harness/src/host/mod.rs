@@ -2,6 +2,7 @@
 //! guests, the matrix, bench, kernel builds, `run --host`, and signals that stop a run.
 
 pub mod bench;
+pub mod bisect;
 pub mod catalog;
 pub mod cell_choice;
 pub mod guest_build;

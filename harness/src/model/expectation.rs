@@ -86,6 +86,8 @@ mod tests {
             reason: Some("pid taken".into()),
             variants: None,
             visible_state_ignore: vec![],
+            criu: None,
+            fixed_by: None,
         }
     }
 

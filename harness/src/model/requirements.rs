@@ -56,8 +56,9 @@ pub fn unmet_on_cell(req: &Requires, facts: &Facts) -> Option<String> {
     None
 }
 
-/// Splits scenarios into those to run and `skip` results for those whose requirements
-/// the cell does not meet.
+/// Splits scenarios into those to run (each with its expectation for the cell's criu, see
+/// [`Expect::for_criu`](crate::model::scenario::Expect::for_criu)) and `skip` results for
+/// those whose requirements the cell does not meet.
 pub fn partition(
     scenarios: &[crate::model::scenario::Scenario],
     facts: &Facts,
@@ -69,7 +70,10 @@ pub fn partition(
     let mut skipped = Vec::new();
     for sc in scenarios {
         match unmet_on_cell(&sc.requires, facts) {
-            None => run.push(sc.clone()),
+            None => run.push(crate::model::scenario::Scenario {
+                expect: sc.expect.for_criu(facts.criu.as_deref()),
+                ..sc.clone()
+            }),
             Some(why) => {
                 let mut r = crate::model::outcome::ScenarioResult::without_steps(
                     &sc.name,

@@ -323,6 +323,22 @@ fn check_limits(file: &ScenarioFile, invalid: &Invalid) -> Result<(), ScenarioEr
     if file.timeout_s == 0 || file.step_timeout_s == 0 {
         return Err(invalid("timeout-s", "timeouts must be at least 1 s".into()));
     }
+    if let Some(range) = &file.expect.criu {
+        crate::diagnose::version::parse_range(range)
+            .map_err(|e| invalid("expect.criu", e.to_string()))?;
+        if file.expect.outcome != ExpectedOutcome::Fail {
+            return Err(invalid(
+                "expect.criu",
+                "bounds an expected failure: give it with `outcome = \"fail\"`".into(),
+            ));
+        }
+    }
+    if file.expect.fixed_by.is_some() && file.expect.criu.is_none() {
+        return Err(invalid(
+            "expect.fixed-by",
+            "names the commit that bounds `criu`: give `criu` too".into(),
+        ));
+    }
     for ig in &file.expect.visible_state_ignore {
         ig.validate()
             .map_err(|e| invalid("expect.visible-state-ignore", e.to_string()))?;

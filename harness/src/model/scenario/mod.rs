@@ -158,6 +158,14 @@ pub struct Expect {
     /// each with its reason: `[{ item = "fds.pos", reason = "..." }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visible_state_ignore: Vec<crate::model::visible::Ignore>,
+    /// The criu versions an expected failure holds for, a range as the compatibility rules
+    /// write them (`<3.19`); a cell with another criu expects a pass. Default: every criu.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu: Option<String>,
+    /// The criu commit that mended the failure (`SHA subject (release; how it was found)`),
+    /// as `crtest bisect` named it: evidence for `criu`'s bound, shown with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<String>,
 }
 
 impl Expect {
@@ -168,6 +176,18 @@ impl Expect {
         match &self.variants {
             None => true,
             Some(vs) => vs.contains(mode) || (vs.contains(&Mode::PLAIN) && mode.restores()),
+        }
+    }
+
+    /// The expectation on a cell whose criu is `version`: an expected failure bounded by
+    /// `criu` becomes an expected pass (with the same relaxations) outside that range; an
+    /// unknown version keeps it.
+    pub fn for_criu(&self, version: Option<&str>) -> Expect {
+        match (&self.criu, version) {
+            (Some(range), Some(v)) if !crate::diagnose::version::in_range(v, range) => {
+                self.relaxations_only()
+            }
+            _ => self.clone(),
         }
     }
 
@@ -522,6 +542,24 @@ mod tests {
         );
     }
 
+    /// An expected failure bounded by criu's version holds below the bound (packages'
+    /// Debian versions included) and is an expected pass above it, its relaxations kept.
+    #[test]
+    fn expectations_bounded_by_the_criu_that_mended_them() {
+        let s = parse(
+            "description = \"d\"\nworkload = \"fileio1\"\n[expect]\noutcome = \"fail\"\nclass = \"workload-state\"\ncriu = \"<3.19\"\nfixed-by = \"a605cc9f3 prctl: Migrate prctl(NO_NEW_PRIVS) setting.\"\nvisible-state-ignore = [{ item = \"fds.pos\", reason = \"r\" }]\n",
+        )
+        .unwrap();
+        for old in ["3.17.1-2+deb12u2", "3.18"] {
+            assert_eq!(s.expect.for_criu(Some(old)), s.expect, "{old}");
+        }
+        assert_eq!(s.expect.for_criu(None), s.expect);
+        let newer = s.expect.for_criu(Some("4.1.1-1"));
+        assert_eq!(newer.outcome, ExpectedOutcome::Pass);
+        assert_eq!(newer.visible_state_ignore, s.expect.visible_state_ignore);
+        assert!(newer.criu.is_none() && newer.class.is_none());
+    }
+
     #[test]
     fn a_users_program() {
         let t = tempfile::tempdir().unwrap();
@@ -707,6 +745,18 @@ mod tests {
     #[case::unknown_step(
         "description = \"d\"\nworkload = \"fileio1\"\nsteps = [\"start\", \"dance\"]\n",
         "dance"
+    )]
+    #[case::bad_criu_bound(
+        "description = \"d\"\nworkload = \"fileio1\"\n[expect]\noutcome = \"fail\"\ncriu = \"3.19\"\n",
+        "expect.criu"
+    )]
+    #[case::criu_bound_on_a_pass(
+        "description = \"d\"\nworkload = \"fileio1\"\n[expect]\ncriu = \"<3.19\"\n",
+        "bounds an expected failure"
+    )]
+    #[case::fixed_by_alone(
+        "description = \"d\"\nworkload = \"fileio1\"\n[expect]\noutcome = \"fail\"\nfixed-by = \"a605cc9f3\"\n",
+        "give `criu` too"
     )]
     fn bad_files_name_the_file_and_the_problem(#[case] text: &str, #[case] needle: &str) {
         let err = parse(text).unwrap_err().to_string();
