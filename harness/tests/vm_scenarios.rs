@@ -621,6 +621,14 @@ fn crtest_in(args: &[&str], results: &std::path::Path) -> Result<(Option<i32>, S
     ))
 }
 
+/// Held by the trials that build criu from trees: `criu_from_tree` tells a cache hit by the
+/// cache's builds not changing, which another trial building at the same time would break.
+static CRIU_BUILDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn criu_builds_lock() -> std::sync::MutexGuard<'static, ()> {
+    CRIU_BUILDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The builds in the cache, each with its modification time (a cache hit changes none).
 fn criu_builds() -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
     let Ok(cache) = crtest_vm::Cache::from_env() else {
@@ -642,6 +650,7 @@ fn criu_builds() -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
 /// its version and source, the guest's `criu --version` is the tree's, and a second run is a
 /// cache hit.
 fn criu_from_tree(_cell: vm_run::Cell) -> Result<(), String> {
+    let _builds = criu_builds_lock();
     let tree = fixture_tree(|_| Ok(()))?;
     let results = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = tree.path().to_str().ok_or("path")?;
@@ -706,6 +715,7 @@ fn criu_from_tree(_cell: vm_run::Cell) -> Result<(), String> {
 /// A tree whose build fails is exit 3 with the compiler's first error and the log's path; a
 /// built criu that does not start makes every scenario `error` with its output.
 fn criu_tree_broken(_cell: vm_run::Cell) -> Result<(), String> {
+    let _builds = criu_builds_lock();
     let results = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bad = fixture_tree(|d| {
         let c = d.join("criu/crtools.c");
@@ -785,6 +795,7 @@ fn git_in(dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
 /// regression, the broken build is skipped, the culprit is named on stdout and confirmed,
 /// bisect.json holds every step and the failure at the culprit, the tree is left as it was.
 fn criu_bisect(_cell: vm_run::Cell) -> Result<(), String> {
+    let _builds = criu_builds_lock();
     let tree = fixture_tree(|_| Ok(()))?;
     let t = tree.path();
     git_in(t, &["init", "-q"])?;

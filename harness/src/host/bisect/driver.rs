@@ -133,27 +133,64 @@ struct Bisection<'a> {
     reporter: &'a mut dyn Reporter,
 }
 
-/// The cache kinds whose entries a step makes for its revision alone (the userland image
-/// with that criu, the initramfs of that kernel): hundreds of MiB each that no later step
-/// uses, removed when the step is done. Builds (criu's, the kernel's) stay: they are small
-/// and make a second bisection of the range, and the confirmation, cache hits.
-const STEP_LITTER: &[&str] = &["userland-criu", "initramfs", "vmstate"];
+/// What a step's cell made in the cache for its revision alone: the userland image (and
+/// variant images) with that criu written in, the initramfs of that kernel: hundreds of MiB
+/// each that no later step uses, removed when the step is done. Builds (criu's, the
+/// kernel's) stay: they are small, and make the confirmation and a second bisection of the
+/// range cache hits. Only entries that appeared during the step and are the step's own go:
+/// an image whose `debugfs.cmds` writes this step's criu binary, this cell's initramfs.
+#[derive(Debug, Default)]
+struct Litter {
+    before: std::collections::HashSet<PathBuf>,
+    criu: Option<String>,
+    initrd_dir: Option<PathBuf>,
+}
 
-/// The entries of [`STEP_LITTER`] present before a step.
-fn litter_before(cache: &Cache) -> std::collections::HashSet<PathBuf> {
-    STEP_LITTER
+const LITTER_KINDS: &[&str] = &["userland-criu", "initramfs"];
+
+fn entries(cache: &Cache) -> std::collections::HashSet<PathBuf> {
+    LITTER_KINDS
         .iter()
         .filter_map(|k| std::fs::read_dir(cache.root().join(k)).ok())
         .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .filter(|p| p.is_dir())
         .collect()
 }
 
-/// Removes the entries (and their lock files) that appeared since `before`.
-fn sweep_litter(cache: &Cache, before: &std::collections::HashSet<PathBuf>) {
-    for p in litter_before(cache) {
-        if !before.contains(&p) && p.is_dir() {
-            let _ = std::fs::remove_dir_all(&p);
-            let _ = std::fs::remove_file(p.with_extension("lock"));
+impl Litter {
+    fn before(cache: &Cache) -> Litter {
+        Litter {
+            before: entries(cache),
+            ..Litter::default()
+        }
+    }
+
+    /// Notes what the built cell uses.
+    fn of(&mut self, cell: &Cell) {
+        self.criu = cell
+            .criu
+            .build
+            .as_ref()
+            .map(|b| b.criu().display().to_string());
+        self.initrd_dir = cell.initrd.parent().map(PathBuf::from);
+    }
+
+    fn is_ours(&self, entry: &std::path::Path) -> bool {
+        if self.initrd_dir.as_deref() == Some(entry) {
+            return true;
+        }
+        let cmds = std::fs::read_to_string(entry.join("debugfs.cmds")).unwrap_or_default();
+        self.criu
+            .as_ref()
+            .is_some_and(|c| cmds.contains(&format!("write \"{c}\"")))
+    }
+
+    fn sweep(&self, cache: &Cache) {
+        for p in entries(cache) {
+            if !self.before.contains(&p) && self.is_ours(&p) {
+                let _ = std::fs::remove_dir_all(&p);
+                let _ = std::fs::remove_file(p.with_extension("lock"));
+            }
         }
     }
 }
@@ -276,10 +313,13 @@ impl Bisection<'_> {
             info.subject
         );
         let t = Instant::now();
-        let before = litter_before(&self.cache);
+        let mut litter = Litter::before(&self.cache);
         let built = self.build();
+        if let Ok(Built::Cell(cell)) = &built {
+            litter.of(cell);
+        }
         let res = built.and_then(|b| self.judge_built(b, (role, commit, &info.subject), runs, t));
-        sweep_litter(&self.cache, &before);
+        litter.sweep(&self.cache);
         res
     }
 
@@ -638,27 +678,38 @@ impl Bisection<'_> {
 mod tests {
     use super::*;
 
-    /// A step's images and initramfs go when the step is done; what was there before stays,
-    /// and so do the builds.
+    /// A step's own image and initramfs go when the step is done; what was there before,
+    /// what another criu's image is, and the builds stay.
     #[test]
     fn a_step_sweeps_what_it_made_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::new(tmp.path());
-        let make = |kind: &str, key: &str| {
+        let make = |kind: &str, key: &str, cmds: &str| {
             let d = tmp.path().join(kind).join(key);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.with_extension("lock"), "").unwrap();
+            std::fs::write(d.join("debugfs.cmds"), cmds).unwrap();
             d
         };
-        let old = make("userland-criu", "old");
-        let before = litter_before(&cache);
-        let image = make("userland-criu", "new");
-        let initrd = make("initramfs", "new");
-        let build = make("criu-build", "new");
-        sweep_litter(&cache, &before);
+        let ours = "write \"/c/criu-build/k1/criu\" /usr/sbin/criu\n";
+        let old = make("userland-criu", "old", ours);
+        let mut litter = Litter::before(&cache);
+        litter.criu = Some("/c/criu-build/k1/criu".into());
+        let image = make("userland-criu", "new", ours);
+        let variant = make("userland-criu", "new-variant", ours);
+        let others = make(
+            "userland-criu",
+            "other",
+            "write \"/c/criu-build/k2/criu\" /x\n",
+        );
+        let initrd = make("initramfs", "new", "");
+        let other_initrd = make("initramfs", "other", "");
+        let build = make("criu-build", "k1", "");
+        litter.initrd_dir = Some(initrd.clone());
+        litter.sweep(&cache);
         assert!(old.is_dir() && old.with_extension("lock").is_file());
         assert!(!image.exists() && !image.with_extension("lock").exists());
-        assert!(!initrd.exists());
-        assert!(build.is_dir());
+        assert!(!variant.exists() && !initrd.exists());
+        assert!(others.is_dir() && other_initrd.is_dir() && build.is_dir());
     }
 }
