@@ -306,11 +306,10 @@ impl Bisection<'_> {
     /// Judges the checked-out commit with `runs` runs (once more when nothing failed but
     /// nothing settled it either); records the step.
     fn judge(&mut self, role: &str, commit: &str, runs: u32) -> Result<usize, BisectError> {
-        let info = git::commit_info(&self.clone, commit)?;
+        let subject = git::subject(&self.clone, commit)?;
         eprintln!(
-            "crtest bisect: {role}: {} {}",
-            &commit[..12.min(commit.len())],
-            info.subject
+            "crtest bisect: {role}: {} {subject}",
+            &commit[..12.min(commit.len())]
         );
         let t = Instant::now();
         let mut litter = Litter::before(&self.cache);
@@ -318,7 +317,7 @@ impl Bisection<'_> {
         if let Ok(Built::Cell(cell)) = &built {
             litter.of(cell);
         }
-        let res = built.and_then(|b| self.judge_built(b, (role, commit, &info.subject), runs, t));
+        let res = built.and_then(|b| self.judge_built(b, (role, commit, &subject), runs, t));
         litter.sweep(&self.cache);
         res
     }

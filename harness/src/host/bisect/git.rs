@@ -180,6 +180,11 @@ pub struct Commit {
     pub release: Option<String>,
 }
 
+/// A commit's subject line (a step's name; the release lookup is for the culprit).
+pub fn subject(dir: &Path, sha: &str) -> Result<String, GitError> {
+    git(dir, &["show", "-s", "--format=%s", sha])
+}
+
 /// The subject, author, date and first release of a commit.
 pub fn commit_info(dir: &Path, sha: &str) -> Result<Commit, GitError> {
     let out = git(
@@ -395,6 +400,7 @@ mod tests {
         assert!(steps <= 4, "{steps} steps");
         let info = commit_info(&clone, &culprit).unwrap();
         assert_eq!(info.subject, "change 6");
+        assert_eq!(subject(&clone, &culprit).unwrap(), "change 6");
         assert_eq!(info.author, "T <t@example.org>");
         assert!(bisect_log(&clone).contains("# first bad commit"));
         assert_eq!(git(&tree, &["rev-parse", "HEAD"]).unwrap(), head_before);
