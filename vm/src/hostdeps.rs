@@ -150,6 +150,11 @@ pub const DESKTOP_TOOLS: &[HostTool] = &[
 /// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export, and headless
 /// `chromium` renders the HTML report.
 pub const TEST_ONLY_TOOLS: &[HostTool] = &[
+    // The bisect tests make git histories (a fresh machine may hold a tarball of the tree).
+    HostTool {
+        command: "git",
+        package: "git",
+    },
     HostTool {
         command: "pip3",
         package: "python3-pip",
