@@ -127,9 +127,10 @@ fn host_mode_refuses_without_root() {
     check(&out, 2, "needs root");
 }
 
-/// A suite the archive does not have: the userland cannot be built; exit 3 naming it.
+/// A suite the mirror does not have: exit 2 naming the suites cr-tests knows, said before
+/// anything is built (a typo must not cost a shard its hour).
 #[test]
-fn a_userland_suite_that_does_not_exist() {
+fn a_suite_the_mirror_does_not_have_is_bad_input() {
     let out = crtest(&[
         "run",
         "--scenario",
@@ -137,10 +138,98 @@ fn a_userland_suite_that_does_not_exist() {
         "--userland",
         "crtest-no-such-suite",
     ]);
+    check(&out, 2, "--userland `crtest-no-such-suite`: the mirror (");
     check(
         &out,
-        3,
-        "userland: cannot bootstrap Debian suite `crtest-no-such-suite`",
+        2,
+        "cr-tests knows bookworm, bookworm-backports, trixie, sid",
+    );
+    let out = crtest(&[
+        "matrix",
+        "--kernels",
+        "bookworm,crtest-no-such-suite",
+        "--tag",
+        "smoke",
+        "--plan",
+        "2",
+    ]);
+    check(&out, 2, "--kernels `crtest-no-such-suite`: the mirror (");
+}
+
+/// Numbers out of range, a shard the CI engine did not name, a profile or a durations file
+/// that is not one: exit 2 when the arguments are read.
+#[test]
+fn out_of_range_numbers_and_shards_are_refused_up_front() {
+    check(
+        &crtest(&["run", "--memory", "1"]),
+        2,
+        "the guest needs 512 to",
+    );
+    check(&crtest(&["matrix", "--cpus", "0"]), 2, "--cpus");
+    check(
+        &crtest(&["run", "-j", "0"]),
+        2,
+        "want 1 to 256 guests at once",
+    );
+    check(
+        &crtest(&["matrix", "--shard", "3/2"]),
+        2,
+        "want i/n with 1 <= i <= n",
+    );
+    let mut no_engine = Command::new(env!("CARGO_BIN_EXE_crtest"));
+    for var in ["CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX"] {
+        no_engine.env_remove(var);
+    }
+    let out = no_engine
+        .args(["matrix", "--shard", "auto", "--tag", "smoke"])
+        .output()
+        .expect("crtest runs");
+    check(&out, 2, "no CI engine said which shard this is");
+    let out = Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args([
+            "matrix",
+            "--shard",
+            "auto",
+            "--tag",
+            "smoke",
+            "--results",
+            "/nonexistent/x",
+        ])
+        .env("JOB_COMPLETION_INDEX", "3")
+        .output()
+        .expect("crtest runs");
+    check(&out, 2, "gives the index only: say the count");
+    check(
+        &crtest(&[
+            "matrix",
+            "--profile",
+            "crtest-no-such-profile",
+            "--plan",
+            "2",
+        ]),
+        2,
+        "no such profile (the repository's are under profiles/: nightly",
+    );
+    let t = tempfile::tempdir().unwrap();
+    let junk = t.path().join("durations.json");
+    std::fs::write(&junk, "{\"format\": \"other-v9\"}").unwrap();
+    let junk = junk.display().to_string();
+    check(
+        &crtest(&[
+            "matrix",
+            "--tag",
+            "smoke",
+            "--kernels",
+            "sid",
+            "--userlands",
+            "sid",
+            "--plan",
+            "2",
+            "--durations",
+            &junk,
+        ]),
+        2,
+        "format \"other-v9\" (this crtest reads crtest-durations-v1)",
     );
 }
 

@@ -1526,7 +1526,13 @@ fn run_once(
     let mut run = RunDir::create(&root).map_err(|e| e.to_string())?;
     eprintln!("vm trials: results in {}", run.dir.display());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crtest::host::parallel::run_cell(cell, scenarios, jobs, &mut run, false)
+    // Guests are dealt the scenarios by their last durations here (this root's history).
+    let durations = crtest::report::durations::Durations::of_history(&root);
+    let costs = crtest::host::parallel::Costs {
+        durations: &durations,
+        cell: &cell.id,
+    };
+    crtest::host::parallel::run_cell(cell, scenarios, jobs, &costs, &mut run, false)
         .map_err(|e| e.to_string())?;
     crtest::report::views::finish(&mut run, None).map_err(|e| e.to_string())?;
     let results = run.report.cells.remove(0).scenarios;

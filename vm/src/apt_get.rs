@@ -105,6 +105,37 @@ fn is_not_found(err: &CommandError) -> bool {
             || t.contains("purely virtual"))
 }
 
+/// Whether the host's mirror has `suite`: its lists are fetched (kept a day, as every
+/// look-up of the suite does); `Ok(false)` when apt finds no Release file for it.
+pub fn mirror_has_suite(cache: &Cache, suite: &str) -> Result<bool, AptGetError> {
+    let apt = Apt::for_suite(cache, suite)?;
+    match apt.refresh() {
+        Ok(()) => Ok(true),
+        Err(AptGetError::Command(e))
+            if e.stderr_tail().contains("does not have a Release file")
+                || e.stderr_tail().contains(&format!("{suite} Release")) =>
+        {
+            // No state is kept for a suite that is not there.
+            if let Some(dir) = &apt.private {
+                let _ = fs::remove_dir_all(dir);
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The archive URIs the host's apt sources give for `suite` (for messages).
+pub fn mirror_of(suite: &str) -> String {
+    apt::host_sources_for_suite(suite)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("URIs:").map(|u| u.trim().to_string()))
+        })
+        .unwrap_or_else(|| "the host's mirror".into())
+}
+
 impl Apt {
     /// The host's own apt configuration and lists.
     pub fn host() -> Apt {

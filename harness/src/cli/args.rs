@@ -3,7 +3,7 @@
 
 use crate::host::catalog::CatalogOptions;
 use crate::host::cell_choice::CellSpec;
-use crate::host::shard::Shard;
+use crate::host::shard::{Shard, ShardArg};
 use crate::host::vm_run::{self, CellOptions};
 use crate::model::migration::MoveMode;
 use crate::model::scenario::{Mode, ZdtmFlavor};
@@ -98,6 +98,40 @@ pub struct CatalogArgs {
     pub zdtm_profile: Option<String>,
 }
 
+/// The least guest memory: below it the kernel cannot unpack the initramfs.
+pub const MIN_MEMORY_MIB: u32 = 512;
+/// The most guest memory and vCPUs taken: more is a typo.
+pub const MAX_MEMORY_MIB: u32 = 1 << 20;
+pub const MAX_CPUS: i64 = 64;
+
+fn memory_mib(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: want a number of MiB"))?;
+    if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&n) {
+        return Err(format!(
+            "{n} MiB: the guest needs {MIN_MEMORY_MIB} to {MAX_MEMORY_MIB} MiB (default 2048)"
+        ));
+    }
+    Ok(n)
+}
+
+fn count_in(s: &str, max: usize, what: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}`: want 1 to {max} {what}")),
+    }
+}
+
+fn guests_at_once(s: &str) -> Result<usize, String> {
+    count_in(s, 256, "guests at once")
+}
+
+fn make_jobs(s: &str) -> Result<usize, String> {
+    count_in(s, 1024, "make jobs")
+}
+
 fn parse_mode(s: &str) -> Result<Mode, crate::model::scenario::ModeError> {
     Mode::parse(s)
 }
@@ -163,10 +197,10 @@ pub struct CellFlags {
     #[command(flatten)]
     pub cell: CellArgs,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = memory_mib)]
     pub memory: u32,
     /// Guest CPUs.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
     pub cpus: u32,
     /// QEMU's CPU model of the guests (`qemu-system-x86_64 -cpu help`; default: `max` under
     /// TCG, `host` under KVM). criu records the CPU in its images and checks it at restore.
@@ -205,6 +239,7 @@ impl CellFlags {
             memory_mib: self.memory,
             cpus: self.cpus,
             cpu: self.cpu.clone(),
+            variants: Vec::new(),
         })
     }
 }
@@ -226,11 +261,11 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["kernel", "userland", "criu", "zdtm"])]
     pub host: bool,
     /// Stop the whole run after this many seconds; unfinished scenarios are marked.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_s: Option<u64>,
     /// Guests at once: the scenarios are dealt into this many shards, each in its own VM
     /// with one vCPU (default: the number of cores; 1 = one guest with --cpus vCPUs).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = guests_at_once)]
     pub jobs: Option<usize>,
     /// Keep the criu images of passing scenarios too (always kept on failure).
     #[arg(long)]
@@ -259,7 +294,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub cell: CellFlags,
     /// Repetitions of each measurement.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: u32,
     /// The scenarios to time (default: the three of the end-to-end issue).
     #[arg(
@@ -364,16 +399,16 @@ pub struct BisectArgs {
     /// Runs of the scenarios per step, each in a fresh guest: a step fails when at least
     /// max(2, N/6) runs failed (all of them below 2 runs), passes when none failed and at
     /// least half passed, and is skipped otherwise.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
     /// Runs of the culprit and of its parent afterwards, to confirm it (0: none).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub confirm: u32,
     /// With --kernel-tree: start from this .config instead of `make defconfig`.
     #[arg(long, value_name = "FILE", requires = "kernel_tree")]
     pub base_config: Option<PathBuf>,
     /// With --kernel-tree: parallel make jobs (default: the number of cores).
-    #[arg(short = 'j', long, requires = "kernel_tree")]
+    #[arg(short = 'j', long, requires = "kernel_tree", value_parser = make_jobs)]
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
@@ -519,19 +554,37 @@ pub struct MatrixArgs {
     #[arg(long, value_delimiter = ',', value_name = "SOURCE,...")]
     pub criu: Vec<String>,
     /// Guests run at once (default: the number of cores).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = guests_at_once)]
     pub jobs: Option<usize>,
-    /// Run only this share of the (cell, scenario) pairs, e.g. 2/4 (see `crtest merge`).
-    #[arg(long, value_name = "i/n")]
-    pub shard: Option<Shard>,
+    /// Run only this share of the (cell, scenario) pairs, e.g. 2/4 (see `crtest merge`),
+    /// split by the durations last measured (see --durations), else by counts. `auto`
+    /// takes it from the CI engine (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL); `auto/N` with
+    /// a Kubernetes Indexed Job's JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "i/n|auto[/n]")]
+    pub shard: Option<ShardArg>,
+    /// What shards are split by: a durations.json (`crtest merge` writes one), a run
+    /// directory or run.json, or a results root (its history); comma-separated or
+    /// repeated, the later winning for a pair both measured. Default: the history of
+    /// --results. Every shard must be given the same.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub durations: Vec<PathBuf>,
+    /// Print how the work splits over N shards (each shard's cells, pairs and expected
+    /// time, and the balance: slowest / mean) and run nothing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096), conflicts_with = "shard")]
+    pub plan: Option<u16>,
+    /// Run a profile: a file of parts, each kernels x userlands x criu with its scenarios
+    /// (`nightly` is `profiles/nightly.toml`; a path names another file). The parts' cells
+    /// are one matrix, sharded as one.
+    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["scenario", "kernels", "userlands", "criu"])]
+    pub profile: Option<String>,
     /// Where run directories go; `latest` links to the newest.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = memory_mib)]
     pub memory: u32,
     /// vCPUs per guest (default: 2 with -j 1, else 1: TCG guests on a shared machine).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS))]
     pub cpus: Option<u32>,
     /// Keep the criu images of passing scenarios too.
     #[arg(long)]
@@ -549,7 +602,8 @@ impl MatrixArgs {
             criu: self.criu.clone(),
             zdtm: self.catalog.zdtm.clone(),
             jobs: self.jobs,
-            shard: self.shard,
+            shard: None,
+            durations: self.durations.clone(),
             results: self.results.clone(),
             memory: self.memory,
             cpus: self.cpus,
@@ -629,7 +683,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_missing: bool,
     /// Parallel make jobs (default: the number of cores).
-    #[arg(short = 'j', long)]
+    #[arg(short = 'j', long, value_parser = make_jobs)]
     pub jobs: Option<usize>,
 }
 

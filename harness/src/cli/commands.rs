@@ -119,7 +119,12 @@ pub fn run(args: &RunArgs) -> Result<Done, CliError> {
         true => None,
         false => Some(vm_run::Cell {
             keep_images: args.keep_images,
-            ..pipeline::prepare(&args.cell, args.catalog.zdtm.clone(), &mut reporter)?
+            ..pipeline::prepare_for(
+                &args.cell,
+                args.catalog.zdtm.clone(),
+                &chosen,
+                &mut reporter,
+            )?
         }),
     };
     if let Some(secs) = args.timeout_s {
@@ -128,11 +133,21 @@ pub fn run(args: &RunArgs) -> Result<Done, CliError> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Guests are dealt scenarios by their last durations on this cell (the results' history).
+    let durations = crate::report::durations::Durations::of_history(&args.results);
+    let cell_key = match &choice {
+        Ok(c) if !args.host => crate::results::run::cell_id(&c.kernel_label, &c.userland),
+        _ => String::new(),
+    };
     let once = |run: &mut RunDir| -> Result<(), CliError> {
         match &cell {
             None => crate::host::host_run::run_host(&chosen, args.keep_images, run, &mut reporter)?,
             Some(cell) if jobs > 1 && chosen.len() > 1 => {
-                crate::host::parallel::run_cell(cell, &chosen, jobs, run, args.verbose)?
+                let costs = crate::host::parallel::Costs {
+                    durations: &durations,
+                    cell: &cell_key,
+                };
+                crate::host::parallel::run_cell(cell, &chosen, jobs, &costs, run, args.verbose)?
             }
             Some(cell) => {
                 let mut reporter =

@@ -132,6 +132,7 @@ from_errors!(judged:
     crate::host::cell_choice::ChoiceError,
     crate::host::matrix::MatrixError,
     crate::report::merge::MergeError,
+    crate::host::profile::ProfileError,
 );
 
 from_errors!(CliError::input:
@@ -139,6 +140,8 @@ from_errors!(CliError::input:
     crate::results::run::LoadError,
     crate::report::kcidb::OriginError,
     crate::host::cell_choice::CellChoiceError,
+    crate::host::shard::ShardError,
+    crate::report::durations::DurationsError,
 );
 
 from_errors!(CliError::infra:

@@ -4,6 +4,7 @@
 
 use crate::cli::args::CellFlags;
 use crate::cli::exit::CliError;
+use crate::host::cell_choice::KernelName;
 use crate::host::vm_run::{self, Cell};
 use crate::model::scenario::Scenario;
 use crate::report::progress::Reporter;
@@ -17,7 +18,27 @@ pub fn prepare(
     zdtm: Option<PathBuf>,
     reporter: &mut dyn Reporter,
 ) -> Result<Cell, CliError> {
-    let opts = flags.options(zdtm)?;
+    prepare_for(flags, zdtm, &[], reporter)
+}
+
+/// [`prepare`] for a run of `scenarios`: the userland variants they need are built with
+/// the rest.
+pub fn prepare_for(
+    flags: &CellFlags,
+    zdtm: Option<PathBuf>,
+    scenarios: &[Scenario],
+    reporter: &mut dyn Reporter,
+) -> Result<Cell, CliError> {
+    let opts = vm_run::CellOptions {
+        variants: crate::model::variant::needed(scenarios),
+        ..flags.options(zdtm)?
+    };
+    let kernels = match &opts.kernel {
+        vm_run::KernelChoice::Suite(s) => vec![KernelName::Suite(s.clone())],
+        _ => Vec::new(),
+    };
+    let userlands: Vec<String> = opts.suite.iter().cloned().collect();
+    crate::host::cell_choice::check_suites(&kernels, &userlands, ("--kernel", "--userland"))?;
     let cell = vm_run::prepare(&opts, reporter)?;
     Ok(flags.guests(cell))
 }

@@ -67,6 +67,15 @@ pub fn compare(args: &CompareArgs) -> Result<Done, CliError> {
 /// `crtest merge DIR...`: bad when a merged scenario is.
 pub fn merge(args: &MergeArgs) -> Result<Done, CliError> {
     let run = crate::report::merge::merge_into(&args.inputs, &args.results)?;
+    let inputs: Vec<_> = args
+        .inputs
+        .iter()
+        .filter_map(|p| load_run(p).ok().map(|(_, r)| r))
+        .collect();
+    eprint!(
+        "{}",
+        crate::report::merge::balance_text(&run.report, &inputs)
+    );
     if let Err(e) = crate::report::views::write_views(&run.dir, &run.report) {
         eprintln!("crtest: writing report.html, summary.md, history: {e}");
     }
@@ -112,17 +121,39 @@ pub fn kernel(args: &KernelArgs) -> Result<Done, CliError> {
 }
 
 /// `crtest matrix`: bad when a scenario is; an infrastructure error when no cell could
-/// even be prepared.
+/// even be prepared. `--plan N` prints the split and runs nothing.
 pub fn matrix(args: &MatrixArgs) -> Result<Done, CliError> {
-    // zdtm's tests are listed as built for the first userland; a cell whose build lacks
-    // one skips it, saying so.
-    let first = args.userlands.first().map(|u| u.trim().to_string());
-    let chosen = args
-        .catalog
-        .options()
-        .select_for(&args.scenario, first.as_deref())?;
+    let mut opts = args.options();
+    opts.shard = args.shard.map(|s| s.resolve_from_env()).transpose()?;
+    let (cells, chosen) = match &args.profile {
+        Some(name) => {
+            let path = crate::host::profile::locate(name)?;
+            let profile = crate::host::profile::load(&path)?;
+            crate::host::profile::cells(&profile, &path, &opts, &args.catalog.options())?
+        }
+        None => {
+            // zdtm's tests are listed as built for the first userland; a cell whose build
+            // lacks one skips it, saying so.
+            let first = args.userlands.first().map(|u| u.trim().to_string());
+            let chosen = args
+                .catalog
+                .options()
+                .select_for(&args.scenario, first.as_deref())?;
+            (crate::host::matrix::plan_axes(&opts, &chosen)?, chosen)
+        }
+    };
+    if let Some(n) = args.plan {
+        let (durations, source) = crate::host::matrix::durations(&opts)?;
+        let jobs = crate::host::matrix::jobs(&opts);
+        let split = crate::host::matrix::split(&cells, usize::from(n), jobs, &durations);
+        print!(
+            "{}",
+            crate::host::matrix::plan_text(&cells, &split, &source, jobs)
+        );
+        return Ok(Done::Good);
+    }
     let start = Instant::now();
-    let top = crate::host::matrix::run(&args.options(), &chosen)?;
+    let top = crate::host::matrix::run(&opts, cells, &chosen)?;
     if let Err(e) = crate::report::views::write_views(&top.dir, &top.report) {
         eprintln!("crtest: writing report.html, summary.md, history: {e}");
     }

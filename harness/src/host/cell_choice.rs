@@ -124,6 +124,51 @@ pub enum CellChoiceError {
     NoBzImageInDir(PathBuf),
     #[error("empty {0} list")]
     Empty(&'static str),
+    #[error(
+        "{flag} `{suite}`: the mirror ({mirror}) has no such suite; cr-tests knows {known}",
+        known = KNOWN_KERNELS.join(", ")
+    )]
+    NoSuchSuite {
+        flag: &'static str,
+        suite: String,
+        mirror: String,
+    },
+}
+
+/// Checks, before anything is built, that the mirror has every Debian suite named as a
+/// kernel or a userland (a typo would otherwise surface minutes later as apt's or
+/// mmdebstrap's failure). A check that cannot be made (no network, no cache) is left to
+/// the preparation, which reports it.
+pub fn check_suites(
+    kernels: &[KernelName],
+    userlands: &[String],
+    flags: (&'static str, &'static str),
+) -> Result<(), CellChoiceError> {
+    let Ok(cache) = crtest_vm::cache::Cache::from_env() else {
+        return Ok(());
+    };
+    let named = kernels
+        .iter()
+        .filter_map(|k| match k {
+            KernelName::Suite(s) => Some((flags.0, s)),
+            KernelName::Path(_) => None,
+        })
+        .chain(userlands.iter().map(|u| (flags.1, u)));
+    let mut seen: Vec<&String> = Vec::new();
+    for (flag, suite) in named {
+        if seen.contains(&suite) {
+            continue;
+        }
+        seen.push(suite);
+        if let Ok(false) = crtest_vm::apt_get::mirror_has_suite(&cache, suite) {
+            return Err(CellChoiceError::NoSuchSuite {
+                flag,
+                suite: suite.clone(),
+                mirror: crtest_vm::apt_get::mirror_of(suite),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether `s` looks like a Debian suite name: lowercase words joined by `-`.

@@ -16,11 +16,12 @@
 //! fetched or built once, and a second cell needing it waits on the cache lock) and runs it.
 
 use crate::host::cell_choice::{self, CriuName, KernelName};
-use crate::host::shard::Shard;
+use crate::host::shard::{Method, Shard, Split};
 use crate::host::vm_run::{self, CellOptions, CriuChoice, KernelChoice};
 use crate::model::scenario::Scenario;
+use crate::report::durations::Durations;
 use crate::report::progress::{Progress, Reporter};
-use crate::results::run::{self as results, CellReport, MatrixCell, MatrixInfo, RunDir};
+use crate::results::run::{self as results, CellReport, MatrixCell, MatrixInfo, RunDir, SplitInfo};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -42,6 +43,9 @@ pub struct MatrixOptions {
     pub jobs: Option<usize>,
     /// Run only this share of the (cell, scenario) pairs.
     pub shard: Option<Shard>,
+    /// The durations shards are split by (durations files, runs, results roots, the later
+    /// winning where they measured the same pair); none: the history of `results`.
+    pub durations: Vec<PathBuf>,
     /// Where run directories go.
     pub results: PathBuf,
     /// Guest memory in MiB.
@@ -77,13 +81,17 @@ pub enum MatrixError {
     },
     #[error(transparent)]
     Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Durations(#[from] crate::report::durations::DurationsError),
 }
 
 impl MatrixError {
     /// Whether the command line is at fault, not the host.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            MatrixError::Choice(_) | MatrixError::CriuWithoutItsUserland(_) => true,
+            MatrixError::Choice(_)
+            | MatrixError::CriuWithoutItsUserland(_)
+            | MatrixError::Durations(_) => true,
             MatrixError::CriuTree(e) => e.is_bad_input(),
             _ => false,
         }
@@ -107,14 +115,13 @@ pub struct PlannedCell {
 /// A criu of the matrix: its name and its label in columns (`None`: the package).
 pub type PlannedCriu = (CriuName, Option<String>);
 
-/// The cells of kernels x userlands x criu (kernels outer), each with `scenarios`, cut to
-/// `shard`. A criu named by a suite pairs only with that userland.
+/// The cells of kernels x userlands x criu (kernels outer), each with `scenarios`. A criu
+/// named by a suite pairs only with that userland.
 pub fn plan(
     kernels: &[KernelName],
     userlands: &[String],
     criu: &[PlannedCriu],
     scenarios: &[Scenario],
-    shard: Option<Shard>,
 ) -> Vec<PlannedCell> {
     let mut cells = Vec::new();
     for k in kernels {
@@ -146,21 +153,156 @@ pub fn plan(
             }
         }
     }
-    let Some(shard) = shard else { return cells };
-    let pairs: Vec<(usize, Vec<String>)> = cells
+    cells
+}
+
+/// Adds `more` cells to `cells`: a cell already there gets the scenarios it lacks (a
+/// profile's parts may share cells).
+pub fn union(cells: &mut Vec<PlannedCell>, more: Vec<PlannedCell>) {
+    for m in more {
+        match cells.iter_mut().find(|c| c.id == m.id) {
+            Some(c) => {
+                for s in m.scenarios {
+                    if !c.scenarios.iter().any(|x| x.name == s.name) {
+                        c.scenarios.push(s);
+                    }
+                }
+            }
+            None => cells.push(m),
+        }
+    }
+}
+
+/// The pairs of `cells` as the shard splitter takes them: each cell's key and scenarios.
+fn pairs_of(cells: &[PlannedCell]) -> Vec<(String, Vec<String>)> {
+    cells
         .iter()
-        .enumerate()
-        .map(|(i, c)| (i, c.scenarios.iter().map(|s| s.name.clone()).collect()))
-        .collect();
-    shard
-        .split(&pairs)
-        .into_iter()
+        .map(|c| {
+            let names = c.scenarios.iter().map(|s| s.name.clone()).collect();
+            (c.id.clone(), names)
+        })
+        .collect()
+}
+
+/// Every shard's part of `cells` when split `count` ways for machines running `jobs`
+/// guests at once.
+pub fn split(cells: &[PlannedCell], count: usize, jobs: usize, durations: &Durations) -> Split {
+    crate::host::shard::split(&pairs_of(cells), count, jobs, durations)
+}
+
+/// `shard`'s part of `cells` (each cell keeping its scenarios of that shard, in plan order).
+pub fn cut(cells: &[PlannedCell], part: &crate::host::shard::Part) -> Vec<PlannedCell> {
+    part.cells
+        .iter()
         .map(|(i, names)| {
-            let mut c = cells[i].clone();
+            let mut c = cells[*i].clone();
             c.scenarios.retain(|s| names.contains(&s.name));
             c
         })
         .collect()
+}
+
+/// The durations a split goes by: `--durations PATH...`, else the results root's history;
+/// with where they came from.
+pub fn durations(opts: &MatrixOptions) -> Result<(Durations, String), MatrixError> {
+    match opts.durations.as_slice() {
+        [] => Ok((
+            Durations::of_history(&opts.results),
+            opts.results
+                .join(crate::report::history::FILE)
+                .display()
+                .to_string(),
+        )),
+        paths => {
+            let mut d = Durations::default();
+            for p in paths {
+                d.absorb(Durations::load(p)?);
+            }
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            Ok((d, names.join(", ")))
+        }
+    }
+}
+
+/// `matrix --plan N`: each shard's cells, pairs and expected time, and the balance.
+pub fn plan_text(cells: &[PlannedCell], split: &Split, source: &str, jobs: usize) -> String {
+    use std::fmt::Write;
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let pairs: usize = cells.iter().map(|c| c.scenarios.len()).sum();
+    let mut out = format!(
+        "{} cells, {pairs} pairs, split {} ways by {} ({jobs} guest(s) at once per shard)\n",
+        cells.len(),
+        split.shards.len(),
+        match split.method {
+            Method::Durations => format!("the durations of {source}"),
+            Method::Counts => format!("counts (nothing measured in {source})"),
+        }
+    );
+    if split.method == Method::Durations {
+        let _ = writeln!(
+            out,
+            "pairs: {} measured, {} from other cells, {} unknown (counted as typical)",
+            split.measured, split.from_other_cells, split.typical
+        );
+    }
+    for (i, part) in split.shards.iter().enumerate() {
+        let n: usize = part.cells.iter().map(|(_, s)| s.len()).sum();
+        let _ = write!(
+            out,
+            "shard {}/{}: {} cell(s), {n} pairs",
+            i + 1,
+            split.shards.len(),
+            part.cells.len()
+        );
+        if let Some(ms) = part.expected_ms {
+            let workers: Vec<String> = part
+                .workers_ms
+                .iter()
+                .map(|w| format!("{:.0}", secs(*w)))
+                .collect();
+            let _ = write!(
+                out,
+                ", expected {:.0} s (guests {} s)",
+                secs(ms),
+                workers.join(", ")
+            );
+        }
+        out.push('\n');
+        for (c, names) in &part.cells {
+            let _ = writeln!(out, "  {} ({} pairs)", cells[*c].id, names.len());
+        }
+    }
+    if let Some(b) = split.balance() {
+        let times: Vec<u64> = split.shards.iter().filter_map(|p| p.expected_ms).collect();
+        let total: u64 = split.shards.iter().flat_map(|p| p.workers_ms.iter()).sum();
+        let _ = writeln!(
+            out,
+            "balance: slowest {:.0} s / mean {:.0} s = {b:.3}; all shards' guests together {:.0} s",
+            secs(*times.iter().max().unwrap_or(&0)),
+            secs(times.iter().sum::<u64>()) / times.len() as f64,
+            secs(total)
+        );
+    }
+    out
+}
+
+/// What the split of a shard's run records.
+pub fn split_info(split: &Split, durations: &Durations, source: String, jobs: usize) -> SplitInfo {
+    let by_time = split.method == Method::Durations;
+    SplitInfo {
+        method: match split.method {
+            Method::Durations => "durations",
+            Method::Counts => "counts",
+        }
+        .into(),
+        durations: by_time.then_some(source),
+        digest: by_time.then(|| durations.digest()),
+        jobs,
+        expected_ms: split.shards.iter().filter_map(|p| p.expected_ms).collect(),
+        measured: split.measured,
+        from_other_cells: split.from_other_cells,
+        typical: split.typical,
+    }
 }
 
 /// Progress lines of one cell, prefixed with its id (several cells print at once).
@@ -285,6 +427,7 @@ pub fn run_one(
         memory_mib: settings.memory_mib,
         cpus: settings.cpus,
         cpu: None,
+        variants: crate::model::variant::needed(&planned.scenarios),
     };
     let mut run = match RunDir::create_at(cell_dir, run_id) {
         Ok(r) => r,
@@ -359,16 +502,47 @@ fn freeze_guest_binaries(dir: &Path) -> Result<(), MatrixError> {
     Ok(())
 }
 
-/// `crtest matrix`: `chosen` on every planned cell, into a new run directory of
-/// `opts.results` (finished: run.json, junit.xml; the views are the caller's).
-pub fn run(opts: &MatrixOptions, chosen: &[Scenario]) -> Result<RunDir, MatrixError> {
+/// The cells of the axes of `opts` with `chosen`: kernels, userlands and criu checked
+/// first (a name that is not one is bad input, said before anything is built).
+pub fn plan_axes(
+    opts: &MatrixOptions,
+    chosen: &[Scenario],
+) -> Result<Vec<PlannedCell>, MatrixError> {
     let kernels = cell_choice::parse_kernel_list(&opts.kernels)?;
     for k in &kernels {
         cell_choice::kernel_choice(k, None, None)?;
     }
     let userlands = cell_choice::parse_userland_list(&opts.userlands)?;
     let criu = criu_axis(cell_choice::parse_criu_list(&opts.criu)?, &userlands)?;
-    let cells = plan(&kernels, &userlands, &criu, chosen, opts.shard);
+    cell_choice::check_suites(&kernels, &userlands, ("--kernels", "--userlands"))?;
+    Ok(plan(&kernels, &userlands, &criu, chosen))
+}
+
+/// Guests at once: `-j`, else one per core.
+pub fn jobs(opts: &MatrixOptions) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    opts.jobs.unwrap_or(cores).max(1)
+}
+
+/// `crtest matrix`: `cells` (all of the plan: the shard of `opts` is cut here) into a new
+/// run directory of `opts.results` (finished: run.json, junit.xml; the views are the
+/// caller's). `chosen` are the scenarios asked for, for the record.
+pub fn run(
+    opts: &MatrixOptions,
+    all: Vec<PlannedCell>,
+    chosen: &[Scenario],
+) -> Result<RunDir, MatrixError> {
+    let jobs = jobs(opts);
+    let (durations, source) = durations(opts)?;
+    let (cells, split) = match opts.shard {
+        None => (all, None),
+        Some(shard) => {
+            let split = split(&all, shard.count, jobs, &durations);
+            let cells = cut(&all, &split.shards[shard.index - 1]);
+            let info = split_info(&split, &durations, source, jobs);
+            (cells, Some(info))
+        }
+    };
     let frozen = tempfile::Builder::new()
         .prefix("crtest-guest-bin-")
         .tempdir()
@@ -384,10 +558,22 @@ pub fn run(opts: &MatrixOptions, chosen: &[Scenario]) -> Result<RunDir, MatrixEr
         t.elapsed().as_secs_f64()
     );
     let mut top = RunDir::create(&opts.results)?;
-    top.report.matrix = Some(matrix_info(&kernels, &cells, chosen, opts.shard));
+    let mut info = matrix_info(&cells, chosen, opts.shard);
+    info.split = split;
+    if let (Some(s), Some(shard)) = (&info.split, opts.shard) {
+        if let Some(ms) = s.expected_ms.get(shard.index - 1) {
+            eprintln!(
+                "matrix: shard {shard} split by {} ({} of {} pairs measured): expected {:.0} s",
+                s.method,
+                s.measured,
+                s.measured + s.from_other_cells + s.typical,
+                *ms as f64 / 1000.0
+            );
+        }
+    }
+    top.report.matrix = Some(info);
     top.save()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = opts.jobs.unwrap_or(cores).clamp(1, cells.len().max(1));
+    let jobs = jobs.clamp(1, cells.len().max(1));
     let settings = CellSettings {
         zdtm: opts.zdtm.clone(),
         memory_mib: opts.memory,
@@ -395,19 +581,36 @@ pub fn run(opts: &MatrixOptions, chosen: &[Scenario]) -> Result<RunDir, MatrixEr
         keep_images: opts.keep_images,
         verbose: opts.verbose,
     };
+    let pairs: usize = cells.iter().map(|c| c.scenarios.len()).sum();
     eprintln!(
-        "matrix: {} cells x {} scenarios{}, {jobs} at once, {} vCPU(s) each; results: {}",
+        "matrix: {} cells, {pairs} pairs{}, {jobs} at once, {} vCPU(s) each; results: {}",
         cells.len(),
-        chosen.len(),
         opts.shard
             .map_or(String::new(), |s| format!(" (shard {s})")),
         settings.cpus,
         top.dir.display()
     );
-    let mut top = run_cells(&cells, &settings, jobs, top, Instant::now());
+    let order = longest_first(&cells, &durations);
+    let mut top = run_cells(&cells, &order, &settings, jobs, top, Instant::now());
     top.tag_results(chosen);
     crate::report::views::finish(&mut top, crate::host::interrupt::stopped_by())?;
     Ok(top)
+}
+
+/// The order workers take the cells in: longest expected first (plan order for ties, and
+/// when nothing was measured).
+fn longest_first(cells: &[PlannedCell], durations: &Durations) -> Vec<usize> {
+    let cost = |c: &PlannedCell| -> u64 {
+        let scenarios: u64 = c
+            .scenarios
+            .iter()
+            .filter_map(|s| durations.estimate(&c.id, &s.name).map(|(ms, _)| ms))
+            .sum();
+        scenarios + durations.overhead(&c.id)
+    };
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&cells[i])));
+    order
 }
 
 /// Whether no cell of a matrix could even be prepared (the host is at fault, not C/R).
@@ -424,6 +627,7 @@ pub fn all_unprepared(report: &results::RunReport) -> bool {
 /// each cell ends.
 fn run_cells(
     cells: &[PlannedCell],
+    order: &[usize],
     settings: &CellSettings,
     jobs: usize,
     top: RunDir,
@@ -438,8 +642,10 @@ fn run_cells(
                 if crate::host::interrupt::requested().is_some() {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(planned) = cells.get(i) else { break };
+                let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                    break;
+                };
+                let planned = &cells[i];
                 let (run_id, dir) = {
                     let t = top.lock().unwrap_or_else(|e| e.into_inner());
                     (
@@ -482,24 +688,24 @@ fn run_cells(
 }
 
 /// The matrix's axes and cells as run.json keeps them.
-fn matrix_info(
-    kernels: &[KernelName],
-    cells: &[PlannedCell],
-    chosen: &[Scenario],
-    shard: Option<Shard>,
-) -> MatrixInfo {
-    let mut columns: Vec<String> = Vec::new();
+fn matrix_info(cells: &[PlannedCell], chosen: &[Scenario], shard: Option<Shard>) -> MatrixInfo {
+    let (mut kernels, mut columns): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for c in cells {
+        if !kernels.contains(&c.kernel_label) {
+            kernels.push(c.kernel_label.clone());
+        }
         if !columns.contains(&c.column) {
             columns.push(c.column.clone());
         }
     }
     MatrixInfo {
-        kernels: kernels.iter().map(cell_choice::kernel_label).collect(),
+        kernels,
         userlands: columns,
         scenarios: chosen.iter().map(|s| s.name.clone()).collect(),
         shard: shard.map(|s| s.to_string()),
         merged_from: vec![],
+        split: None,
+        shard_times: vec![],
         cells: cells
             .iter()
             .map(|c| MatrixCell {
@@ -568,7 +774,7 @@ mod tests {
         let u = vec!["bookworm".to_string(), "trixie".to_string()];
         let s = vec![sc("a"), sc("b")];
         let pkg = [(CriuName::Package(None), None)];
-        let all = plan(&k, &u, &pkg, &s, None);
+        let all = plan(&k, &u, &pkg, &s);
         assert_eq!(
             all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             [
@@ -578,7 +784,8 @@ mod tests {
                 "kernel-sid+userland-trixie"
             ]
         );
-        let one = plan(&k, &u, &pkg, &s, Some("2/3".parse().unwrap()));
+        let split = split(&all, 3, 2, &Durations::default());
+        let one = cut(&all, &split.shards[1]);
         let pairs: Vec<(String, String)> = one
             .iter()
             .flat_map(|c| c.scenarios.iter().map(|s| (c.id.clone(), s.name.clone())))
@@ -598,7 +805,7 @@ mod tests {
                 Some("v3.19".into()),
             ),
         ];
-        let cells = plan(&k, &u, &criu, &[sc("a")], None);
+        let cells = plan(&k, &u, &criu, &[sc("a")]);
         let got: Vec<(&str, &str, &CriuChoice)> = cells
             .iter()
             .map(|c| (c.id.as_str(), c.column.as_str(), &c.criu))
@@ -630,7 +837,7 @@ mod tests {
     fn unprepared_cells_say_why() {
         let k = cell_choice::parse_kernel_list(&["sid".into()]).unwrap();
         let pkg = [(CriuName::Package(None), None)];
-        let p = plan(&k, &["sid".into()], &pkg, &[sc("a")], None).remove(0);
+        let p = plan(&k, &["sid".into()], &pkg, &[sc("a")]).remove(0);
         let r = unprepared(&p, "cannot bootstrap Debian suite `sid`");
         assert_eq!(
             r.scenarios[0].outcome,

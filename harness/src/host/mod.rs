@@ -13,6 +13,7 @@ pub mod kernel_build;
 pub mod matrix;
 pub mod migrate;
 pub mod parallel;
+pub mod profile;
 pub mod repeat;
 pub mod resume;
 pub mod shard;

@@ -7,15 +7,33 @@
 
 use crate::host::vm_run::{self, Cell};
 use crate::model::scenario::Scenario;
+use crate::report::durations::Durations;
 use crate::report::progress::{Tally, TerminalReporter};
-use crate::results::run::{CellReport, ResultsError, RunDir};
+use crate::results::run::{CellReport, GuestTime, ResultsError, RunDir};
 
-/// Deals scenarios into `n` shards, largest expected cost (time limit) first, each to the
-/// shard with the least cost so far; the scenarios of a userland variant are dealt as one
-/// (one image, one boot), unless they are more than one shard's share (zdtm's hundreds of
-/// tests): then one by one, each shard booting the variant once. Deterministic: ties go to
-/// the lower shard.
-pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
+/// What a scenario is expected to take on a cell, ms: its last duration there (or on
+/// other cells, or a typical one: see [`Durations::estimate`]); its time limit when nothing
+/// was measured at all.
+pub struct Costs<'a> {
+    pub durations: &'a Durations,
+    /// The cell's stable key.
+    pub cell: &'a str,
+}
+
+impl Costs<'_> {
+    pub fn of(&self, s: &Scenario) -> u64 {
+        match self.durations.estimate(self.cell, &s.name) {
+            Some((ms, _)) => ms.max(1),
+            None => s.timeout_s * 1000,
+        }
+    }
+}
+
+/// Deals scenarios into `n` shards, largest expected cost first, each to the shard with the
+/// least cost so far; the scenarios of a userland variant are dealt as one (one image, one
+/// boot), unless they are more than one shard's share (zdtm's hundreds of tests): then one
+/// by one, each shard booting the variant once. Deterministic: ties go to the lower shard.
+pub fn deal(scenarios: &[Scenario], n: usize, costs: &Costs) -> Vec<Vec<Scenario>> {
     let n = n.max(1);
     // Scenarios of one userland variant go to one shard together: one image, one boot.
     let mut units: Vec<Vec<&Scenario>> = Vec::new();
@@ -30,7 +48,7 @@ pub fn deal(scenarios: &[Scenario], n: usize) -> Vec<Vec<Scenario>> {
             None => units.push(vec![sc]),
         }
     }
-    let cost = |u: &Vec<&Scenario>| u.iter().map(|s| s.timeout_s).sum::<u64>();
+    let cost = |u: &Vec<&Scenario>| u.iter().map(|s| costs.of(s)).sum::<u64>();
     let share = units.iter().map(cost).sum::<u64>() / n as u64;
     let units: Vec<Vec<&Scenario>> = units
         .into_iter()
@@ -73,7 +91,9 @@ pub fn join(mut parts: Vec<(String, CellReport)>, catalog: &[Scenario]) -> Optio
     };
     joined.qemu.boots = 0;
     joined.qemu.resumes = 0;
+    joined.guests = Vec::new();
     for (dir, part) in parts.iter_mut() {
+        joined.guests.append(&mut part.guests);
         joined.qemu.boots += part.qemu.boots;
         joined.qemu.resumes += part.qemu.resumes;
         if part.resume_ms.is_some()
@@ -108,15 +128,17 @@ pub fn join(mut parts: Vec<(String, CellReport)>, catalog: &[Scenario]) -> Optio
     Some(joined)
 }
 
-/// Runs the cell's scenarios in `jobs` guests and adds the joined cell report to `run`.
+/// Runs the cell's scenarios in `jobs` guests, dealt by `costs`, and adds the joined cell
+/// report to `run`, with each guest's expected and busy time.
 pub fn run_cell(
     cell: &Cell,
     scenarios: &[Scenario],
     jobs: usize,
+    costs: &Costs,
     run: &mut RunDir,
     verbose: bool,
 ) -> Result<(), ResultsError> {
-    let shards = deal(scenarios, jobs);
+    let shards = deal(scenarios, jobs, costs);
     let cell = Cell {
         cpus: if shards.len() > 1 { 1 } else { cell.cpus },
         ..cell.clone()
@@ -132,13 +154,20 @@ pub fn run_cell(
                 let rel = format!("shards/{i}");
                 let dir = run.dir.join(&rel);
                 scope.spawn(move || {
+                    let started = std::time::Instant::now();
                     let mut sub = RunDir::create_at(&dir, run_id)?;
                     let mut reporter = TerminalReporter::new(verbose)
                         .for_guest(i + 1)
                         .counting(tally);
                     vm_run::run_cell(cell, shard, &[], &mut sub, &mut reporter)?;
                     crate::report::views::finish(&mut sub, crate::host::interrupt::stopped_by())?;
-                    let report = sub.report.cells.pop().unwrap_or_default();
+                    let mut report = sub.report.cells.pop().unwrap_or_default();
+                    report.guests = vec![GuestTime {
+                        dir: rel.clone(),
+                        scenarios: shard.len(),
+                        expected_ms: shard.iter().map(|s| costs.of(s)).sum(),
+                        busy_ms: started.elapsed().as_millis() as u64,
+                    }];
                     Ok((rel, report))
                 })
             })
@@ -180,6 +209,35 @@ mod tests {
         s
     }
 
+    /// Costs by time limits: nothing measured.
+    fn limits() -> Costs<'static> {
+        static NONE: std::sync::OnceLock<Durations> = std::sync::OnceLock::new();
+        Costs {
+            durations: NONE.get_or_init(Durations::default),
+            cell: "cell",
+        }
+    }
+
+    #[test]
+    fn measured_durations_deal_instead_of_time_limits() {
+        let all = vec![sc("a", 180), sc("b", 180), sc("c", 180), sc("slow", 180)];
+        let mut d = Durations::default();
+        let cell = d.cells.entry("cell".into()).or_default();
+        for (n, ms) in [("a", 10_000), ("b", 12_000), ("c", 9_000), ("slow", 30_000)] {
+            cell.scenarios.insert(n.into(), ms);
+        }
+        let costs = Costs {
+            durations: &d,
+            cell: "cell",
+        };
+        let shards = deal(&all, 2, &costs);
+        let names = |v: &Vec<Scenario>| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&shards[0]), ["slow"]);
+        assert_eq!(names(&shards[1]), ["b", "a", "c"]);
+        // A scenario never measured counts as a typical one (the median, 10 s).
+        assert_eq!(costs.of(&sc("new", 180)), 10_000);
+    }
+
     #[test]
     fn dealing_balances_cost_and_is_deterministic() {
         let all = vec![
@@ -189,20 +247,20 @@ mod tests {
             sc("c", 180),
             sc("d", 180),
         ];
-        let shards = deal(&all, 2);
+        let shards = deal(&all, 2, &limits());
         let names = |v: &Vec<Scenario>| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&shards[0]), ["big"]);
         assert_eq!(names(&shards[1]), ["a", "b", "c", "d"]);
-        assert_eq!(deal(&all, 2).len(), 2);
+        assert_eq!(deal(&all, 2, &limits()).len(), 2);
         // The scenarios of a userland variant stay together.
         let mut v1 = sc("v1", 100);
         let mut v2 = sc("v2", 100);
         v1.userland_variant = Some("vnc".into());
         v2.userland_variant = Some("vnc".into());
-        let shards = deal(&[sc("a", 150), v1, sc("b", 150), v2], 2);
+        let shards = deal(&[sc("a", 150), v1, sc("b", 150), v2], 2, &limits());
         assert_eq!(names(&shards[0]), ["v1", "v2"]);
         assert_eq!(names(&shards[1]), ["a", "b"]);
-        assert_eq!(deal(&all[..1], 4).len(), 1, "no empty shards");
+        assert_eq!(deal(&all[..1], 4, &limits()).len(), 1, "no empty shards");
         // A variant with more than a shard's share (zdtm's tests) is dealt one by one.
         let many: Vec<Scenario> = (0..10)
             .map(|i| {
@@ -212,7 +270,7 @@ mod tests {
             })
             .chain([sc("plain", 100)])
             .collect();
-        let shards = deal(&many, 2);
+        let shards = deal(&many, 2, &limits());
         assert_eq!((shards[0].len(), shards[1].len()), (6, 5), "{shards:?}");
     }
 

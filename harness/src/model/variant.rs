@@ -63,6 +63,17 @@ pub const VARIANTS: &[UserlandVariant] = &[
 const OCI_PACKAGES: &[&str] = &["podman", "conmon", "runc", "crun", "catatonit"];
 
 /// Whether `variant` is one of the OCI backends' userlands.
+/// The userland variants some scenarios need, in their order, each once.
+pub fn needed(scenarios: &[crate::model::scenario::Scenario]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in scenarios.iter().filter_map(|s| s.userland_variant.as_ref()) {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
 pub fn is_oci(variant: &str) -> bool {
     variant == "oci" || variant == "oci-vnc"
 }

@@ -5,6 +5,7 @@
 use crate::model::outcome::Outcome;
 use crate::results::run::{CellReport, RunReport};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,13 @@ pub struct CellEntry {
     pub bad: usize,
     pub median_checkpoint_ms: Option<u64>,
     pub median_restore_ms: Option<u64>,
+    /// Each scenario's duration, ms: what shards and guests are dealt by
+    /// ([`crate::report::durations`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub durations_ms: BTreeMap<String, u64>,
+    /// What the cell cost besides its scenarios (preparing, booting), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_ms: Option<u64>,
 }
 
 /// The median of some values (the lower middle one for an even count).
@@ -48,7 +56,8 @@ pub fn median(mut v: Vec<u64>) -> Option<u64> {
     Some(v[(v.len() - 1) / 2])
 }
 
-fn cell_entry(key: String, c: &CellReport) -> CellEntry {
+fn cell_entry(key: String, c: &CellReport, wall_ms: Option<u64>) -> CellEntry {
+    let durations = crate::report::durations::cell_durations(c, wall_ms);
     let count = |f: &dyn Fn(Outcome) -> bool| c.scenarios.iter().filter(|s| f(s.outcome)).count();
     CellEntry {
         key,
@@ -70,6 +79,8 @@ fn cell_entry(key: String, c: &CellReport) -> CellEntry {
                 .filter_map(|s| s.phases.restore_ms)
                 .collect(),
         ),
+        durations_ms: durations.scenarios,
+        overhead_ms: durations.overhead_ms,
     }
 }
 
@@ -82,7 +93,10 @@ pub fn entry(report: &RunReport) -> Entry {
         cells: report
             .cells
             .iter()
-            .map(|c| cell_entry(report.cell_key(c), c))
+            .map(|c| {
+                let wall = report.matrix_cell(&c.id).and_then(|m| m.wall_ms);
+                cell_entry(report.cell_key(c), c, wall)
+            })
             .collect(),
     }
 }
@@ -246,6 +260,8 @@ mod tests {
             format_version: 1,
             run_id: id.into(),
             started_at: "2026-11-26T00:00:00Z".into(),
+            finished_at: None,
+            wall_ms: None,
             finished: true,
             interrupted: None,
             crtest_version: "0.1.0".into(),

@@ -65,6 +65,8 @@ pub fn merge_reports(inputs: &[RunReport]) -> Result<RunReport, MergeError> {
             .map(|r| r.started_at.clone())
             .min()
             .unwrap_or_default(),
+        finished_at: None,
+        wall_ms: None,
         finished: inputs.iter().all(|r| r.finished),
         interrupted: inputs.iter().find_map(|r| r.interrupted.clone()),
         crtest_version: inputs
@@ -79,6 +81,9 @@ pub fn merge_reports(inputs: &[RunReport]) -> Result<RunReport, MergeError> {
     for r in inputs {
         plan.merged_from.push(r.run_id.clone());
         let m = r.matrix.clone().unwrap_or_default();
+        if let Some(t) = shard_time(r) {
+            plan.shard_times.push(t);
+        }
         for (dst, src) in [
             (&mut plan.kernels, &m.kernels),
             (&mut plan.userlands, &m.userlands),
@@ -158,6 +163,76 @@ pub fn merge_reports(inputs: &[RunReport]) -> Result<RunReport, MergeError> {
     }
     out.matrix = Some(plan);
     Ok(out)
+}
+
+/// A shard's expected and actual time, when the run was one shard.
+fn shard_time(r: &RunReport) -> Option<results::ShardTime> {
+    let m = r.matrix.as_ref()?;
+    let shard = m.shard.clone()?;
+    let index: usize = shard.split_once('/')?.0.parse().ok()?;
+    Some(results::ShardTime {
+        expected_ms: m
+            .split
+            .as_ref()
+            .and_then(|s| s.expected_ms.get(index.checked_sub(1)?).copied()),
+        wall_ms: r.wall_ms,
+        run_id: r.run_id.clone(),
+        shard,
+    })
+}
+
+/// What a merge of shards says of their split and their times: how balanced they were
+/// (slowest / mean, actual and expected), and whether they were split alike.
+pub fn balance_text(merged: &RunReport, inputs: &[RunReport]) -> String {
+    let Some(m) = merged.matrix.as_ref() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let secs = |ms: u64| format!("{:.0} s", ms as f64 / 1000.0);
+    for t in &m.shard_times {
+        out += &format!(
+            "shard {}: {} (expected {})\n",
+            t.shard,
+            t.wall_ms.map_or("?".into(), secs),
+            t.expected_ms.map_or("-".into(), secs)
+        );
+    }
+    let actual: Vec<u64> = m.shard_times.iter().filter_map(|t| t.wall_ms).collect();
+    let expected: Vec<u64> = m.shard_times.iter().filter_map(|t| t.expected_ms).collect();
+    let ratio = |v: &[u64]| {
+        let max = *v.iter().max()?;
+        let mean = v.iter().sum::<u64>() as f64 / v.len() as f64;
+        (mean > 0.0).then(|| max as f64 / mean)
+    };
+    if let Some(b) = ratio(&actual) {
+        out += &format!("balance: slowest shard / mean = {b:.2}");
+        if let Some(e) = ratio(&expected) {
+            out += &format!(" (expected {e:.2})");
+        }
+        out.push('\n');
+    }
+    let mut splits: Vec<(String, String)> = inputs
+        .iter()
+        .filter_map(|r| r.matrix.as_ref())
+        .filter_map(|m| {
+            let s = m.split.as_ref()?;
+            let n = m.shard.as_deref()?.split_once('/')?.1.to_string();
+            Some((
+                n,
+                format!("{} {}", s.method, s.digest.as_deref().unwrap_or("")),
+            ))
+        })
+        .collect();
+    splits.sort();
+    splits.dedup();
+    if splits.len() > 1 {
+        out += "warning: the shards were not split alike (counts or durations differ); \
+                pairs may be missing or twice:\n";
+        for (n, how) in splits {
+            out += &format!("  of {n}: {how}\n");
+        }
+    }
+    out
 }
 
 /// Rewrites a cell's artifact paths from its old directory (relative to its run) to
@@ -373,10 +448,18 @@ pub fn merge_into(inputs: &[PathBuf], results_root: &Path) -> Result<RunDir, Mer
     run.report = RunReport { run_id, ..merged };
     let finished = run.report.finished;
     crate::report::views::finish(&mut run, None)?;
-    if !finished {
-        run.report.finished = false;
-        run.save()?;
-    }
+    // A merge's own time is not the run's: the shards' times are under `shard_times`.
+    run.report.wall_ms = None;
+    run.report.finished = finished;
+    run.save()?;
+    let durations = run.dir.join(crate::report::durations::FILE);
+    let text = crate::report::durations::Durations::of_report(&run.report).to_json();
+    std::fs::write(&durations, text).map_err(|source| {
+        MergeError::Results(results::ResultsError::Write {
+            path: durations.clone(),
+            source,
+        })
+    })?;
     Ok(run)
 }
 

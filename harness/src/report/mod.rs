@@ -2,6 +2,7 @@
 //! Markdown, the history, compare, merge and verdicts. Reads results; results never read it.
 
 pub mod compare;
+pub mod durations;
 pub mod history;
 pub mod html;
 pub mod junit;

@@ -164,6 +164,8 @@ pub fn matrix_report() -> RunReport {
         format_version: 1,
         run_id: "20261126-200000-abcd".into(),
         started_at: "2026-11-26T20:00:00Z".into(),
+        finished_at: None,
+        wall_ms: None,
         finished: true,
         interrupted: None,
         crtest_version: "0.1.0".into(),
@@ -174,6 +176,8 @@ pub fn matrix_report() -> RunReport {
             scenarios: vec!["counterloop".into(), "fileio1".into()],
             shard: None,
             merged_from: vec![],
+            split: None,
+            shard_times: vec![],
             cells: plan,
         }),
     }

@@ -31,6 +31,12 @@ pub struct RunReport {
     pub format_version: u32,
     pub run_id: String,
     pub started_at: String,
+    /// When the run ended (finished or stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The run's own wall time, from its start to its end, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
     /// False while the run goes on, and when it was interrupted.
     pub finished: bool,
     /// What stopped the run early (a signal, the run's time limit).
@@ -45,7 +51,7 @@ pub struct RunReport {
 }
 
 /// The plan of a run: kernels x userlands, the scenarios, the shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MatrixInfo {
     /// Kernel names as given (`bookworm`, `sid`, a path), in the order given.
     pub kernels: Vec<String>,
@@ -59,7 +65,49 @@ pub struct MatrixInfo {
     /// Run ids this one was merged from (`crtest merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// How the shards were split, and this shard's expected time (a shard's run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitInfo>,
+    /// Each shard's expected and actual time (a merged run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_times: Vec<ShardTime>,
     pub cells: Vec<MatrixCell>,
+}
+
+/// How a sharded run's work was split (`host::shard`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// `durations` (by the durations last measured) or `counts` (nothing was measured).
+    pub method: String,
+    /// Where the durations came from (a file, a run, a results history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<String>,
+    /// The digest of those durations: shards split from other durations may miss or
+    /// repeat pairs, and `merge` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Guests at once on each shard's machine, as the split assumed.
+    pub jobs: usize,
+    /// Every shard's expected time (index `i-1` for shard `i`), ms; empty by counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_ms: Vec<u64>,
+    /// Pairs whose time was measured on their cell, taken from other cells, or unknown
+    /// (counted as a typical pair).
+    pub measured: usize,
+    pub from_other_cells: usize,
+    pub typical: usize,
+}
+
+/// One shard of a merged run: what its time was expected to be and what it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTime {
+    /// `i/n`.
+    pub shard: String,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
 }
 
 /// One cell of the plan.
@@ -188,6 +236,22 @@ pub struct CellReport {
     /// after the move: its kernel is the one reports name), this says where they came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<PairInfo>,
+    /// The guests that ran the cell's scenarios at once (`run -j N`), each with its share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guests: Vec<GuestTime>,
+}
+
+/// One of the guests that shared a cell's scenarios.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestTime {
+    /// The guest's folder (`shards/<i>`).
+    pub dir: String,
+    pub scenarios: usize,
+    /// What its scenarios were expected to take (by their last durations, else their time
+    /// limits), ms.
+    pub expected_ms: u64,
+    /// From its first boot to its last guest's end, ms.
+    pub busy_ms: u64,
 }
 
 /// Where a migration's processes came from, and how they moved.
@@ -302,6 +366,7 @@ pub fn check_writable(root: &Path) -> Result<(), ResultsError> {
 pub struct RunDir {
     pub dir: PathBuf,
     pub report: RunReport,
+    started: std::time::Instant,
 }
 
 impl RunDir {
@@ -327,13 +392,19 @@ impl RunDir {
             format_version: FORMAT_VERSION,
             run_id: run_id.to_string(),
             started_at: rfc3339_now(),
+            finished_at: None,
+            wall_ms: None,
             finished: false,
             interrupted: None,
             crtest_version: env!("CARGO_PKG_VERSION").into(),
             cells: Vec::new(),
             matrix: None,
         };
-        let run = RunDir { dir, report };
+        let run = RunDir {
+            dir,
+            report,
+            started: std::time::Instant::now(),
+        };
         run.save()?;
         Ok(run)
     }
@@ -351,6 +422,8 @@ impl RunDir {
     pub fn finish(&mut self, interrupted: Option<String>) -> Result<(), ResultsError> {
         self.report.interrupted = interrupted;
         self.report.finished = self.report.interrupted.is_none();
+        self.report.finished_at = Some(rfc3339_now());
+        self.report.wall_ms = Some(self.started.elapsed().as_millis() as u64);
         self.save()
     }
 

@@ -15,6 +15,7 @@ pub fn default_cell() -> Result<vm_run::Cell, String> {
         memory_mib: 2048,
         cpus: 2,
         cpu: None,
+        variants: Vec::new(),
     };
     crtest_vm::hostdeps::ensure_for_tests()
         .map_err(|e| e.to_string())

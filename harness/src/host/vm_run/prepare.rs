@@ -62,6 +62,9 @@ pub struct CellOptions {
     pub cpus: u32,
     /// QEMU's CPU model for the guests (`--cpu`); `None` is QEMU's `max` (TCG) or `host`.
     pub cpu: Option<String>,
+    /// The userland variants the run's scenarios need: their images are built while the
+    /// rest is prepared, not when a guest first reaches them.
+    pub variants: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +287,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
             timed(|| Ok(crtest_vm::userland::build(&cache, &suite, &packages)?))
         });
         let bins = s.spawn(|| timed(|| Ok(guest_build::build()?)));
+        let variants = s.spawn(|| prebuild_variants(&cache, &suite, &opts.variants));
         let criu = tree
             .as_ref()
             .map(|t| s.spawn(|| timed(|| Ok(crtest_vm::criu_build::build(&cache, t, &suite)?))));
@@ -295,13 +299,20 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
                 })
             })
         });
-        (
+        let parts = (
             joined(kernel),
             joined(userland),
             joined(bins),
             criu.map(joined),
             zdtm.map(joined),
-        )
+        );
+        for (name, ms) in joined(variants) {
+            reporter.on(&Progress::Prepared {
+                what: format!("userland {suite}+{name}"),
+                ms,
+            });
+        }
+        parts
     });
     let ((kernel, boot_image), kernel_ms) = (kernel.0?, kernel.1);
     reporter.on(&Progress::Prepared {
@@ -380,6 +391,39 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         pristine: false,
         saved_vms: Some(Default::default()),
     })
+}
+
+/// The packages of userland variant `name` of `suite` (zdtm's: with the libraries its
+/// tests were built against, as `zdtm`'s build found them).
+pub fn variant_packages<'a>(
+    name: &str,
+    suite: &str,
+    zdtm: Option<&'a crtest_vm::zdtm_build::ZdtmBuild>,
+) -> Vec<&'a str> {
+    let mut packages: Vec<&str> = crate::model::variant::packages(Some(name));
+    packages.extend(crate::model::variant::suite_packages(name, suite));
+    if name == "zdtm" {
+        if let Some(z) = zdtm {
+            packages.extend(z.runtime_packages.iter().map(String::as_str));
+        }
+    }
+    packages
+}
+
+/// Builds (or finds in the cache) the images of the userland variants a run will need,
+/// beside the rest of the preparation; each built one with its time. zdtm's waits for its
+/// tests' build (it names their libraries) and is built when a guest needs it. A variant
+/// that fails here is left to the guest that needs it, whose scenarios then say why.
+fn prebuild_variants(cache: &Cache, suite: &str, variants: &[String]) -> Vec<(String, u64)> {
+    let mut built = Vec::new();
+    for name in variants.iter().filter(|v| v.as_str() != "zdtm") {
+        let t = Instant::now();
+        let packages = variant_packages(name, suite, None);
+        if crtest_vm::userland::build(cache, suite, &packages).is_ok() {
+            built.push((name.clone(), t.elapsed().as_millis() as u64));
+        }
+    }
+    built
 }
 
 /// Says what is being prepared, before the parts are prepared at once.

@@ -128,6 +128,7 @@ pub fn report_of(cell: &Cell) -> CellReport {
         probes: Vec::new(),
         scenarios: Vec::new(),
         migration: None,
+        guests: Vec::new(),
     }
 }
 
@@ -320,14 +321,7 @@ fn variant_image(
     });
     let t = Instant::now();
     let cache = Cache::from_env()?;
-    let mut packages: Vec<&str> = crate::model::variant::packages(Some(name));
-    packages.extend(crate::model::variant::suite_packages(name, suite));
-    if name == "zdtm" {
-        // The libraries zdtm's tests link against (libaio, ...), as their build found them.
-        if let Some(z) = &cell.zdtm {
-            packages.extend(z.runtime_packages.iter().map(String::as_str));
-        }
-    }
+    let packages = crate::host::vm_run::prepare::variant_packages(name, suite, cell.zdtm.as_ref());
     let userland = crtest_vm::userland::build(&cache, suite, &packages)?;
     let image = match &cell.criu.build {
         None => userland.image.clone(),
