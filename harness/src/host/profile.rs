@@ -6,7 +6,9 @@
 //! preparation, one set of guests.
 
 use crate::host::catalog::{CatalogError, CatalogOptions};
+use crate::host::cell_choice;
 use crate::host::matrix::{self, MatrixError, MatrixOptions, PlannedCell};
+use crate::model::migration::MoveMode;
 use crate::model::scenario::{Mode, Scenario, ZdtmFlavor};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -23,8 +25,38 @@ const MAX_BYTES: u64 = 1 << 20;
 pub struct Profile {
     /// What the profile is for.
     pub description: String,
-    #[serde(rename = "part")]
+    #[serde(rename = "part", default)]
     pub parts: Vec<Part>,
+    #[serde(rename = "migrate", default)]
+    pub migrations: Vec<Migrate>,
+}
+
+/// Migration pairs: every (source, target) pair of the cells of kernels x criu x cpus on
+/// one userland, the same cell twice included (as `crtest migrate --matrix`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migrate {
+    pub name: String,
+    pub kernels: Vec<String>,
+    pub userland: String,
+    /// As `migrate --criu` (default: the package).
+    #[serde(default)]
+    pub criu: Vec<String>,
+    /// QEMU CPU models (default: QEMU's).
+    #[serde(default)]
+    pub cpus: Vec<String>,
+    /// `images`, `page-server`, `pre-dump[=N]` or `lazy`.
+    #[serde(default = "default_move_mode")]
+    pub mode: String,
+    /// The scenarios moved (default: those tagged `migrate`).
+    #[serde(default)]
+    pub scenarios: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+fn default_move_mode() -> String {
+    "images".into()
 }
 
 /// One part: its cells and its scenarios.
@@ -80,6 +112,12 @@ pub enum ProfileError {
         part: String,
         #[source]
         source: Box<CatalogError>,
+    },
+    #[error("--profile {}, migrate `{part}`: {why}", path.display())]
+    Move {
+        path: PathBuf,
+        part: String,
+        why: String,
     },
     #[error("--profile {}, part `{part}`", path.display())]
     Matrix {
@@ -157,10 +195,22 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 /// Parses a profile's text and checks what can be checked without the catalog.
 pub fn parse(text: &str) -> Result<Profile, String> {
     let profile: Profile = toml::from_str(text).map_err(|e| e.to_string())?;
-    if profile.parts.is_empty() {
-        return Err("no [[part]]".into());
+    if profile.parts.is_empty() && profile.migrations.is_empty() {
+        return Err("no [[part]] nor [[migrate]]".into());
     }
     let mut names: Vec<&str> = Vec::new();
+    for m in &profile.migrations {
+        if names.contains(&m.name.as_str()) {
+            return Err(format!("two parts named `{}`", m.name));
+        }
+        names.push(&m.name);
+        if m.kernels.is_empty() {
+            return Err(format!("migrate `{}`: kernels are needed", m.name));
+        }
+        m.mode
+            .parse::<MoveMode>()
+            .map_err(|e| format!("migrate `{}`: {e}", m.name))?;
+    }
     for p in &profile.parts {
         if names.contains(&p.name.as_str()) {
             return Err(format!("two parts named `{}`", p.name));
@@ -279,7 +329,118 @@ pub fn cells(
             }
         }
     }
+    for m in &profile.migrations {
+        let (cells, scenarios) = moves(m, base).map_err(|why| ProfileError::Move {
+            path: path.to_path_buf(),
+            part: m.name.clone(),
+            why,
+        })?;
+        matrix::union(&mut all, cells);
+        for s in scenarios {
+            if !chosen.iter().any(|c| c.name == s.name) {
+                chosen.push(s);
+            }
+        }
+    }
     Ok((all, chosen))
+}
+
+/// One side of a migration pair.
+struct MoveSide {
+    kernel: cell_choice::KernelName,
+    label: String,
+    column: String,
+    criu: crate::host::vm_run::CriuChoice,
+    cpu: Option<String>,
+}
+
+/// The pairs of a `[[migrate]]` as planned cells (each the target, moved from its source),
+/// and the scenarios they move.
+fn moves(m: &Migrate, base: &CatalogOptions) -> Result<(Vec<PlannedCell>, Vec<Scenario>), String> {
+    let by_tag = m.scenarios.is_empty();
+    let catalog = CatalogOptions {
+        scenario_dirs: base.scenario_dirs.clone(),
+        tag: match (by_tag, m.tags.is_empty()) {
+            (true, true) => vec![crate::host::migrate::MIGRATE_TAG.into()],
+            _ => m.tags.clone(),
+        },
+        ..CatalogOptions::default()
+    };
+    let mut scenarios = catalog
+        .select_for(&m.scenarios, Some(&m.userland))
+        .map_err(|e| e.to_string())?;
+    if by_tag {
+        // The set's own scenarios, not their variants of a move in place.
+        scenarios.retain(|s| s.mode == Mode::default());
+    }
+    let mode: MoveMode = m
+        .mode
+        .parse()
+        .map_err(|e: crate::model::migration::MoveModeError| e.to_string())?;
+    let kernels = cell_choice::parse_kernel_list(&m.kernels).map_err(|e| e.to_string())?;
+    for k in &kernels {
+        cell_choice::kernel_choice(k, None, None).map_err(|e| e.to_string())?;
+    }
+    let userland = cell_choice::parse_userland(&m.userland).map_err(|e| e.to_string())?;
+    cell_choice::check_suites(
+        &kernels,
+        std::slice::from_ref(&userland),
+        ("kernels", "userland"),
+    )
+    .map_err(|e| e.to_string())?;
+    let criu = cell_choice::parse_criu_list(&m.criu).map_err(|e| e.to_string())?;
+    let cpus: Vec<Option<String>> = match m.cpus.is_empty() {
+        true => vec![None],
+        false => m.cpus.iter().map(|c| Some(c.clone())).collect(),
+    };
+    let mut sides = Vec::new();
+    for k in &kernels {
+        for name in &criu {
+            let choice = cell_choice::criu_for(name, &userland).ok_or_else(|| {
+                format!("criu `{name:?}` does not pair with userland `{userland}`")
+            })?;
+            let column = match cell_choice::criu_label(name) {
+                Some(l) => format!("{userland}+criu-{l}"),
+                None => userland.clone(),
+            };
+            for cpu in &cpus {
+                sides.push(MoveSide {
+                    kernel: k.clone(),
+                    label: cell_choice::kernel_label(k),
+                    column: column.clone(),
+                    criu: choice.clone(),
+                    cpu: cpu.clone(),
+                });
+            }
+        }
+    }
+    let cells = crate::host::migrate::matrix::pairs(sides.len())
+        .into_iter()
+        .map(|(s, t)| {
+            let (s, t) = (&sides[s], &sides[t]);
+            let from = matrix::side_label(&s.label, &s.column, s.cpu.as_deref());
+            let to = matrix::side_label(&t.label, &t.column, t.cpu.as_deref());
+            PlannedCell {
+                id: matrix::move_id(&mode.to_string(), &from, &to),
+                kernel: t.kernel.clone(),
+                kernel_label: t.label.clone(),
+                userland: userland.clone(),
+                column: t.column.clone(),
+                criu: t.criu.clone(),
+                scenarios: scenarios.clone(),
+                cpu: t.cpu.clone(),
+                moved_from: Some(matrix::PlannedSource {
+                    kernel: s.kernel.clone(),
+                    userland: userland.clone(),
+                    criu: s.criu.clone(),
+                    cpu: s.cpu.clone(),
+                    mode,
+                    label: from,
+                }),
+            }
+        })
+        .collect();
+    Ok((cells, scenarios))
 }
 
 #[cfg(test)]
@@ -301,8 +462,16 @@ mod tests {
     fn bad_profiles_say_what_is_wrong() {
         let part = "[[part]]\nname = \"a\"\nkernels = [\"sid\"]\nuserlands = [\"sid\"]\n";
         let cases = [
-            ("description = \"d\"\n", "missing field `part`"),
-            ("description = \"d\"\npart = []\n", "no [[part]]"),
+            ("description = \"d\"\n", "no [[part]] nor [[migrate]]"),
+            ("description = \"d\"\npart = []\n", "no [[part]] nor [[migrate]]"),
+            (
+                "description = \"d\"\n[[migrate]]\nname = \"m\"\nkernels = [\"sid\"]\nuserland = \"sid\"\nmode = \"teleport\"\n",
+                "migrate `m`: unknown migration mode `teleport`",
+            ),
+            (
+                &format!("description = \"d\"\n{part}[[migrate]]\nname = \"a\"\nkernels = [\"sid\"]\nuserland = \"sid\"\n"),
+                "two parts named `a`",
+            ),
             (
                 &format!("description = \"d\"\n{part}{part}"),
                 "two parts named `a`",

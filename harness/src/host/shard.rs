@@ -280,12 +280,13 @@ pub fn split(
         from_other_cells: 0,
         typical: 0,
     };
-    // Every pair with its weight, longest first (ties: plan order, then name).
-    let mut items: Vec<(u64, usize, &str)> = Vec::new();
-    for (c, (key, scenarios)) in cells.iter().enumerate() {
+    // Every pair with its weight.
+    let mut weights: Vec<Vec<(u64, &str)>> = Vec::new();
+    for (key, scenarios) in cells {
         let mut names: Vec<&str> = scenarios.iter().map(String::as_str).collect();
         names.sort_unstable();
         names.dedup();
+        let mut cell = Vec::new();
         for name in names {
             let (ms, basis) = durations.estimate(key, name).unwrap_or((1, Basis::Typical));
             match basis {
@@ -293,17 +294,31 @@ pub fn split(
                 Basis::OtherCells => split.from_other_cells += 1,
                 Basis::Typical => split.typical += 1,
             }
-            items.push((ms.max(1), c, name));
+            cell.push((ms.max(1), name));
         }
+        weights.push(cell);
     }
-    items.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
     let overhead: Vec<u64> = cells.iter().map(|(k, _)| durations.overhead(k)).collect();
     let bins = count * jobs;
+    // A cell no longer than a guest's share goes whole (one preparation, one boot); a
+    // longer one pair by pair. Units longest first (ties: plan order, then name).
+    let cell_ms = |c: usize| weights[c].iter().map(|(w, _)| w).sum::<u64>() + overhead[c];
+    let share = (0..cells.len()).map(cell_ms).sum::<u64>() / bins as u64;
+    let mut units: Vec<(u64, usize, Vec<&str>)> = Vec::new();
+    for (c, cell) in weights.iter().enumerate() {
+        if cell_ms(c) <= share {
+            let names = cell.iter().map(|(_, n)| *n).collect();
+            units.push((cell_ms(c) - overhead[c], c, names));
+        } else {
+            units.extend(cell.iter().map(|(w, n)| (*w, c, vec![*n])));
+        }
+    }
+    units.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut load = vec![0u64; bins];
     // Which worker of a shard holds a cell: a cell stays in one worker per shard.
     let mut worker_of: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
     let mut taken: Vec<Vec<(usize, String)>> = vec![Vec::new(); count];
-    for (w, c, name) in items {
+    for (w, c, names) in units {
         let mut best: Option<(u64, usize)> = None;
         for s in 0..count {
             let candidates = match worker_of.get(&(s, c)) {
@@ -322,7 +337,7 @@ pub fn split(
         load[b] = cost;
         let s = b / jobs;
         worker_of.insert((s, c), b);
-        taken[s].push((c, name.to_string()));
+        taken[s].extend(names.into_iter().map(|n| (c, n.to_string())));
     }
     for (s, mut pairs) in taken.into_iter().enumerate() {
         pairs.sort();

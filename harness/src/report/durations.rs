@@ -254,10 +254,12 @@ fn parse(text: &str) -> Result<Durations, String> {
         Ok(v) if v.get("format").and_then(|f| f.as_str()) == Some(FORMAT) => {
             serde_json::from_value(v).map_err(|e| e.to_string())
         }
-        Ok(v) if v.get("run_id").is_some() && v.get("cells").is_some() => {
+        Ok(v) if v.get("format_version").is_some() && v.get("cells").is_some() => {
             let report: RunReport = serde_json::from_value(v).map_err(|e| e.to_string())?;
             Ok(Durations::of_report(&report))
         }
+        // A history of one line.
+        Ok(v) if v.get("run_id").is_some() && v.get("cells").is_some() => parse_history(text),
         Ok(v) if v.get("format").is_some() => Err(format!(
             "format {} (this crtest reads {FORMAT})",
             v["format"]
@@ -344,6 +346,11 @@ mod tests {
             s.duration_ms += 99_999;
         }
         history::append(&history, &older).unwrap();
+        assert_eq!(
+            Durations::load(&history).unwrap().pairs(),
+            want.pairs(),
+            "one line"
+        );
         history::append(&history, &report).unwrap();
         let read = Durations::load(&root).unwrap();
         assert_eq!(

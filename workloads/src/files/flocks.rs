@@ -104,14 +104,17 @@ impl State {
             ("flock-ex.dat", self.ex_ino, "WRITE", 1),
             ("flock-sh.dat", self.sh_ino, "READ", 2),
         ] {
-            let Some(locks) = p.take(procfs::locks_on(ino)) else {
+            let ours = |locks: &[procfs::Lock]| {
+                locks
+                    .iter()
+                    .filter(|l| l.class == "FLOCK" && l.access == access && l.pid == me)
+                    .count()
+            };
+            let settled = |l: &[procfs::Lock]| ours(l) == count && l.len() == count;
+            let Some(locks) = p.take(procfs::locks_on_settled(ino, settled)) else {
                 return;
             };
-            let ours = locks
-                .iter()
-                .filter(|l| l.class == "FLOCK" && l.access == access && l.pid == me)
-                .count();
-            if ours != count || locks.len() != count {
+            if !settled(&locks) {
                 let seen: Vec<String> = locks
                     .iter()
                     .map(|l| format!("{} {} pid {}", l.class, l.access, l.pid))

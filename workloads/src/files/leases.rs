@@ -66,17 +66,21 @@ impl Leased {
             ),
             Err(e) => p.push(format!("{}: {e}", self.who())),
         }
-        if let Some(locks) = p.take(procfs::locks_on(self.inode)) {
-            let want = if self.kind == libc::F_RDLCK {
-                "READ"
-            } else {
-                "WRITE"
-            };
-            let leases: Vec<String> = locks
+        let want = if self.kind == libc::F_RDLCK {
+            "READ"
+        } else {
+            "WRITE"
+        };
+        let leases = |locks: &[procfs::Lock]| -> Vec<String> {
+            locks
                 .iter()
                 .filter(|l| l.class == "LEASE")
                 .map(|l| l.access.clone())
-                .collect();
+                .collect()
+        };
+        let settled = |l: &[procfs::Lock]| leases(l) == [want];
+        if let Some(locks) = p.take(procfs::locks_on_settled(self.inode, settled)) {
+            let leases = leases(&locks);
             p.expect_eq(
                 &format!("{}: leases in /proc/locks", self.who()),
                 vec![want.to_string()],

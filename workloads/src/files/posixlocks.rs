@@ -217,21 +217,26 @@ impl State {
                 &["WRITE 0..9", "READ 100..199"][..],
             ),
         ] {
-            let Some(locks) = p.take(procfs::locks_on(ino)) else {
-                return;
-            };
-            let mut got: Vec<String> = locks
-                .iter()
-                .filter(|l| class != "POSIX" || l.pid == me)
-                .map(|l| {
-                    let end = l.end.map_or("EOF".to_string(), |e| e.to_string());
-                    format!("{} {} {}..{end}", l.class, l.access, l.start)
-                })
-                .collect();
-            got.sort();
             let mut want: Vec<String> = want.iter().map(|w| format!("{class} {w}")).collect();
             want.sort();
-            if got != want || locks.len() != want.len() {
+            let got = |locks: &[procfs::Lock]| -> Vec<String> {
+                let mut got: Vec<String> = locks
+                    .iter()
+                    .filter(|l| class != "POSIX" || l.pid == me)
+                    .map(|l| {
+                        let end = l.end.map_or("EOF".to_string(), |e| e.to_string());
+                        format!("{} {} {}..{end}", l.class, l.access, l.start)
+                    })
+                    .collect();
+                got.sort();
+                got
+            };
+            let settled = |l: &[procfs::Lock]| got(l) == want && l.len() == want.len();
+            let Some(locks) = p.take(procfs::locks_on_settled(ino, settled)) else {
+                return;
+            };
+            let got = got(&locks);
+            if !settled(&locks) {
                 p.push(format!(
                     "{file} (inode {ino}): /proc/locks holds [{}] (pid {me}'s), expected [{}]",
                     got.join(", "),

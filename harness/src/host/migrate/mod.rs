@@ -10,6 +10,9 @@
 
 pub mod guest;
 pub mod matrix;
+
+/// The tag of the scenarios a migration moves by default.
+pub const MIGRATE_TAG: &str = "migrate";
 pub mod pair;
 pub mod verdict;
 
