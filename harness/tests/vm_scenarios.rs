@@ -1527,7 +1527,9 @@ fn run_once(
     eprintln!("vm trials: results in {}", run.dir.display());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Guests are dealt the scenarios by their last durations here (this root's history).
-    let durations = crtest::report::durations::Durations::of_history(&root);
+    let durations = crtest::report::durations::Durations::over_reference(
+        crtest::report::durations::Durations::of_history(&root),
+    );
     let costs = crtest::host::parallel::Costs {
         durations: &durations,
         cell: &cell.id,

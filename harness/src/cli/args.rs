@@ -55,6 +55,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Join shard runs (`matrix --shard i/n`) into one run directory.
     Merge(MergeArgs),
+    /// The durations of runs, histories or durations files as one durations file (what
+    /// `matrix --durations` and `run -j` deal by).
+    Durations(DurationsArgs),
     /// Kernels for the guest: `kernel build --source DIR` builds one with the required options.
     Kernel(KernelArgs),
     /// Install the host packages the main job (or, with --tests, the test suite) needs; as
@@ -652,6 +655,17 @@ pub struct MergeArgs {
     /// Where the merged run directory goes; `latest` links to it.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DurationsArgs {
+    /// Run directories, run.json files, results roots (their history) or durations files,
+    /// the later winning for a pair two of them measured.
+    #[arg(required = true, value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write them (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

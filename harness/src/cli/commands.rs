@@ -134,7 +134,9 @@ pub fn run(args: &RunArgs) -> Result<Done, CliError> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // Guests are dealt scenarios by their last durations on this cell (the results' history).
-    let durations = crate::report::durations::Durations::of_history(&args.results);
+    let durations = crate::report::durations::Durations::over_reference(
+        crate::report::durations::Durations::of_history(&args.results),
+    );
     let cell_key = match &choice {
         Ok(c) if !args.host => crate::results::run::cell_id(&c.kernel_label, &c.userland),
         _ => String::new(),

@@ -37,6 +37,7 @@ pub fn main() -> i32 {
         Command::Migrate(args) => migrate::migrate(&args),
         Command::Compare(args) => tools::compare(&args),
         Command::Merge(args) => tools::merge(&args),
+        Command::Durations(args) => tools::durations(&args),
         Command::Export(args) => tools::export(&args),
         Command::Kernel(args) => tools::kernel(&args),
         Command::Bisect(args) => bisect::bisect(&args),

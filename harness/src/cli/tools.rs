@@ -2,7 +2,8 @@
 //! `export`), build kernels (`kernel`), and run the matrix (`matrix`).
 
 use crate::cli::args::{
-    CkptinfoArgs, CompareArgs, ExportArgs, KernelArgs, KernelCommand, MatrixArgs, MergeArgs,
+    CkptinfoArgs, CompareArgs, DurationsArgs, ExportArgs, KernelArgs, KernelCommand, MatrixArgs,
+    MergeArgs,
 };
 use crate::cli::exit::{CliError, Done};
 use crate::results::run::load_run;
@@ -82,6 +83,34 @@ pub fn merge(args: &MergeArgs) -> Result<Done, CliError> {
     eprint!("{}", crate::report::views::terminal_summary(&run.report));
     eprintln!("merged into {}", run.dir.display());
     Ok(Done::good_unless(run.any_bad()))
+}
+
+/// `crtest durations PATH... [--out FILE]`.
+pub fn durations(args: &DurationsArgs) -> Result<Done, CliError> {
+    use crate::report::durations::Durations;
+    let mut d = Durations::default();
+    for p in &args.inputs {
+        d.absorb(Durations::load(p)?);
+    }
+    d.format = crate::report::durations::FORMAT.into();
+    match &args.out {
+        None => print!("{}", d.to_json()),
+        Some(path) => {
+            std::fs::write(path, d.to_json()).map_err(|source| {
+                crate::results::run::ResultsError::Write {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            eprintln!(
+                "crtest: {} pairs of {} cells written to {}",
+                d.pairs(),
+                d.cells.len(),
+                path.display()
+            );
+        }
+    }
+    Ok(Done::Good)
 }
 
 /// `crtest export --kcidb DIR RUN...`.

@@ -193,7 +193,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 }
 
 /// Parses a profile's text and checks what can be checked without the catalog.
-pub fn parse(text: &str) -> Result<Profile, String> {
+fn parse(text: &str) -> Result<Profile, String> {
     let profile: Profile = toml::from_str(text).map_err(|e| e.to_string())?;
     if profile.parts.is_empty() && profile.migrations.is_empty() {
         return Err("no [[part]] nor [[migrate]]".into());

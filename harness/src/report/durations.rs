@@ -83,7 +83,20 @@ pub enum Basis {
     Typical,
 }
 
+/// The durations this repository ships (`harness/data/durations.json`): the default
+/// catalog and matrices as measured on a 2-core TCG machine, what a machine with no history
+/// of its own deals and splits by (its own measurements replace them pair by pair).
+const REFERENCE: &str = include_str!("../../data/durations.json");
+
 impl Durations {
+    /// The repository's reference durations, with `local` (this machine's) over them.
+    pub fn over_reference(local: Durations) -> Durations {
+        let mut d: Durations =
+            serde_json::from_str(REFERENCE).unwrap_or_else(|_| Durations::empty());
+        d.absorb(local);
+        d
+    }
+
     fn empty() -> Durations {
         Durations {
             format: FORMAT.into(),
@@ -299,6 +312,26 @@ fn parse_history(text: &str) -> Result<Durations, String> {
 mod tests {
     use super::*;
     use crate::results::fixtures;
+
+    #[test]
+    fn the_reference_parses_and_local_measurements_win() {
+        let reference = Durations::over_reference(Durations::empty());
+        assert!(reference.pairs() > 100, "{}", reference.pairs());
+        let (cell, name) = {
+            let (k, c) = reference.cells.iter().next().unwrap();
+            (k.clone(), c.scenarios.keys().next().unwrap().clone())
+        };
+        let mut local = Durations::empty();
+        local
+            .cells
+            .entry(cell.clone())
+            .or_default()
+            .scenarios
+            .insert(name.clone(), 1);
+        let both = Durations::over_reference(local);
+        assert_eq!(both.estimate(&cell, &name), Some((1, Basis::Measured)));
+        assert_eq!(both.pairs(), reference.pairs());
+    }
 
     #[test]
     fn estimates_say_what_they_rest_on() {

@@ -362,13 +362,7 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
         None => vec!["no kernel config given: options not checked".into()],
     };
     let accel = qemu::detect_accel();
-    let qemu_version = crtest_vm::command::run(
-        "qemu-system-x86_64",
-        &["--version".into()],
-        Duration::from_secs(10),
-    )
-    .ok()
-    .and_then(|r| r.output.lines().next().map(str::to_string));
+    let qemu_version = qemu_version();
     Ok(Cell {
         id: cell_id(&kernel.release, &suite, &criu, opts.cpu.as_deref()),
         kernel,
@@ -393,6 +387,17 @@ pub fn prepare(opts: &CellOptions, reporter: &mut dyn Reporter) -> Result<Cell, 
     })
 }
 
+/// The first line of `qemu-system-x86_64 --version`.
+fn qemu_version() -> Option<String> {
+    crtest_vm::command::run(
+        "qemu-system-x86_64",
+        &["--version".into()],
+        Duration::from_secs(10),
+    )
+    .ok()
+    .and_then(|r| r.output.lines().next().map(str::to_string))
+}
+
 /// The packages of userland variant `name` of `suite` (zdtm's: with the libraries its
 /// tests were built against, as `zdtm`'s build found them).
 pub fn variant_packages<'a>(
@@ -410,20 +415,31 @@ pub fn variant_packages<'a>(
     packages
 }
 
-/// Builds (or finds in the cache) the images of the userland variants a run will need,
-/// beside the rest of the preparation; each built one with its time. zdtm's waits for its
-/// tests' build (it names their libraries) and is built when a guest needs it. A variant
-/// that fails here is left to the guest that needs it, whose scenarios then say why.
+/// Builds (or finds in the cache) the images of the userland variants a run will need, at
+/// once and beside the rest of the preparation; each built one with its time. zdtm's waits
+/// for its tests' build (it names their libraries) and is built when a guest needs it. A
+/// variant that fails here is left to the guest that needs it, whose scenarios then say
+/// why.
 fn prebuild_variants(cache: &Cache, suite: &str, variants: &[String]) -> Vec<(String, u64)> {
-    let mut built = Vec::new();
-    for name in variants.iter().filter(|v| v.as_str() != "zdtm") {
-        let t = Instant::now();
-        let packages = variant_packages(name, suite, None);
-        if crtest_vm::userland::build(cache, suite, &packages).is_ok() {
-            built.push((name.clone(), t.elapsed().as_millis() as u64));
-        }
-    }
-    built
+    std::thread::scope(|s| {
+        let builds: Vec<_> = variants
+            .iter()
+            .filter(|v| v.as_str() != "zdtm")
+            .map(|name| {
+                s.spawn(move || {
+                    let t = Instant::now();
+                    let packages = variant_packages(name, suite, None);
+                    crtest_vm::userland::build(cache, suite, &packages)
+                        .ok()
+                        .map(|_| (name.clone(), t.elapsed().as_millis() as u64))
+                })
+            })
+            .collect();
+        builds
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    })
 }
 
 /// Says what is being prepared, before the parts are prepared at once.
