@@ -217,16 +217,14 @@ pub fn balance_text(merged: &RunReport, inputs: &[RunReport]) -> String {
         .filter_map(|m| {
             let s = m.split.as_ref()?;
             let n = m.shard.as_deref()?.split_once('/')?.1.to_string();
-            Some((
-                n,
-                format!("{} {}", s.method, s.digest.as_deref().unwrap_or("")),
-            ))
+            let digest = s.digest.as_deref().unwrap_or("");
+            Some((n, format!("by {} {digest}, -j {}", s.method, s.jobs)))
         })
         .collect();
     splits.sort();
     splits.dedup();
     if splits.len() > 1 {
-        out += "warning: the shards were not split alike (counts or durations differ); \
+        out += "warning: the shards were not split alike (counts, durations or -j differ); \
                 pairs may be missing or twice:\n";
         for (n, how) in splits {
             out += &format!("  of {n}: {how}\n");
@@ -487,6 +485,36 @@ mod tests {
             m.shard = Some("x/2".into());
         }
         (a, b)
+    }
+
+    #[test]
+    fn shard_times_and_a_split_that_differs_are_reported() {
+        let (mut a, mut b) = shards();
+        for (r, i, jobs) in [(&mut a, 1, 2), (&mut b, 2, 4)] {
+            let m = r.matrix.as_mut().unwrap();
+            m.shard = Some(format!("{i}/2"));
+            m.split = Some(results::SplitInfo {
+                method: "durations".into(),
+                digest: Some("d1".into()),
+                jobs,
+                expected_ms: vec![100_000, 100_000],
+                ..Default::default()
+            });
+            r.wall_ms = Some(90_000 + 20_000 * (i as u64 - 1));
+        }
+        let merged = merge_reports(&[a.clone(), b.clone()]).unwrap();
+        let times = &merged.matrix.as_ref().unwrap().shard_times;
+        assert_eq!(times.len(), 2);
+        assert_eq!(times[1].expected_ms, Some(100_000));
+        assert_eq!(times[1].wall_ms, Some(110_000));
+        let text = balance_text(&merged, &[a, b]);
+        assert!(text.contains("shard 2/2: 110 s (expected 100 s)"), "{text}");
+        assert!(
+            text.contains("balance: slowest shard / mean = 1.10 (expected 1.00)"),
+            "{text}"
+        );
+        assert!(text.contains("-j 4"), "{text}");
+        assert!(text.contains("not split alike"), "{text}");
     }
 
     #[test]
