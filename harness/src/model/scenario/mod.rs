@@ -147,6 +147,10 @@ pub struct Expect {
     /// Text the failure's first error line (or message) must contain, so that an expected
     /// failure cannot hide a different one of the same class.
     pub contains: Option<String>,
+    /// Texts of which the failure's first error line (or message) must contain one: an
+    /// expected failure that criu versions word differently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contains_any: Vec<String>,
     /// Why the failure is expected (shown in reports).
     pub reason: Option<String>,
     /// The variants the expectation holds for (default: all); the others are expected to
