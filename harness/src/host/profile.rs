@@ -399,10 +399,7 @@ fn moves(m: &Migrate, base: &CatalogOptions) -> Result<(Vec<PlannedCell>, Vec<Sc
             let choice = cell_choice::criu_for(name, &userland).ok_or_else(|| {
                 format!("criu `{name:?}` does not pair with userland `{userland}`")
             })?;
-            let column = match cell_choice::criu_label(name) {
-                Some(l) => format!("{userland}+criu-{l}"),
-                None => userland.clone(),
-            };
+            let column = matrix::column(&userland, cell_choice::criu_label(name).as_deref());
             for cpu in &cpus {
                 sides.push(MoveSide {
                     kernel: k.clone(),

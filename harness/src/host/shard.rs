@@ -71,6 +71,14 @@ impl FromStr for Shard {
 /// More shards than this is a typo.
 pub const MAX_SHARDS: usize = 4096;
 
+/// A count of shards: 1 to [`MAX_SHARDS`].
+fn shard_count(s: &str) -> Option<usize> {
+    s.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_SHARDS).contains(n))
+}
+
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
@@ -93,11 +101,7 @@ impl FromStr for ShardArg {
             return Ok(ShardArg::Auto { count: None });
         }
         if let Some(n) = t.strip_prefix("auto/") {
-            let count: usize = n
-                .parse()
-                .ok()
-                .filter(|n| (1..=MAX_SHARDS).contains(n))
-                .ok_or_else(|| ShardError::Syntax(s.to_string()))?;
+            let count = shard_count(n).ok_or_else(|| ShardError::Syntax(s.to_string()))?;
             return Ok(ShardArg::Auto { count: Some(count) });
         }
         s.parse().map(ShardArg::Fixed)
@@ -119,12 +123,8 @@ impl ShardArg {
             count,
         };
         if let (Some(i), Some(n)) = (env("CI_NODE_INDEX"), env("CI_NODE_TOTAL")) {
-            let total: usize = n
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=MAX_SHARDS).contains(n))
-                .ok_or_else(|| bad("CI_NODE_TOTAL", &n, "1..4096".into()))?;
+            let total =
+                shard_count(&n).ok_or_else(|| bad("CI_NODE_TOTAL", &n, "1..4096".into()))?;
             if let Some(given) = count.filter(|c| *c != total) {
                 return Err(ShardError::CountDiffers { given, total });
             }
@@ -230,15 +230,8 @@ impl Split {
     /// The slowest shard's expected time over the mean (1.0 is perfect); `None` by counts.
     pub fn balance(&self) -> Option<f64> {
         let times: Vec<u64> = self.shards.iter().filter_map(|p| p.expected_ms).collect();
-        balance(&times)
+        crate::report::durations::balance(&times)
     }
-}
-
-/// The slowest of some times over their mean (`None` when there are none or all are 0).
-pub fn balance(times: &[u64]) -> Option<f64> {
-    let max = *times.iter().max()?;
-    let mean = times.iter().sum::<u64>() as f64 / times.len() as f64;
-    (mean > 0.0).then(|| max as f64 / mean)
 }
 
 /// Splits `cells` (each its stable key and scenario names) into `count` shards of `jobs`

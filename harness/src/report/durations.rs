@@ -243,6 +243,14 @@ pub fn cell_durations(cell: &CellReport, wall_ms: Option<u64>) -> CellDurations 
     }
 }
 
+/// The slowest of some times over their mean, 1.0 being even (`None` when there are none or
+/// all are 0): how balanced shards or guests were, expected or measured.
+pub fn balance(times: &[u64]) -> Option<f64> {
+    let max = *times.iter().max()?;
+    let mean = times.iter().sum::<u64>() as f64 / times.len() as f64;
+    (mean > 0.0).then(|| max as f64 / mean)
+}
+
 fn read_bounded(path: &Path) -> Result<String, DurationsError> {
     let read = |source| DurationsError::Read {
         path: path.to_path_buf(),

@@ -199,11 +199,7 @@ pub fn balance_text(merged: &RunReport, inputs: &[RunReport]) -> String {
     }
     let actual: Vec<u64> = m.shard_times.iter().filter_map(|t| t.wall_ms).collect();
     let expected: Vec<u64> = m.shard_times.iter().filter_map(|t| t.expected_ms).collect();
-    let ratio = |v: &[u64]| {
-        let max = *v.iter().max()?;
-        let mean = v.iter().sum::<u64>() as f64 / v.len() as f64;
-        (mean > 0.0).then(|| max as f64 / mean)
-    };
+    let ratio = crate::report::durations::balance;
     if let Some(b) = ratio(&actual) {
         out += &format!("balance: slowest shard / mean = {b:.2}");
         if let Some(e) = ratio(&expected) {

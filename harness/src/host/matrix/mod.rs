@@ -21,8 +21,8 @@ mod plan;
 pub use cell::{relocate, run_one, unprepared};
 use plan::table_place;
 pub use plan::{
-    cut, durations, move_id, plan, plan_axes, plan_text, side_label, split, split_info, union,
-    PlannedCell, PlannedCriu, PlannedSource,
+    column, cut, durations, move_id, plan, plan_axes, plan_text, side_label, split, split_info,
+    union, PlannedCell, PlannedCriu, PlannedSource,
 };
 
 use crate::host::cell_choice::{self, KernelName};

@@ -59,10 +59,7 @@ pub fn plan(
                 let Some(choice) = cell_choice::criu_for(name, u) else {
                     continue;
                 };
-                let column = match criu_label {
-                    Some(l) => format!("{u}+criu-{l}"),
-                    None => u.clone(),
-                };
+                let column = column(u, criu_label.as_deref());
                 if cells
                     .iter()
                     .any(|c: &PlannedCell| c.kernel_label == label && c.column == column)
@@ -275,6 +272,14 @@ pub fn move_id(mode: &str, from: &str, to: &str) -> String {
             false => '_',
         })
         .collect()
+}
+
+/// A userland's column in the report: the suite, `+criu-<label>` for a criu of its own.
+pub fn column(userland: &str, criu_label: Option<&str>) -> String {
+    match criu_label {
+        Some(l) => format!("{userland}+criu-{l}"),
+        None => userland.to_string(),
+    }
 }
 
 /// One side of a migration pair: `kernel-K+userland-U[+criu-X][+cpu-M]`.
