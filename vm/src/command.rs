@@ -182,16 +182,19 @@ impl Cmd {
     /// The `duct` expression for this command: stdin from `/dev/null`, both
     /// outputs captured, status not checked (see [`Cmd::run`]).
     pub fn expression(&self) -> duct::Expression {
-        self.base().stdout_capture().stderr_capture()
+        self.base().stdout_capture().stderr_capture().unchecked()
     }
 
-    /// Program, arguments, environment, directory, stdin from `/dev/null`, status not
-    /// checked; the outputs left for the caller to direct (duct's inner redirections win
+    /// Program, arguments, environment, directory, stdin from `/dev/null`; the status and
+    /// the outputs left for the caller to direct (duct's inner redirections win
     /// over outer ones, so they must not be set here).
     fn base(&self) -> duct::Expression {
-        let mut e = duct::cmd(&self.program, &self.args)
-            .stdin_null()
-            .unchecked();
+        self.plain().stdin_null()
+    }
+
+    /// [`Cmd::base`] with the caller's stdin (a pipe's right side).
+    fn plain(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args);
         for (k, v) in &self.env {
             e = e.env(k, v);
         }
@@ -206,22 +209,17 @@ impl Cmd {
     pub fn run(&self) -> Result<Output, CommandError> {
         let line = self.to_string();
         log(&line);
-        let out = self
-            .expression()
-            .run()
-            .map_err(|source| CommandError::Spawn {
-                command: line.clone(),
-                source,
-            })?;
-        if out.status.success() {
-            Ok(out)
-        } else {
-            Err(CommandError::Failed {
-                command: line,
-                status: out.status,
-                stderr_tail: tail(&String::from_utf8_lossy(&out.stderr), STDERR_TAIL_LINES),
-            })
-        }
+        checked(line, self.expression().run())
+    }
+
+    /// Logs `self | next` and runs it: this command's stdout is `next`'s stdin, both
+    /// stderrs are captured together. Fails when either side fails (the right side's status
+    /// first, as a shell's `pipefail` would say it), with the pipeline as the command line.
+    pub fn run_piped(&self, next: &Cmd) -> Result<Output, CommandError> {
+        let line = format!("{self} | {next}");
+        log(&line);
+        let e = self.base().pipe(next.plain());
+        checked(line, e.stdout_capture().stderr_capture().unchecked().run())
     }
 
     /// Runs the command with a time limit, not logged: stdout and stderr interleaved into
@@ -231,7 +229,7 @@ impl Cmd {
     pub fn run_timed(&self, timeout: Duration, out: Option<&Path>) -> Result<Ran, CommandError> {
         let command = self.to_string();
         let start = Instant::now();
-        let e = self.base().stderr_to_stdout();
+        let e = self.base().stderr_to_stdout().unchecked();
         let e = match out {
             Some(path) => e.stdout_path(path),
             None => e.stdout_capture(),
@@ -269,6 +267,24 @@ impl Cmd {
     pub fn read(&self) -> Result<String, CommandError> {
         self.run()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+/// The outcome of a run of the command line `line`: its output when it succeeded, else why
+/// not.
+fn checked(line: String, ran: io::Result<Output>) -> Result<Output, CommandError> {
+    let out = ran.map_err(|source| CommandError::Spawn {
+        command: line.clone(),
+        source,
+    })?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(CommandError::Failed {
+            command: line,
+            status: out.status,
+            stderr_tail: tail(&String::from_utf8_lossy(&out.stderr), STDERR_TAIL_LINES),
+        })
     }
 }
 
@@ -452,6 +468,22 @@ mod tests {
     #[case("a b", "'a b'")]
     fn quoting(#[case] word: &str, #[case] quoted: &str) {
         assert_eq!(shell_quote(word), quoted);
+    }
+
+    #[test]
+    fn pipes_fail_on_either_side() {
+        let out = Cmd::new("echo")
+            .arg("hi")
+            .run_piped(&Cmd::new("cat"))
+            .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        let left = Cmd::new("sh").args(["-c", "echo left >&2; exit 3"]);
+        let e = left.run_piped(&Cmd::new("cat")).unwrap_err();
+        assert!(e.to_string().contains("exit 3' | cat` failed"), "{e}");
+        assert!(e.stderr_tail().contains("left"), "{e}");
+        let right = Cmd::new("sh").args(["-c", "cat; exit 4"]);
+        let e = Cmd::new("true").run_piped(&right).unwrap_err();
+        assert!(e.to_string().contains("exit status: 4"), "{e}");
     }
 
     #[test]

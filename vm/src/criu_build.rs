@@ -2,12 +2,13 @@
 //! userland's image in place of the package's criu.
 //!
 //! The build runs in a root of the same Debian suite (built once with `mmdebstrap` and
-//! CRIU's build dependencies, cached), so the binary links against the userland's glibc and
-//! libraries. Each build copies the tree's source files into a directory of its own, binds
-//! that into the build root in a private mount namespace (builds of several trees share one
-//! build root at once) and runs `make criu` and `make lib` there with `chroot`. The result is
-//! cached under the suite, the build root and the tree's revision
-//! ([`crate::criu_tree::Revision::key`]).
+//! CRIU's build dependencies, unpacked as the caller's own files, cached), so the binary
+//! links against the userland's glibc and libraries. Each build copies the tree's source
+//! files into a directory of its own, binds that into the build root in a private mount
+//! namespace (builds of several trees share one build root at once) and runs `make criu`
+//! and `make lib` there with `chroot`, as root of a user namespace: root and a normal user
+//! build the same way. The result is cached under the suite, the build root and the tree's
+//! revision ([`crate::criu_tree::Revision::key`]).
 //!
 //! Installing writes a copy of the userland image with `debugfs`: the built criu becomes
 //! `/usr/sbin/criu` (the package's is kept as `/usr/sbin/criu.debian`), its pycriu replaces
@@ -28,7 +29,7 @@ use crate::criu_tree::{CriuTree, TreeError};
 /// Bumped whenever the way criu is built or installed changes.
 pub const FORMAT: &str = "criu-build-v2";
 /// Bumped whenever the build root changes.
-pub const ROOT_FORMAT: &str = "criu-buildroot-v1";
+pub const ROOT_FORMAT: &str = "criu-buildroot-v2";
 /// Debian packages of the build root: a compiler and CRIU's build dependencies.
 pub const BUILD_PACKAGES: &[&str] = &[
     "build-essential",
@@ -62,7 +63,19 @@ pub const PACKAGED_CRIU: &str = "/usr/sbin/criu.debian";
 /// Longest a build may take.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Runs in a private mount namespace: binds `/dev`, `/proc` and the source copy into the build
+/// The namespaces a build runs in, for root and a normal user alike: a user namespace
+/// whose root is the caller (the build root's files, the caller's, are root's there), a
+/// private mount namespace and a pid namespace (to mount proc; its processes end with the
+/// build).
+const NAMESPACES: &[&str] = &[
+    "--map-root-user",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--kill-child",
+];
+
+/// Runs in the [`NAMESPACES`]: binds `/dev`, `/proc` and the source copy into the build
 /// root and runs the inner script (a file in the copy) there under `chroot` with a clean
 /// environment. `$1` build root, `$2` source copy, `$3` the inner script's name, then its
 /// arguments.
@@ -107,7 +120,7 @@ pub fn run_in_root(
     let inner_file = src.join(".crtest-build.sh");
     fs::write(&inner_file, inner).map_err(io_err(&inner_file))?;
     Cmd::tool("unshare")
-        .arg("--mount")
+        .args(NAMESPACES)
         .arg("--")
         .arg("sh")
         .arg(&outer)
@@ -135,9 +148,9 @@ pub enum CriuBuildError {
     Sources(#[from] AptError),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// Building from a tree needs root (mount namespaces and chroot).
-    #[error("building criu from {} needs root (a chroot of the {suite} build root); run as root", tree.display())]
-    NotRoot { tree: PathBuf, suite: String },
+    /// A normal user's account cannot build the build root.
+    #[error(transparent)]
+    UserNs(#[from] crate::userns::UserNsError),
     /// The build root could not be made.
     #[error("cannot make the {suite} build root (for criu and zdtm builds): {source}")]
     BuildRoot {
@@ -167,6 +180,13 @@ pub enum CriuBuildError {
         image: PathBuf,
         #[source]
         source: CommandError,
+    },
+    /// Making an image of the build failed.
+    #[error("cannot make the image {}: {source}", image.display())]
+    Image {
+        image: PathBuf,
+        #[source]
+        source: crate::ext4::Ext4Error,
     },
     #[error("{}: {source}", path.display())]
     Io {
@@ -230,19 +250,33 @@ impl CriuBuild {
     }
 }
 
-/// `mmdebstrap` making a build root of `suite` with [`BUILD_PACKAGES`].
-pub fn build_root_cmd(suite: &str, rootfs: &Path, sources_file: &Path) -> Cmd {
+/// `mmdebstrap` in `mode` making a build root of `suite` with [`BUILD_PACKAGES`], written
+/// as a tar to its stdout.
+pub fn build_root_cmd(mode: &str, suite: &str, sources_file: &Path) -> Cmd {
     Cmd::tool("mmdebstrap")
+        .arg(mode)
         .arg("--variant=apt")
         .arg(format!("--include={}", BUILD_PACKAGES.join(",")))
         .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
         .arg("--dpkgopt=path-exclude=/usr/share/man/*")
         .arg(suite)
-        .arg(rootfs)
+        .arg("-")
         .arg(sources_file)
 }
 
-/// The build root of `suite` (sources: the suite's deb822 sources), built once and cached.
+/// `tar` unpacking a build root into `rootfs` as the caller's own files (a build needs no
+/// other owner, and a normal user can remove what it unpacked), without device nodes.
+pub fn unpack_cmd(rootfs: &Path) -> Cmd {
+    Cmd::tool("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(rootfs)
+        .args(["--no-same-owner", "-p"])
+        .args(crate::ext4::device_excludes())
+}
+
+/// The build root of `suite` (sources: the suite's deb822 sources), built once and cached:
+/// a directory of the caller's files, by root or a normal user alike.
 pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, CriuBuildError> {
     let joined = BUILD_PACKAGES.join(",");
     let key = key_of(&[
@@ -252,6 +286,7 @@ pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, 
         sources.as_bytes(),
     ]);
     let dir = cache.entry("criu-buildroot", &key, |tmp| {
+        crate::userns::check_subordinate_ids()?;
         let sources_file = tmp.join("sources.sources");
         fs::write(&sources_file, sources).map_err(io_err(&sources_file))?;
         let rootfs = tmp.join("rootfs");
@@ -259,7 +294,10 @@ pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, 
             suite: suite.to_string(),
             source,
         };
-        if let Err(e) = build_root_cmd(suite, &rootfs, &sources_file).run() {
+        let mode = crate::userns::mmdebstrap_mode();
+        fs::create_dir_all(&rootfs).map_err(io_err(&rootfs))?;
+        let bootstrap = build_root_cmd(mode, suite, &sources_file);
+        if let Err(e) = bootstrap.run_piped(&unpack_cmd(&rootfs)) {
             if !crate::userland::is_expired_release(&e) {
                 return Err(failed(e));
             }
@@ -270,9 +308,10 @@ pub fn build_root(cache: &Cache, suite: &str, sources: &str) -> Result<PathBuf, 
                  is made with Acquire::Check-Valid-Until=false"
             );
             crate::cache::remove_all(&rootfs)?;
-            build_root_cmd(suite, &rootfs, &sources_file)
+            fs::create_dir_all(&rootfs).map_err(io_err(&rootfs))?;
+            bootstrap
                 .arg("--aptopt=Acquire::Check-Valid-Until \"false\"")
-                .run()
+                .run_piped(&unpack_cmd(&rootfs))
                 .map_err(failed)?;
         }
         let b = rootfs.join(BUILD_DIR);
@@ -333,12 +372,6 @@ impl TreeBuild<'_> {
         ]);
         if let Some(dir) = cache.lookup(self.kind, &key) {
             return Ok(dir);
-        }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(CriuBuildError::NotRoot {
-                tree: self.tree.root.clone(),
-                suite: self.suite.to_string(),
-            });
         }
         let root = build_root(cache, self.suite, &sources)?;
         let log = log_path(cache, &format!("{}-{key}", self.kind));
@@ -676,8 +709,14 @@ mod tests {
 
     #[test]
     fn build_root_command() {
-        let c = build_root_cmd("trixie", Path::new("/r"), Path::new("/s.sources")).to_string();
+        let c = build_root_cmd("--mode=root", "trixie", Path::new("/s.sources")).to_string();
+        assert!(c.contains("mmdebstrap --mode=root --variant=apt"), "{c}");
         assert!(c.contains("--include=build-essential,pkgconf,"), "{c}");
-        assert!(c.ends_with("trixie /r /s.sources"), "{c}");
+        assert!(c.ends_with("trixie - /s.sources"), "{c}");
+        let u = unpack_cmd(Path::new("/r")).to_string();
+        assert!(
+            u.contains("tar -x -C /r --no-same-owner -p --exclude=./dev/console "),
+            "{u}"
+        );
     }
 }

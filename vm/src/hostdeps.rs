@@ -52,6 +52,11 @@ pub const DEFAULT_TOOLS: &[HostTool] = &[
         command: "zstd",
         package: "zstd",
     },
+    // A normal user builds roots in user namespaces with the account's subordinate ids.
+    HostTool {
+        command: "newuidmap",
+        package: "uidmap",
+    },
 ];
 
 /// What `crtest bisect --kernel-tree` needs besides [`KERNEL_BUILD_TOOLS`]: git for the

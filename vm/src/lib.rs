@@ -6,7 +6,8 @@
 //! * [`kernel`] (with [`bzimage`], [`kconfig`]): Debian or local kernels;
 //! * [`modules`]: module names to the files to load, in order;
 //! * [`initramfs`]: the newc archive with the agent, workloads and modules;
-//! * [`userland`]: the Debian guest root as an ext4 image;
+//! * [`userland`]: the Debian guest root as an ext4 image ([`ext4`]), built by root or,
+//!   in a user namespace ([`userns`]), by a normal user;
 //! * [`criu_tree`], [`criu_build`]: a user's CRIU source tree, built for a suite and put
 //!   into its image in place of the package's criu; [`zdtm_build`]: its zdtm tests;
 //! * [`qemu`], [`console`]: QEMU's command line and process guard; following the console;
@@ -23,6 +24,7 @@ pub mod console;
 pub mod control;
 pub mod criu_build;
 pub mod criu_tree;
+pub mod ext4;
 pub mod hostdeps;
 pub mod initramfs;
 pub mod kconfig;
@@ -32,6 +34,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod saved_vm;
 pub mod userland;
+pub mod userns;
 pub mod vmlinux;
 pub mod zdtm_build;
 

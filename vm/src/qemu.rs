@@ -51,7 +51,13 @@ pub fn detect_accel() -> AccelChoice {
         .write(true)
         .open("/dev/kvm")
         .err()
-        .map(|e| format!("/dev/kvm: {e}"));
+        .map(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!(
+                "/dev/kvm: {e} (add this account to the `kvm` group to use KVM: \
+                 `sudo adduser $USER kvm`, then log in again)"
+            ),
+            _ => format!("/dev/kvm: {e}"),
+        });
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     choose_accel(dev, &cpuinfo)
 }

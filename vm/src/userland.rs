@@ -1,6 +1,7 @@
 //! The guest userland: a Debian suite with the C/R tools, built with
-//! `mmdebstrap` from the host's mirror and packed into an ext4 image with
-//! `mke2fs -d`, cached under a key of its inputs.
+//! `mmdebstrap` from the host's mirror (as root, or in its unshare mode as a normal user)
+//! and made into an ext4 image as it streams out ([`crate::ext4`]), cached under a key of
+//! its inputs.
 //!
 //! The image is a block device for the guest, not part of the initramfs (a
 //! large initramfs costs seconds of boot under TCG).
@@ -17,9 +18,11 @@ use crate::apt::{self, AptError};
 use crate::cache::{key_of, Cache, CacheError};
 use crate::command::{Cmd, CommandError};
 use crate::control;
+use crate::ext4::{self, Ext4Error};
+use crate::userns::UserNsError;
 
 /// Bumped whenever the way images are built changes.
-pub const FORMAT: &str = "userland-v1";
+pub const FORMAT: &str = "userland-v2";
 /// The image file inside a cache entry.
 pub const IMAGE: &str = "rootfs.ext4";
 /// The description file inside a cache entry.
@@ -88,17 +91,20 @@ pub enum UserlandError {
     Cache(#[from] CacheError),
     /// `mmdebstrap` could not start or failed (for example, a suite the
     /// archive does not have).
-    #[error("cannot bootstrap Debian suite `{suite}`: {source}")]
+    #[error("cannot bootstrap Debian suite `{suite}` into an image: {source}")]
     Bootstrap {
         /// The suite.
         suite: String,
-        /// The mmdebstrap failure, with its stderr tail.
+        /// The failure of mmdebstrap or of making its image, with the stderr tail.
         #[source]
-        source: CommandError,
+        source: Ext4Error,
     },
-    /// `mke2fs` could not start or failed.
-    #[error("cannot make the ext4 image: {0}")]
-    Image(#[source] CommandError),
+    /// The image was made and cannot be read.
+    #[error("cannot read the userland image: {0}")]
+    Image(#[source] Ext4Error),
+    /// A normal user's account cannot build a root.
+    #[error(transparent)]
+    UserNs(#[from] UserNsError),
     /// A file operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -126,11 +132,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UserlandError + '_ {
     }
 }
 
-/// `mmdebstrap` for `suite` with `packages` into the directory `rootfs`,
-/// sources from `sources_file` (always given, since mmdebstrap reads sources
-/// from a non-terminal stdin otherwise).
-pub fn mmdebstrap_cmd(suite: &str, packages: &[String], rootfs: &Path, sources_file: &Path) -> Cmd {
-    let mut c = Cmd::tool("mmdebstrap").arg("--variant=apt");
+/// `mmdebstrap` in `mode` (see [`crate::userns::mmdebstrap_mode`]) for `suite` with
+/// `packages`, writing the root as a tar to its stdout, sources from `sources_file` (always
+/// given, since mmdebstrap reads sources from a non-terminal stdin otherwise).
+pub fn mmdebstrap_cmd(mode: &str, suite: &str, packages: &[String], sources_file: &Path) -> Cmd {
+    let mut c = Cmd::tool("mmdebstrap").arg(mode).arg("--variant=apt");
     if !packages.is_empty() {
         c = c.arg(format!("--include={}", packages.join(",")));
     }
@@ -143,21 +149,7 @@ pub fn mmdebstrap_cmd(suite: &str, packages: &[String], rootfs: &Path, sources_f
     ] {
         c = c.arg(format!("--dpkgopt={opt}"));
     }
-    c.arg(suite).arg(rootfs).arg(sources_file)
-}
-
-/// `mke2fs` making an ext4 `image` of `size_mib` MiB with `inodes` inodes,
-/// populated from `rootfs`, no journal.
-pub fn mke2fs_cmd(rootfs: &Path, image: &Path, size_mib: u64, inodes: u64) -> Cmd {
-    Cmd::tool("mke2fs")
-        .args(["-q", "-t", "ext4", "-O", "^has_journal", "-b", "4096"])
-        .arg("-N")
-        .arg(inodes.to_string())
-        .args(["-L", LABEL, "-d"])
-        .arg(rootfs)
-        .arg("-F")
-        .arg(image)
-        .arg(format!("{size_mib}M"))
+    c.arg(suite).arg("-").arg(sources_file)
 }
 
 /// Installed packages (`Status: install ok installed`) of a dpkg status
@@ -168,42 +160,6 @@ pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, String> {
         .filter(|s| s.get("Status") == Some("install ok installed"))
         .filter_map(|s| Some((s.get("Package")?.to_string(), s.get("Version")?.to_string())))
         .collect()
-}
-
-/// Image size for a tree using `used_bytes`: 1.3 times that plus 128 MiB,
-/// in whole MiB, rounded up.
-pub fn image_size_mib(used_bytes: u64) -> u64 {
-    const MIB: u64 = 1 << 20;
-    let bytes = used_bytes + used_bytes * 3 / 10 + 128 * MIB;
-    bytes.div_ceil(MIB)
-}
-
-/// Inodes for a tree of `entries` files, directories and links: 1.3 times
-/// that plus 4096 spare.
-pub fn inode_count(entries: u64) -> u64 {
-    entries + entries * 3 / 10 + 4096
-}
-
-/// Space a tree takes in 4 KiB blocks (files rounded up, a block per
-/// directory), and how many entries it has.
-pub fn tree_usage(dir: &Path) -> io::Result<(u64, u64)> {
-    const BLOCK: u64 = 4096;
-    let (mut bytes, mut count) = (BLOCK, 1);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for ent in fs::read_dir(&d)? {
-            let ent = ent?;
-            let m = ent.path().symlink_metadata()?;
-            count += 1;
-            if m.is_dir() {
-                bytes += BLOCK;
-                stack.push(ent.path());
-            } else if m.is_file() {
-                bytes += m.len().div_ceil(BLOCK) * BLOCK;
-            }
-        }
-    }
-    Ok((bytes, count))
 }
 
 /// The cache key of a userland.
@@ -257,28 +213,6 @@ pub fn load(dir: &Path) -> Result<Userland, UserlandError> {
     })
 }
 
-fn clear_dir_files(dir: &Path, keep: &[&str], only_suffix: Option<&str>) -> io::Result<()> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for ent in rd {
-        let ent = ent?;
-        let name = ent.file_name();
-        let name = name.to_string_lossy();
-        if keep.contains(&name.as_ref()) || only_suffix.is_some_and(|s| !name.ends_with(s)) {
-            continue;
-        }
-        if ent.file_type()?.is_dir() {
-            fs::remove_dir_all(ent.path())?;
-        } else {
-            fs::remove_file(ent.path())?;
-        }
-    }
-    Ok(())
-}
-
 fn build_into(
     tmp: &Path,
     suite: &str,
@@ -286,51 +220,37 @@ fn build_into(
     sources: &str,
 ) -> Result<(), UserlandError> {
     let start = Instant::now();
+    crate::userns::check_subordinate_ids()?;
     let sources_file = tmp.join("sources.sources");
     fs::write(&sources_file, sources).map_err(io_err(&sources_file))?;
-    let rootfs = tmp.join("rootfs");
-    let mut notes = Vec::new();
-    if let Err(source) = mmdebstrap_cmd(suite, packages, &rootfs, &sources_file).run() {
-        if !is_expired_release(&source) {
-            return Err(UserlandError::Bootstrap {
-                suite: suite.to_string(),
-                source,
-            });
-        }
-        // The mirror serves a Release file past its Valid-Until (a frozen snapshot, an
-        // unstable suite not refreshed): say so, and accept it rather than have no guest.
-        let note = format!(
-            "the mirror's Release file of `{suite}` is expired; built with \
-             Acquire::Check-Valid-Until=false"
-        );
-        eprintln!("warning: {note}");
-        notes.push(note);
-        if fs::symlink_metadata(&rootfs).is_ok() {
-            crate::cache::remove_all(&rootfs)?;
-        }
-        mmdebstrap_cmd(suite, packages, &rootfs, &sources_file)
-            .arg("--aptopt=Acquire::Check-Valid-Until \"false\"")
-            .run()
-            .map_err(|source| UserlandError::Bootstrap {
-                suite: suite.to_string(),
-                source,
-            })?;
-    }
-
-    let status = rootfs.join("var/lib/dpkg/status");
-    let installed = parse_dpkg_status(&fs::read_to_string(&status).map_err(io_err(&status))?);
-
-    let apt_cache = rootfs.join("var/cache/apt");
-    clear_dir_files(&apt_cache, &[], Some(".bin")).map_err(io_err(&apt_cache))?;
-    let lists = rootfs.join("var/lib/apt/lists");
-    clear_dir_files(&lists, &["partial", "lock"], None).map_err(io_err(&lists))?;
-
-    let (used, entries) = tree_usage(&rootfs).map_err(io_err(&rootfs))?;
     let image = tmp.join(IMAGE);
-    mke2fs_cmd(&rootfs, &image, image_size_mib(used), inode_count(entries))
-        .run()
-        .map_err(UserlandError::Image)?;
-    fs::remove_dir_all(&rootfs).map_err(io_err(&rootfs))?;
+    let work = tmp.join("tree");
+    let mode = crate::userns::mmdebstrap_mode();
+    let bootstrap = mmdebstrap_cmd(mode, suite, packages, &sources_file);
+    let failed = |source| UserlandError::Bootstrap {
+        suite: suite.to_string(),
+        source,
+    };
+    let mut notes = Vec::new();
+    match ext4::from_root_tar(&bootstrap, &work, &image, LABEL) {
+        Ok(()) => {}
+        Err(Ext4Error::Command(e)) if is_expired_release(&e) => {
+            // The mirror serves a Release file past its Valid-Until (a frozen snapshot, an
+            // unstable suite not refreshed): say so, and accept it rather than have no guest.
+            let note = format!(
+                "the mirror's Release file of `{suite}` is expired; built with \
+                 Acquire::Check-Valid-Until=false"
+            );
+            eprintln!("warning: {note}");
+            notes.push(note);
+            let again = bootstrap.arg("--aptopt=Acquire::Check-Valid-Until \"false\"");
+            ext4::from_root_tar(&again, &work, &image, LABEL).map_err(failed)?;
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    let status = ext4::read_file(&image, "/var/lib/dpkg/status")
+        .map_err(|e| UserlandError::Image(e.into()))?;
+    let installed = parse_dpkg_status(&status);
 
     let image_size = fs::metadata(&image).map_err(io_err(&image))?.len();
     let manifest = Manifest {
@@ -351,7 +271,6 @@ fn build_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstest::rstest;
 
     #[test]
     fn dpkg_status_keeps_installed_only() {
@@ -381,15 +300,6 @@ Version: 1:1.35.0-4+b4
         assert_eq!(m["busybox"], "1:1.35.0-4+b4");
     }
 
-    #[rstest]
-    #[case(0, 128)]
-    #[case(1, 129)]
-    #[case(100 << 20, 258)]
-    #[case(300 << 20, 518)]
-    fn image_sizes(#[case] used: u64, #[case] mib: u64) {
-        assert_eq!(image_size_mib(used), mib);
-    }
-
     #[test]
     fn key_ignores_package_order_and_duplicates() {
         let a = cache_key("bookworm", &["kmod".into(), "criu".into()], "S");
@@ -409,43 +319,23 @@ Version: 1:1.35.0-4+b4
     #[test]
     fn command_lines() {
         let m = mmdebstrap_cmd(
+            "--mode=unshare",
             "bookworm",
             &["criu".into(), "kmod".into()],
-            Path::new("/t/rootfs"),
             Path::new("/t/sources.sources"),
         )
         .to_string();
         assert!(
             m.ends_with(
-                "mmdebstrap --variant=apt --include=criu,kmod \
+                "mmdebstrap --mode=unshare --variant=apt --include=criu,kmod \
                  '--dpkgopt=path-exclude=/usr/share/doc/*' \
                  '--dpkgopt=path-exclude=/usr/share/man/*' \
                  '--dpkgopt=path-exclude=/usr/share/info/*' \
                  '--dpkgopt=path-exclude=/usr/share/locale/*' \
                  --dpkgopt=path-include=/usr/share/locale/locale.alias \
-                 bookworm /t/rootfs /t/sources.sources"
+                 bookworm - /t/sources.sources"
             ),
             "{m}"
         );
-        let k = mke2fs_cmd(Path::new("/t/rootfs"), Path::new("/t/i.ext4"), 300, 9000).to_string();
-        assert!(
-            k.ends_with(
-                "mke2fs -q -t ext4 -O '^has_journal' -b 4096 -N 9000 -L crtest-root \
-                 -d /t/rootfs -F /t/i.ext4 300M"
-            ),
-            "{k}"
-        );
-    }
-
-    #[test]
-    fn usage_counts_blocks_and_entries() {
-        let t = tempfile::tempdir().unwrap();
-        fs::create_dir(t.path().join("d")).unwrap();
-        fs::write(t.path().join("d/f"), vec![0u8; 5000]).unwrap();
-        fs::write(t.path().join("g"), b"").unwrap();
-        std::os::unix::fs::symlink("d/f", t.path().join("l")).unwrap();
-        let (bytes, n) = tree_usage(t.path()).unwrap();
-        assert_eq!(n, 5); // root, d, d/f, g, l
-        assert_eq!(bytes, 4096 * 2 + 8192);
     }
 }

@@ -331,22 +331,11 @@ fn build_into(
     let runtime_packages = criu_build::read_list(&zdtm.join(".crtest-packages"));
     // The image: the built test/ folder (zdtm.py and its python beside the tests).
     let test_dir = src.join("test");
-    let (used, entries) = crate::userland::tree_usage(&test_dir).map_err(io_err(&test_dir))?;
     let image = tmp.join(IMAGE);
-    crate::command::Cmd::tool("mke2fs")
-        .args(["-q", "-t", "ext4", "-O", "^has_journal", "-b", "4096"])
-        .arg("-N")
-        .arg(crate::userland::inode_count(entries).to_string())
-        .args(["-L", LABEL, "-d"])
-        .arg(&test_dir)
-        .arg("-F")
-        .arg(&image)
-        .arg(format!("{}M", crate::userland::image_size_mib(used)))
-        .run()
-        .map_err(|source| CriuBuildError::Install {
-            image: image.clone(),
-            source,
-        })?;
+    crate::ext4::from_dir(&test_dir, &image, LABEL).map_err(|source| CriuBuildError::Image {
+        image: image.clone(),
+        source,
+    })?;
     let manifest = ZdtmBuild {
         format: FORMAT.into(),
         suite: suite.into(),
