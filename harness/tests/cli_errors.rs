@@ -316,6 +316,13 @@ fn a_criu_source_that_is_not_a_tree_says_what_it_lacks() {
 }
 
 #[test]
+fn the_oci_runtimes_are_judged_in_a_guest_s_userland_only() {
+    let out = crtest(&["doctor", "--host", "--oci"]);
+    check(&out, 2, "--oci");
+    check(&out, 2, "cannot be used with");
+}
+
+#[test]
 fn zdtm_tests_are_not_run_on_the_host() {
     let out = crtest(&["run", "--host", "--zdtm", "/nonexistent", "--scenario", "x"]);
     check(&out, 2, "--zdtm");

@@ -231,6 +231,7 @@ const FAULTS: &[(&str, Fault)] = &[
     ("results_disk_full", results_disk_full),
     ("sigkill_mid_run", sigkill_mid_run),
     ("kernel_without_cr", kernel_without_cr),
+    ("doctor_oci", doctor_oci),
     ("taint_leftovers_fresh_kernel", taint_leftovers_fresh_kernel),
     ("hostile_guest", hostile_guest),
     ("repeat_rounds", repeat_rounds),
@@ -1343,6 +1344,55 @@ fn kernel_without_cr(cell: vm_run::Cell) -> Result<(), String> {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+    Ok(())
+}
+
+/// `crtest doctor --oci --json` on the default cell: compatible, with the runtimes of the
+/// `oci` image and the four ways to checkpoint a container: runc's with the `criu` binary,
+/// crun's as its libcriu dependency says (bookworm's crun 1.8.1 has none).
+fn doctor_oci(_cell: vm_run::Cell) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtest"))
+        .args(["doctor", "--oci", "--json", "--results"])
+        .arg(dir.path())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fail = |why: &str| {
+        format!(
+            "{why}; exit {:?}\n{stdout}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    if out.status.code() != Some(0) {
+        return Err(fail("want exit 0 (compatible)"));
+    }
+    let r: serde_json::Value = serde_json::from_str(&stdout).map_err(|e| fail(&e.to_string()))?;
+    let oci = &r["oci"];
+    for tool in ["podman", "conmon", "runc", "crun"] {
+        if !oci["versions"][tool].is_string() {
+            return Err(fail(&format!("no version of {tool}")));
+        }
+    }
+    let paths = oci["paths"].as_array().cloned().unwrap_or_default();
+    let can = |name: &str| {
+        paths
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["can_checkpoint"].as_bool())
+    };
+    if can("runc alone") != Some(true) || can("podman over runc") != Some(true) {
+        return Err(fail("runc should checkpoint with the criu binary"));
+    }
+    let crun = can("crun alone").ok_or_else(|| fail("no crun path"))?;
+    if can("podman over crun") != Some(crun) {
+        return Err(fail("podman over crun should follow crun"));
+    }
+    let suite = crtest_vm::apt::host_suite().map_err(|e| e.to_string())?;
+    if suite == "bookworm" && crun {
+        return Err(fail("bookworm's crun 1.8.1 has no CRIU"));
     }
     Ok(())
 }

@@ -325,6 +325,10 @@ pub struct DoctorArgs {
     /// Check this machine's kernel and criu instead of a VM (root only).
     #[arg(long, conflicts_with_all = ["kernel", "userland", "criu"])]
     pub host: bool,
+    /// Also say which OCI ways to checkpoint a container (podman over runc or crun, runc or
+    /// crun alone) the userland can take, with the runtimes' versions (its `oci` image).
+    #[arg(long, conflicts_with = "host")]
+    pub oci: bool,
     /// The report as JSON.
     #[arg(long)]
     pub json: bool,

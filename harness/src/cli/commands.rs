@@ -199,7 +199,14 @@ pub fn doctor(args: &DoctorArgs) -> Result<Done, CliError> {
                 run.dir.join("console.log").display()
             )));
         }
-        vm_run::doctor_evidence(&cell, report)
+        let oci = match args.oci {
+            true => Some(vm_run::oci_evidence(&cell)?),
+            false => None,
+        };
+        crate::diagnose::doctor::Evidence {
+            oci,
+            ..vm_run::doctor_evidence(&cell, report)
+        }
     };
     let report = crate::diagnose::doctor::analyze(&evidence);
     if args.json {

@@ -88,6 +88,8 @@ pub struct Evidence {
     pub qemu: Option<String>,
     pub accel: String,
     pub probes: Vec<ProbeOutput>,
+    /// What the userland's `oci` image holds (`doctor --oci`).
+    pub oci: Option<crate::diagnose::oci::OciEvidence>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,6 +100,9 @@ pub struct DoctorReport {
     pub criu_check: CriuCheck,
     pub rules: Vec<RuleHit>,
     pub rules_known: usize,
+    /// Which OCI ways to checkpoint the userland can take (`doctor --oci`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<crate::diagnose::oci::OciReport>,
     pub verdict: Verdict,
 }
 
@@ -372,6 +377,10 @@ fn analyze_with(e: &Evidence, rules: &[Rule]) -> DoctorReport {
             check.summary
         ));
     }
+    let oci = e
+        .oci
+        .as_ref()
+        .map(|o| crate::diagnose::oci::analyze(o, criu.as_deref()));
     DoctorReport {
         cell: e.cell.clone(),
         versions: Versions {
@@ -386,6 +395,7 @@ fn analyze_with(e: &Evidence, rules: &[Rule]) -> DoctorReport {
         criu_check: check,
         rules: hits,
         rules_known: rules.len(),
+        oci,
         verdict: Verdict {
             compatible,
             decided_by,
@@ -445,6 +455,9 @@ pub fn render(r: &DoctorReport) -> String {
     );
     for w in c.warnings.iter().take(8) {
         let _ = writeln!(o, "  {w}");
+    }
+    if let Some(oci) = &r.oci {
+        crate::diagnose::oci::render(oci, &mut o);
     }
     let _ = writeln!(
         o,
@@ -521,6 +534,7 @@ mod tests {
                 p(&["criu", "check", "--all"], 0, "Warn  (criu/cr-check.c:1230): Dirty tracking is OFF.\nLooks good but some kernel features are missing\n"),
                 p(&["sh", "-c", "..."], 0, "mnt_id yes\ntimens yes\nuffd-noncoop no\n"),
             ],
+            oci: None,
         }
     }
 

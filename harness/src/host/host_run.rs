@@ -57,6 +57,7 @@ pub fn doctor_evidence() -> Result<crate::diagnose::doctor::Evidence, HostError>
         qemu: None,
         accel: "none".into(),
         probes,
+        oci: None,
     })
 }
 

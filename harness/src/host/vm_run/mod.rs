@@ -13,7 +13,7 @@ pub mod run_cell;
 pub(crate) mod session;
 
 pub use prepare::{
-    doctor_evidence, prepare, Cell, CellCriu, CellOptions, CriuChoice, KernelChoice, PrepareError,
-    BOOT_MODULES, BOOT_TIMEOUT,
+    doctor_evidence, oci_evidence, prepare, Cell, CellCriu, CellOptions, CriuChoice, KernelChoice,
+    PrepareError, BOOT_MODULES, BOOT_TIMEOUT,
 };
 pub use run_cell::{run_cell, GUEST_DIR};

@@ -692,5 +692,31 @@ pub fn doctor_evidence(cell: &Cell, report: CellReport) -> crate::diagnose::doct
         qemu: cell.qemu_version.clone(),
         accel: report.qemu.accel,
         probes: report.probes,
+        oci: None,
     }
+}
+
+/// What the `oci` variant of the cell's userland holds, for `doctor --oci`: the image is
+/// built (or found in the cache), crun's binary read from it with `debugfs`.
+pub fn oci_evidence(cell: &Cell) -> Result<crate::diagnose::oci::OciEvidence, PrepareError> {
+    let cache = Cache::from_env()?;
+    let suite = &cell.userland.suite;
+    let packages = variant_packages("oci", suite, None);
+    let userland = crtest_vm::userland::build(&cache, suite, &packages)?;
+    let crun_criu = match userland.packages.contains_key("crun") {
+        false => None,
+        true => {
+            let binary = crtest_vm::ext4::read_file(&userland.image, "/usr/bin/crun")
+                .map_err(|e| crtest_vm::userland::UserlandError::Image(e.into()))?;
+            Some(crate::diagnose::oci::crun_built_with_criu(&binary))
+        }
+    };
+    Ok(crate::diagnose::oci::OciEvidence {
+        userland: format!("{suite}+oci"),
+        versions: crate::diagnose::oci::TOOLS
+            .iter()
+            .filter_map(|t| Some((t.to_string(), userland.packages.get(*t)?.clone())))
+            .collect(),
+        crun_criu,
+    })
 }
