@@ -51,15 +51,20 @@ pub fn detect_accel() -> AccelChoice {
         .write(true)
         .open("/dev/kvm")
         .err()
-        .map(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => format!(
-                "/dev/kvm: {e} (add this account to the `kvm` group to use KVM: \
-                 `sudo adduser $USER kvm`, then log in again)"
-            ),
-            _ => format!("/dev/kvm: {e}"),
-        });
+        .map(|e| kvm_open_error(&e));
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     choose_accel(dev, &cpuinfo)
+}
+
+/// Why /dev/kvm did not open, with what gets a normal account in when it is a permission.
+pub fn kvm_open_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "/dev/kvm: {e} (add this account to the `kvm` group to use KVM: \
+             `sudo adduser $USER kvm`, then log in again)"
+        ),
+        _ => format!("/dev/kvm: {e}"),
+    }
 }
 
 /// Pure part of [`detect_accel`]: `dev_error` is the failure to open /dev/kvm, if any.
@@ -379,6 +384,21 @@ mod tests {
             cpu: None,
             link: None,
         }
+    }
+
+    #[test]
+    fn a_kvm_that_this_account_may_not_open_names_the_group() {
+        let denied = std::io::Error::from_raw_os_error(13);
+        assert_eq!(
+            kvm_open_error(&denied),
+            "/dev/kvm: Permission denied (os error 13) (add this account to the `kvm` group \
+             to use KVM: `sudo adduser $USER kvm`, then log in again)"
+        );
+        let missing = std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            kvm_open_error(&missing),
+            "/dev/kvm: No such file or directory (os error 2)"
+        );
     }
 
     #[test]
